@@ -1,0 +1,1 @@
+"""jinarag.chroma (in progress)."""

@@ -1,0 +1,1 @@
+"""jinarag.haystack (in progress)."""

@@ -1,0 +1,1 @@
+"""jinarag.langchain (in progress)."""

