@@ -1,0 +1,127 @@
+"""Text embeddings: mean pooling over the encoder's last hidden states."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from jinarag.engine import PretrainedModel, check_texts
+from jinarag.errors import InputError
+from jinarag.loading import Kind
+
+__all__ = ["Embedder"]
+
+
+class Embedder(PretrainedModel):
+    """Embeds texts with jina-embeddings-v2 (or any BERT checkpoint), locally.
+
+    Example:
+        >>> embedder = Embedder.from_pretrained("small")  # or a local directory
+        >>> embedder.embed(["a wing in a slipstream", "boundary layers"]).shape
+        (2, 512)
+        >>> embedder.embed_query("how do wings behave in a slipstream?").shape
+        (512,)
+
+    The query and document sides differ only by the optional ``query_prefix`` and
+    ``document_prefix`` (jina-embeddings-v2 uses none; other checkpoints may want some).
+    """
+
+    kind: ClassVar[Kind] = "embedder"
+
+    def __init__(self, *args, query_prefix: str = "", document_prefix: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+
+    @property
+    def dim(self) -> int:
+        return self.config.hidden_size
+
+    def embed(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool = False,
+        truncate: bool = True,
+    ) -> np.ndarray:
+        """Embed documents: a float32 array of shape (len(texts), dim), rows in input order.
+
+        With ``normalize=False`` the rows are exactly the mean of the last hidden states over
+        the attention mask (accumulated in float32).
+        """
+        return self._embed(
+            check_texts(texts), self.document_prefix, batch_size, normalize, show_progress, truncate
+        )
+
+    def embed_documents(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool = False,
+        truncate: bool = True,
+    ) -> np.ndarray:
+        """The document side; the same as :meth:`embed`."""
+        return self.embed(
+            texts,
+            batch_size=batch_size,
+            normalize=normalize,
+            show_progress=show_progress,
+            truncate=truncate,
+        )
+
+    def embed_queries(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool = False,
+        truncate: bool = True,
+    ) -> np.ndarray:
+        """The query side, batched: ``query_prefix`` is prepended to each text."""
+        return self._embed(
+            check_texts(texts), self.query_prefix, batch_size, normalize, show_progress, truncate
+        )
+
+    def embed_query(
+        self, text: str, *, normalize: bool = True, truncate: bool = True
+    ) -> np.ndarray:
+        """One query: a float32 vector of shape (dim,)."""
+        if not isinstance(text, str):
+            raise InputError(
+                f"text is {type(text).__name__} ({text!r:.60}), not str; pass one string."
+            )
+        return self.embed_queries([text], normalize=normalize, truncate=truncate)[0]
+
+    def _embed(
+        self,
+        texts: list[str],
+        prefix: str,
+        batch_size: int,
+        normalize: bool,
+        show_progress: bool,
+        truncate: bool,
+    ) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if prefix:
+            texts = [prefix + text for text in texts]
+        encoded = self.tokenizer.encode(texts, max_length=self.max_length, truncate=truncate)
+
+        def mean_pool(ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+            hidden = self.model(ids, mask, types).float()  # B,S,H
+            weights = mask.unsqueeze(-1).float()
+            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+            return F.normalize(pooled, dim=-1) if normalize else pooled
+
+        return self._run(
+            encoded, mean_pool, batch_size=batch_size, show_progress=show_progress, what="texts"
+        )

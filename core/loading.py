@@ -1,0 +1,298 @@
+"""Finding and loading checkpoints: local directory → Hugging Face cache → Hub download.
+
+We never run code from a model repository (no ``trust_remote_code``): the architecture comes
+from ``config.json`` and our own ``jinarag.model``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from jinarag.errors import CheckpointError, ModelNotFoundError
+from jinarag.model import Encoder, EncoderConfig
+
+__all__ = [
+    "EMBEDDER_ALIASES",
+    "RERANKER_ALIASES",
+    "load_encoder",
+    "read_config",
+    "repo_id_for",
+    "resolve_checkpoint",
+    "resolve_dtype",
+]
+
+Kind = Literal["embedder", "reranker"]
+
+EMBEDDER_ALIASES = {
+    "small": "jinaai/jina-embeddings-v2-small-en",
+    "base": "jinaai/jina-embeddings-v2-base-en",
+    "base-en": "jinaai/jina-embeddings-v2-base-en",
+    "base-de": "jinaai/jina-embeddings-v2-base-de",
+    "base-zh": "jinaai/jina-embeddings-v2-base-zh",
+    "base-es": "jinaai/jina-embeddings-v2-base-es",
+    "base-code": "jinaai/jina-embeddings-v2-base-code",
+}
+RERANKER_ALIASES = {
+    "reranker": "jinaai/jina-reranker-v1-base-en",
+    "base": "jinaai/jina-reranker-v1-base-en",
+    "turbo": "jinaai/jina-reranker-v1-turbo-en",
+    "tiny": "jinaai/jina-reranker-v1-tiny-en",
+}
+_ALIASES: dict[Kind, dict[str, str]] = {"embedder": EMBEDDER_ALIASES, "reranker": RERANKER_ALIASES}
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# What a download fetches: config, tokenizer files and one weights file (safetensors first).
+_METADATA_PATTERNS = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "sentence_bert_config.json",
+]
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Keys real checkpoints carry that inference does not use.
+_DROPPED_PREFIXES = ("cls.",)
+_DROPPED_SUFFIXES = ("position_ids", "alibi")
+
+
+def _offline(local_files_only: bool | None) -> bool:
+    if local_files_only is not None:
+        return local_files_only
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def repo_id_for(name: str, kind: Kind) -> str:
+    """The Hugging Face repo id an alias stands for (other names are returned unchanged)."""
+    return _ALIASES[kind].get(name, name)
+
+
+def _has_checkpoint(path: Path) -> bool:
+    return (path / "config.json").is_file() and any((path / w).is_file() for w in WEIGHT_FILES)
+
+
+def resolve_checkpoint(
+    name_or_path: str | os.PathLike[str],
+    *,
+    kind: Kind = "embedder",
+    revision: str | None = None,
+    local_files_only: bool | None = None,
+) -> Path:
+    """Return the local directory of a checkpoint, downloading it only when allowed.
+
+    Order: an existing local directory; an alias or Hub id found in the Hugging Face cache;
+    a download from the Hub unless ``local_files_only`` or ``HF_HUB_OFFLINE=1``.
+
+    Raises:
+        ModelNotFoundError: nothing worked; the message lists every place tried and the fix.
+        CheckpointError: a local directory exists but holds no usable checkpoint.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not _has_checkpoint(path):
+            present = ", ".join(sorted(p.name for p in path.iterdir())[:12]) or "nothing"
+            raise CheckpointError(
+                f"{path} is not a checkpoint directory: it needs config.json and one of "
+                f"{' or '.join(WEIGHT_FILES)} (found: {present}). Point at the folder that "
+                "holds them, e.g. one written by save_pretrained()."
+            )
+        return path.resolve()
+
+    name = os.fspath(name_or_path)
+    repo_id = repo_id_for(name, kind)
+    tried = [f"local directory {path.resolve()} (does not exist)"]
+    if not _REPO_ID.match(repo_id):
+        raise ModelNotFoundError(
+            _not_found_message(
+                name,
+                repo_id,
+                kind,
+                tried,
+                hint="it is neither a directory, "
+                "a known alias nor a Hugging Face repo id (owner/name)",
+            )
+        )
+
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        snapshot = Path(
+            snapshot_download(
+                repo_id, revision=revision, local_files_only=True, allow_patterns=_patterns()
+            )
+        )
+        if _has_checkpoint(snapshot):
+            return snapshot
+        tried.append(
+            f"Hugging Face cache {constants.HF_HUB_CACHE} (incomplete snapshot {snapshot})"
+        )
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        tried.append(f"Hugging Face cache {constants.HF_HUB_CACHE} (no snapshot of {repo_id})")
+
+    if _offline(local_files_only):
+        why = "local_files_only=True" if local_files_only else "HF_HUB_OFFLINE=1"
+        tried.append(f"download from https://huggingface.co/{repo_id} (skipped: {why})")
+    else:
+        try:
+            snapshot = Path(
+                snapshot_download(repo_id, revision=revision, allow_patterns=_patterns())
+            )
+            if not (snapshot / WEIGHT_FILES[0]).is_file():
+                # Older repos ship only the pickle; fetch it when there is no safetensors.
+                snapshot = Path(
+                    snapshot_download(repo_id, revision=revision, allow_patterns=[WEIGHT_FILES[1]])
+                )
+            if _has_checkpoint(snapshot):
+                return snapshot
+            tried.append(f"download from https://huggingface.co/{repo_id} (no weights in repo)")
+        except Exception as exc:  # network errors come in many types; report, don't crash
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            tried.append(f"download from https://huggingface.co/{repo_id} ({reason})")
+    raise ModelNotFoundError(_not_found_message(name, repo_id, kind, tried))
+
+
+def _patterns() -> list[str]:
+    return [*_METADATA_PATTERNS, WEIGHT_FILES[0]]
+
+
+def _not_found_message(
+    name: str, repo_id: str, kind: Kind, tried: list[str], hint: str | None = None
+) -> str:
+    alias_note = f" (alias for {repo_id})" if repo_id != name else ""
+    aliases = ", ".join(sorted(_ALIASES[kind]))
+    lines = [f"Could not find the {kind} model {name!r}{alias_note}; tried:"]
+    lines += [f"  - {place}" for place in tried]
+    if hint:
+        lines.append(f"{name!r}: {hint}.")
+    lines.append(
+        "Fix: pass the path of a local checkpoint directory (config.json, model.safetensors, "
+        "tokenizer.json), or allow the download (unset HF_HUB_OFFLINE, pass "
+        f"local_files_only=False, check the network). Known {kind} aliases: {aliases}."
+    )
+    return "\n".join(lines)
+
+
+def read_config(directory: Path) -> EncoderConfig:
+    path = directory / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{path} cannot be read as JSON ({exc}); the checkpoint is corrupt or half-written: "
+            "copy or download it again."
+        ) from exc
+    return EncoderConfig.from_dict(raw, source=str(path))
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """``"auto"``: float32 on CPU (fp16 matmuls are slow there); on an accelerator, float16."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.float32 if device.type == "cpu" else torch.float16
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
+    if dtype not in names:
+        from jinarag.errors import InputError
+
+        raise InputError(f"dtype={dtype!r} is not supported; use 'auto', {', '.join(names)}.")
+    return names[dtype]
+
+
+def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    for filename in WEIGHT_FILES:
+        path = directory / filename
+        if not path.is_file():
+            continue
+        try:
+            if filename.endswith(".safetensors"):
+                from safetensors.torch import load_file
+
+                return load_file(str(path))
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # safetensors/pickle raise several types for a bad file
+            raise CheckpointError(
+                f"{path} is corrupt or half-written ({type(exc).__name__}: {exc}). "
+                "Delete it and copy or download the checkpoint again."
+            ) from exc
+    raise CheckpointError(f"{directory} has no weights: expected {' or '.join(WEIGHT_FILES)}.")
+
+
+def _normalise_keys(state: dict[str, torch.Tensor], *, keep_head: bool) -> dict[str, torch.Tensor]:
+    """Strip the optional ``bert.`` prefix; drop MLM heads, position ids and ALiBi buffers."""
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if key.startswith(_DROPPED_PREFIXES) or key.endswith(_DROPPED_SUFFIXES):
+            continue
+        key = key.removeprefix("bert.")
+        if not keep_head and key.startswith(("pooler.", "classifier.")):
+            continue  # embedders pool the hidden states themselves
+        out[key] = tensor
+    return out
+
+
+def _key_list(keys: set[str]) -> str:
+    shown = sorted(keys)[:10]
+    more = f" … and {len(keys) - 10} more" if len(keys) > 10 else ""
+    return ", ".join(shown) + more
+
+
+def load_encoder(
+    directory: Path, *, kind: Kind, device: torch.device, dtype: torch.dtype
+) -> tuple[Encoder, EncoderConfig]:
+    """Build the encoder a checkpoint describes and load its weights, strictly.
+
+    The module is created on the meta device and the loaded tensors are assigned to it, so
+    weights live in memory once (no random init that is then overwritten).
+    """
+    config = read_config(directory)
+    with_classifier = kind == "reranker"
+    if with_classifier and config.num_labels != 1:
+        raise CheckpointError(
+            f"{directory} has num_labels={config.num_labels}; a reranker needs a single-logit "
+            "classifier (a cross-encoder saved with num_labels=1)."
+        )
+    with torch.device("meta"):
+        model = Encoder(config, with_classifier=with_classifier)
+    state = _normalise_keys(_read_weights(directory), keep_head=with_classifier)
+    expected = set(model.state_dict())
+    missing, unexpected = expected - state.keys(), state.keys() - expected
+    if missing or unexpected:
+        problems = []
+        if missing:
+            problems.append(f"missing weights: {_key_list(missing)}")
+        if unexpected:
+            problems.append(f"unexpected weights: {_key_list(unexpected)}")
+        if with_classifier:
+            problems.append("a reranker needs pooler.dense and classifier weights")
+        raise CheckpointError(
+            f"{directory} does not match its config.json ({'; '.join(problems)}). The file is "
+            "incomplete or belongs to another architecture: re-download it, or check that "
+            "config.json describes these weights."
+        )
+    wrong_shape = [
+        f"{key} {tuple(state[key].shape)} != {tuple(param.shape)}"
+        for key, param in model.state_dict().items()
+        if state[key].shape != param.shape
+    ]
+    if wrong_shape:
+        raise CheckpointError(
+            f"{directory}: weights do not match config.json shapes: {'; '.join(wrong_shape[:5])}."
+            " The config and weights come from different models."
+        )
+    state = {key: tensor.to(device=device, dtype=dtype) for key, tensor in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.eval(), config

@@ -1,0 +1,101 @@
+"""Cross-encoder reranking: jina-reranker-v1 base/turbo/tiny, or any BERT cross-encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from jinarag.engine import PretrainedModel, check_texts
+from jinarag.errors import InputError
+from jinarag.loading import Kind
+
+__all__ = ["RankedDocument", "Reranker"]
+
+ACTIVATIONS = ("sigmoid", None)
+
+
+@dataclass(frozen=True)
+class RankedDocument:
+    """One document of a ranking: its position in the input, its score and its text."""
+
+    index: int
+    score: float
+    text: str
+
+
+class Reranker(PretrainedModel):
+    """Scores (query, document) pairs with a cross-encoder, locally.
+
+    Example:
+        >>> reranker = Reranker.from_pretrained("turbo")  # or "tiny", "base", a directory
+        >>> reranker.score("wing flutter", ["flutter of swept wings", "heat transfer"])
+        array([0.93, 0.02], dtype=float32)
+        >>> reranker.rank("wing flutter", ["heat transfer", "flutter of swept wings"], top_n=1)
+        [RankedDocument(index=1, score=0.93, text='flutter of swept wings')]
+
+    ``activation="sigmoid"`` gives relevance in (0, 1) (the Jina API's ``relevance_score``);
+    ``activation=None`` the raw logit.
+    """
+
+    kind: ClassVar[Kind] = "reranker"
+
+    def score(
+        self,
+        query: str,
+        documents: Iterable[str],
+        *,
+        batch_size: int = 32,
+        activation: str | None = "sigmoid",
+        show_progress: bool = False,
+        truncate: bool = True,
+    ) -> np.ndarray:
+        """One float32 score per document, in input order."""
+        if not isinstance(query, str):
+            raise InputError(f"query is {type(query).__name__} ({query!r:.60}), not str.")
+        if activation not in ACTIVATIONS:
+            raise InputError(f"activation={activation!r} is not supported; use 'sigmoid' or None.")
+        docs = check_texts(documents, "documents")
+        if not docs:
+            return np.zeros((0,), dtype=np.float32)
+        encoded = self.tokenizer.encode_pairs(
+            query, docs, max_length=self.max_length, truncate=truncate
+        )
+        logits = self._run(
+            encoded,
+            self.model.classify,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            what="documents",
+        )
+        if activation == "sigmoid":
+            return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+        return logits
+
+    def rank(
+        self,
+        query: str,
+        documents: Iterable[str],
+        *,
+        top_n: int | None = None,
+        batch_size: int = 32,
+        activation: str | None = "sigmoid",
+        show_progress: bool = False,
+        truncate: bool = True,
+    ) -> list[RankedDocument]:
+        """The documents best first (ties keep input order), at most ``top_n`` of them."""
+        if top_n is not None and (not isinstance(top_n, int) or top_n < 0):
+            raise InputError(f"top_n={top_n!r} must be None or a non-negative integer.")
+        docs = check_texts(documents, "documents")
+        scores = self.score(
+            query,
+            docs,
+            batch_size=batch_size,
+            activation=activation,
+            show_progress=show_progress,
+            truncate=truncate,
+        )
+        order = np.argsort(-scores, kind="stable")[: top_n if top_n is not None else len(docs)]
+        return [RankedDocument(int(i), float(scores[i]), docs[i]) for i in order]

@@ -1,0 +1,160 @@
+"""Tokenization with the `tokenizers` library, and truncation that never cuts a query.
+
+Texts are encoded without special tokens, cut to fit, and only then given the tokenizer's own
+template (``[CLS] a [SEP] b [SEP]`` for WordPiece, ``<s> a </s></s> b </s>`` for byte-level
+BPE), so a pair is always cut on the document side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tokenizers import Encoding, Tokenizer, models, normalizers, pre_tokenizers, processors
+
+from jinarag.errors import CheckpointError, InputError
+
+__all__ = ["Encoded", "TextTokenizer"]
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids ready for the model, and which inputs had to be truncated."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]]
+    truncated: list[int]  # indices of the inputs that were cut
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+class TextTokenizer:
+    """A checkpoint's tokenizer: ``tokenizer.json``, or ``vocab.txt`` for WordPiece-only ones."""
+
+    def __init__(self, tokenizer: Tokenizer, pad_token_id: int = 0) -> None:
+        self.tokenizer = tokenizer
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.pad_token_id = pad_token_id
+        self._special_single = tokenizer.num_special_tokens_to_add(False)
+        self._special_pair = tokenizer.num_special_tokens_to_add(True)
+
+    @classmethod
+    def from_dir(cls, directory: Path, *, pad_token_id: int = 0) -> TextTokenizer:
+        tokenizer_json = directory / "tokenizer.json"
+        vocab_txt = directory / "vocab.txt"
+        try:
+            if tokenizer_json.is_file():
+                return cls(Tokenizer.from_file(str(tokenizer_json)), pad_token_id)
+            if vocab_txt.is_file():
+                return cls(_wordpiece_from_vocab(directory), pad_token_id)
+        except Exception as exc:  # tokenizers raises plain Exception for a bad file
+            raise CheckpointError(
+                f"The tokenizer in {directory} cannot be read ({exc}); copy or download "
+                "tokenizer.json again."
+            ) from exc
+        raise CheckpointError(
+            f"{directory} has no tokenizer: expected tokenizer.json (or vocab.txt for a "
+            "WordPiece model). Copy the tokenizer files next to config.json."
+        )
+
+    def save(self, directory: Path) -> None:
+        self.tokenizer.save(str(directory / "tokenizer.json"))
+
+    # -- single texts ---------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str], *, max_length: int, truncate: bool = True) -> Encoded:
+        """Encode texts, cutting each to ``max_length`` tokens (special tokens included)."""
+        budget = max_length - self._special_single
+        raw = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        truncated = []
+        for index, encoding in enumerate(raw):
+            if len(encoding.ids) > budget:
+                if not truncate:
+                    raise InputError(
+                        f"texts[{index}] has {len(encoding.ids) + self._special_single} tokens, "
+                        f"more than max_length={max_length}. Pass truncate=True to cut it, "
+                        "split it into chunks, or raise max_length."
+                    )
+                encoding.truncate(budget)
+                truncated.append(index)
+        return self._finish([self.tokenizer.post_process(e) for e in raw], truncated)
+
+    # -- (query, document) pairs ----------------------------------------------------------
+
+    def encode_pairs(
+        self, query: str, documents: Sequence[str], *, max_length: int, truncate: bool = True
+    ) -> Encoded:
+        """Encode (query, document) pairs with the tokenizer's pair template.
+
+        Only documents are cut. A query that leaves no room for any document token is an
+        InputError: cutting the query would silently change what is being asked.
+        """
+        query_encoding = self.tokenizer.encode(query, add_special_tokens=False)
+        budget = max_length - self._special_pair - len(query_encoding.ids)
+        if budget < 1:
+            raise InputError(
+                f"The query has {len(query_encoding.ids)} tokens, which leaves no room for the "
+                f"document within max_length={max_length}. Shorten the query or raise max_length."
+            )
+        raw = self.tokenizer.encode_batch(list(documents), add_special_tokens=False)
+        truncated = []
+        pairs: list[Encoding] = []
+        for index, encoding in enumerate(raw):
+            if len(encoding.ids) > budget:
+                if not truncate:
+                    raise InputError(
+                        f"documents[{index}] with the query has more than max_length="
+                        f"{max_length} tokens. Pass truncate=True to cut the document, or "
+                        "split it into chunks."
+                    )
+                encoding.truncate(budget)
+                truncated.append(index)
+            pairs.append(self.tokenizer.post_process(query_encoding, encoding))
+        return self._finish(pairs, truncated)
+
+    # -- offsets for chunking -------------------------------------------------------------
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each token of ``text`` (no special tokens), for chunking."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False).offsets)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` including the special tokens the model adds."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids) + self._special_single
+
+    @staticmethod
+    def _finish(encodings: list[Encoding], truncated: list[int]) -> Encoded:
+        return Encoded(
+            input_ids=[e.ids for e in encodings],
+            token_type_ids=[e.type_ids for e in encodings],
+            truncated=truncated,
+        )
+
+
+def _wordpiece_from_vocab(directory: Path) -> Tokenizer:
+    """A BERT WordPiece tokenizer from ``vocab.txt`` (lower-casing per tokenizer_config.json)."""
+    config_path = directory / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    lowercase = bool(config.get("do_lower_case", True))
+    vocab = models.WordPiece.read_file(str(directory / "vocab.txt"))
+    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return tokenizer
