@@ -62,3 +62,12 @@ def minilm_reranker(minilm_reranker_dir):
     import jinarag
 
     return jinarag.Reranker.from_pretrained(minilm_reranker_dir, max_length=256)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Every tiny random checkpoint of `tiny_checkpoints.VARIANTS`, built once:
+    ``{variant name: directory}``. Read-only: copy one before corrupting it."""
+    from tiny_checkpoints import build_all
+
+    return build_all(tmp_path_factory.mktemp("tiny-checkpoints"))
