@@ -1,0 +1,144 @@
+"""`JinaRanker`: a local Jina cross-encoder reranker as a Haystack component."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.utils import ComponentDevice
+from jinarag.defaults import DEFAULT_RERANKER
+from jinarag.haystack._common import document_texts, load_options, model_name
+from jinarag.reranker import Reranker
+
+
+@component
+class JinaRanker:
+    """Reorders Documents by their relevance to a query with a local Jina reranker.
+
+    Returns new Documents, best first, with `score` set to the reranker's score: the sigmoid of
+    its logit in (0, 1) when `scale_score` is true (what the Jina API calls `relevance_score`),
+    the raw logit otherwise. The input Documents are left untouched.
+
+    Example:
+        >>> from haystack import Document
+        >>> from jinarag.haystack import JinaRanker
+        >>> ranker = JinaRanker(model="turbo", top_k=2)
+        >>> docs = [Document(content="Lift grows with speed."), Document(content="Paris.")]
+        >>> best = ranker.run(query="what lifts a wing?", documents=docs)["documents"][0]
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_RERANKER,
+        device: ComponentDevice | str | None = None,
+        top_k: int | None = 10,
+        score_threshold: float | None = None,
+        scale_score: bool = True,
+        meta_fields_to_embed: list[str] | None = None,
+        embedding_separator: str = "\n",
+        batch_size: int = 32,
+        max_length: int | None = None,
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+    ) -> None:
+        self.model = model_name(model)
+        self.device = device
+        self.top_k = top_k
+        self.score_threshold = score_threshold
+        self.scale_score = scale_score
+        self.meta_fields_to_embed = (
+            list(meta_fields_to_embed) if meta_fields_to_embed is not None else []
+        )
+        self.embedding_separator = embedding_separator
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.revision = revision
+        self.local_files_only = local_files_only
+        self.reranker: Reranker | None = None
+
+    def warm_up(self) -> None:
+        """Load the model once; later calls keep the loaded one."""
+        if self.reranker is None:
+            self.reranker = Reranker.from_pretrained(self.model, **load_options(self))
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        query: str,
+        documents: list[Document],
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+        scale_score: bool | None = None,
+    ) -> dict[str, list[Document]]:
+        """Rank `documents` against `query`; the arguments override the init values.
+
+        Args:
+            query: The query.
+            documents: The Documents to rank.
+            top_k: How many to return at most (None: all).
+            score_threshold: Drop Documents scoring below it.
+            scale_score: True for sigmoid scores in (0, 1), False for raw logits.
+
+        Returns:
+            `{"documents": [...]}`: new Documents, best first, with `score` set.
+        """
+        top_k = top_k if top_k is not None else self.top_k
+        threshold = score_threshold if score_threshold is not None else self.score_threshold
+        scale = scale_score if scale_score is not None else self.scale_score
+        texts = document_texts(
+            "JinaRanker", documents, self.meta_fields_to_embed, self.embedding_separator
+        )
+        self.warm_up()
+        ranked = self.reranker.rank(
+            query,
+            texts,
+            top_n=top_k,
+            batch_size=self.batch_size,
+            activation="sigmoid" if scale else None,
+        )
+        return {
+            "documents": [
+                replace(documents[r.index], score=float(r.score))
+                for r in ranked
+                if threshold is None or r.score >= threshold
+            ]
+        }
+
+    @component.output_types(documents=list[Document])
+    async def run_async(
+        self,
+        query: str,
+        documents: list[Document],
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+        scale_score: bool | None = None,
+    ) -> dict[str, list[Document]]:
+        """`run` in a worker thread, so the event loop stays free."""
+        return await asyncio.to_thread(
+            self.run, query, documents, top_k, score_threshold, scale_score
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise the init parameters (the model is loaded again after `from_dict`)."""
+        return default_to_dict(
+            self,
+            model=self.model,
+            device=self.device,
+            top_k=self.top_k,
+            score_threshold=self.score_threshold,
+            scale_score=self.scale_score,
+            meta_fields_to_embed=self.meta_fields_to_embed,
+            embedding_separator=self.embedding_separator,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            revision=self.revision,
+            local_files_only=self.local_files_only,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JinaRanker:
+        """Rebuild the component from `to_dict`'s output."""
+        return default_from_dict(cls, data)

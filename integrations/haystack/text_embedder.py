@@ -1,0 +1,109 @@
+"""`JinaTextEmbedder`: a query string to a vector (the query side) in a Haystack pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from haystack import component, default_from_dict, default_to_dict
+from haystack.utils import ComponentDevice
+from jinarag.defaults import DEFAULT_EMBEDDER
+from jinarag.embedder import Embedder
+from jinarag.errors import InputError
+from jinarag.haystack._common import load_options, model_name
+
+
+@component
+class JinaTextEmbedder:
+    """Embeds one query string with a local Jina model, on the query side of the embedder.
+
+    Pair it with `JinaDocumentEmbedder` on the same `model` for the documents. The keyword
+    names follow Haystack's SentenceTransformers embedders. The model is loaded by `warm_up()`
+    (or by the first `run`), not when the component is created.
+
+    Example:
+        >>> from jinarag.haystack import JinaTextEmbedder
+        >>> embedder = JinaTextEmbedder(model="small")
+        >>> vector = embedder.run(text="what lifts a wing?")["embedding"]
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_EMBEDDER,
+        device: ComponentDevice | str | None = None,
+        prefix: str = "",
+        suffix: str = "",
+        batch_size: int = 32,
+        progress_bar: bool = True,
+        normalize_embeddings: bool = True,
+        max_length: int | None = None,
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+    ) -> None:
+        self.model = model_name(model)
+        self.device = device
+        self.prefix = prefix
+        self.suffix = suffix
+        self.batch_size = batch_size
+        self.progress_bar = progress_bar
+        self.normalize_embeddings = normalize_embeddings
+        self.max_length = max_length
+        self.revision = revision
+        self.local_files_only = local_files_only
+        self.embedder: Embedder | None = None
+
+    def warm_up(self) -> None:
+        """Load the model once; later calls keep the loaded one."""
+        if self.embedder is None:
+            self.embedder = Embedder.from_pretrained(self.model, **load_options(self))
+
+    @component.output_types(embedding=list[float])
+    def run(self, text: str) -> dict[str, list[float]]:
+        """Embed `prefix + text + suffix` on the query side.
+
+        Args:
+            text: The query.
+
+        Returns:
+            `{"embedding": [...]}`, a list of floats.
+        """
+        if not isinstance(text, str):
+            raise InputError(
+                f"JinaTextEmbedder expects a str, got {type(text).__name__}; "
+                "use JinaDocumentEmbedder to embed Documents"
+            )
+        self.warm_up()
+        vectors = self.embedder.embed_queries(
+            [self.prefix + text + self.suffix],
+            batch_size=self.batch_size,
+            normalize=self.normalize_embeddings,
+            show_progress=self.progress_bar,
+        )
+        return {"embedding": vectors[0].tolist()}
+
+    @component.output_types(embedding=list[float])
+    async def run_async(self, text: str) -> dict[str, list[float]]:
+        """`run` in a worker thread, so the event loop stays free."""
+        return await asyncio.to_thread(self.run, text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise the init parameters (the model is loaded again after `from_dict`)."""
+        return default_to_dict(
+            self,
+            model=self.model,
+            device=self.device,
+            prefix=self.prefix,
+            suffix=self.suffix,
+            batch_size=self.batch_size,
+            progress_bar=self.progress_bar,
+            normalize_embeddings=self.normalize_embeddings,
+            max_length=self.max_length,
+            revision=self.revision,
+            local_files_only=self.local_files_only,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JinaTextEmbedder:
+        """Rebuild the component from `to_dict`'s output."""
+        return default_from_dict(cls, data)
