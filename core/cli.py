@@ -1,4 +1,4 @@
-"""The `jinarag` command line: demo, index, search, eval.
+"""The `jinarag` command line: demo, index, search, eval, serve.
 
 Each subcommand lives in its own module and registers itself here with ``add_parser``; this
 file only wires argparse to them.
@@ -14,7 +14,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jinarag import __version__, demo
+    from jinarag import __version__, demo, server
 
     parser = argparse.ArgumentParser(
         prog="jinarag", description="Jina AI embedders, rerankers and hybrid search, run locally."
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jinarag {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(subparsers)
+    server.add_parser(subparsers)
     return parser
 
 
