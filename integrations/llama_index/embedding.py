@@ -1,0 +1,102 @@
+"""A LlamaIndex embedding model over a local jinarag Embedder."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from jinarag.llama_index._loading import load_or_use
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+if TYPE_CHECKING:
+    from jinarag import Embedder
+
+
+class JinaEmbedding(BaseEmbedding):
+    """LlamaIndex ``BaseEmbedding`` running a Jina embedding model locally.
+
+    Queries go through the embedder's query side, nodes through its document side.
+
+    Example:
+        >>> from llama_index.core import VectorStoreIndex, Document
+        >>> from jinarag.llama_index import JinaEmbedding
+        >>> embed_model = JinaEmbedding("small")
+        >>> index = VectorStoreIndex.from_documents(
+        ...     [Document(text="Lift grows with the angle of attack.")], embed_model=embed_model
+        ... )
+    """
+
+    normalize: bool = Field(default=True, description="L2-normalise the vectors.")
+    _embedder: Embedder = PrivateAttr()
+
+    def __init__(
+        self,
+        model_name: str | None = None,
+        *,
+        embedder: Embedder | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_length: int | None = None,
+        normalize: bool = True,
+        embed_batch_size: int = 32,
+        **kwargs: Any,
+    ) -> None:
+        """Load a model by name or path, or wrap an ``embedder`` that is already loaded.
+
+        Args:
+            model_name: Alias (``"small"``, ``"base"``), Hub id or local directory.
+            embedder: A loaded ``jinarag.Embedder``, instead of ``model_name``.
+            device: Where to run a model loaded here (``"auto"``, ``"cpu"``, ``"cuda"``).
+            dtype: Weight dtype of a model loaded here.
+            max_length: Token limit per text for a model loaded here; ``None`` uses the model's.
+            normalize: L2-normalise the vectors.
+            embed_batch_size: Texts per batch.
+            **kwargs: Other ``BaseEmbedding`` fields (``callback_manager``, ``num_workers``).
+        """
+        embedder = load_or_use(
+            "JinaEmbedding",
+            "Embedder",
+            model_name,
+            embedder,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+        )
+        super().__init__(
+            model_name=embedder.name,
+            normalize=normalize,
+            embed_batch_size=embed_batch_size,
+            **kwargs,
+        )
+        self._embedder = embedder
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "JinaEmbedding"
+
+    @property
+    def embedder(self) -> Embedder:
+        """The loaded ``jinarag.Embedder``."""
+        return self._embedder
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._embedder.embed_query(query, normalize=self.normalize).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        vectors = self._embedder.embed_documents(
+            texts, batch_size=self.embed_batch_size, normalize=self.normalize
+        )
+        return vectors.tolist()
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)

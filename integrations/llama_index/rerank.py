@@ -1,0 +1,142 @@
+"""A LlamaIndex node postprocessor that reranks with a local jinarag Reranker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jinarag.errors import InputError
+from jinarag.llama_index._loading import load_or_use
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.callbacks import CBEventType, EventPayload
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+if TYPE_CHECKING:
+    from jinarag import Reranker
+
+dispatcher = get_dispatcher(__name__)
+
+
+class JinaRerank(BaseNodePostprocessor):
+    """Rerank retrieved nodes with a Jina cross-encoder running locally.
+
+    Returns new ``NodeWithScore`` objects (the inputs are left untouched) scored by the
+    reranker, best first; each node's previous score is kept as ``metadata["retrieval_score"]``.
+
+    Example:
+        >>> from jinarag.llama_index import JinaRerank
+        >>> reranker = JinaRerank("turbo", top_n=3)
+        >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[reranker])
+    """
+
+    model: str = Field(description="Reranker name or path.")
+    top_n: int | None = Field(default=None, description="Nodes to keep; None keeps them all.")
+    batch_size: int = Field(default=32, description="Query-document pairs per forward pass.")
+    metadata_mode: MetadataMode = Field(
+        default=MetadataMode.NONE, description="Which metadata goes into the scored text."
+    )
+    _reranker: Reranker = PrivateAttr()
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        reranker: Reranker | None = None,
+        top_n: int | None = None,
+        batch_size: int = 32,
+        metadata_mode: MetadataMode = MetadataMode.NONE,
+        device: str = "auto",
+        dtype: str = "auto",
+        max_length: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Load a reranker by name or path, or wrap a ``reranker`` that is already loaded.
+
+        Args:
+            model: Alias (``"turbo"``, ``"tiny"``, ``"base"``), Hub id or local directory.
+            reranker: A loaded ``jinarag.Reranker``, instead of ``model``.
+            top_n: How many nodes to return; ``None`` returns all of them, reordered.
+            batch_size: Query-document pairs per forward pass.
+            metadata_mode: Metadata included in the text that is scored (none by default,
+                so retrieval scores in the metadata do not leak into the model input).
+            device: Where to run a model loaded here.
+            dtype: Weight dtype of a model loaded here.
+            max_length: Token limit per pair for a model loaded here.
+            **kwargs: Other ``BaseNodePostprocessor`` fields (``callback_manager``).
+        """
+        reranker = load_or_use(
+            "JinaRerank",
+            "Reranker",
+            model,
+            reranker,
+            device=device,
+            dtype=dtype,
+            max_length=max_length,
+        )
+        super().__init__(
+            model=reranker.name,
+            top_n=top_n,
+            batch_size=batch_size,
+            metadata_mode=metadata_mode,
+            **kwargs,
+        )
+        self._reranker = reranker
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "JinaRerank"
+
+    @property
+    def reranker(self) -> Reranker:
+        """The loaded ``jinarag.Reranker``."""
+        return self._reranker
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        if query_bundle is None:
+            raise InputError(
+                "JinaRerank needs the query: call postprocess_nodes(nodes, query_str=...) or "
+                "postprocess_nodes(nodes, query_bundle=QueryBundle(...))."
+            )
+        top_n = self.top_n if self.top_n is not None else len(nodes)
+        dispatcher.event(
+            ReRankStartEvent(query=query_bundle, nodes=nodes, top_n=top_n, model_name=self.model)
+        )
+        payload = {
+            EventPayload.NODES: nodes,
+            EventPayload.MODEL_NAME: self.model,
+            EventPayload.QUERY_STR: query_bundle.query_str,
+            EventPayload.TOP_K: top_n,
+        }
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+            texts = [n.node.get_content(metadata_mode=self.metadata_mode) for n in nodes]
+            ranked = self._reranker.rank(
+                query_bundle.query_str, texts, top_n=top_n, batch_size=self.batch_size
+            )
+            reranked = [_rescored(nodes[r.index], r.score) for r in ranked]
+            event.on_end(payload={EventPayload.NODES: reranked})
+        dispatcher.event(ReRankEndEvent(nodes=reranked))
+        return reranked
+
+
+def _rescored(old: NodeWithScore, score: float) -> NodeWithScore:
+    # A deep copy, so neither the caller's node nor its metadata dict changes.
+    update: dict[str, Any] = {}
+    if old.score is not None:
+        # Kept for inspection, but out of the text the LLM and embedder see.
+        update = {
+            "metadata": {**old.node.metadata, "retrieval_score": old.score},
+            "excluded_llm_metadata_keys": _plus(old.node.excluded_llm_metadata_keys),
+            "excluded_embed_metadata_keys": _plus(old.node.excluded_embed_metadata_keys),
+        }
+    node = old.node.model_copy(deep=True, update=update)
+    return NodeWithScore(node=node, score=float(score))
+
+
+def _plus(keys: list[str]) -> list[str]:
+    return keys if "retrieval_score" in keys else [*keys, "retrieval_score"]

@@ -1,0 +1,93 @@
+"""A LlamaIndex retriever over a jinarag HybridIndex (dense + BM25 with fusion)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from jinarag.errors import InputError
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+if TYPE_CHECKING:
+    from jinarag import Hit, HybridIndex
+
+
+class JinaHybridRetriever(BaseRetriever):
+    """Retrieve nodes from a ``jinarag.HybridIndex``.
+
+    Each node's score is the hit's score (fused, dense or BM25, by ``mode``); the metadata holds
+    the stored metadata plus ``score``, ``score_space`` and each source's rank and score. Those
+    score fields are kept out of the text the LLM and the embedder see.
+
+    Example:
+        >>> import jinarag
+        >>> from jinarag.llama_index import JinaHybridRetriever
+        >>> embedder = jinarag.Embedder.from_pretrained("small")
+        >>> index = jinarag.HybridIndex(path="./index", embedder=embedder)
+        >>> retriever = JinaHybridRetriever(index, similarity_top_k=5, fusion="rrf")
+        >>> nodes = retriever.retrieve("what increases lift?")
+    """
+
+    def __init__(
+        self,
+        index: HybridIndex,
+        *,
+        similarity_top_k: int | None = None,
+        k: int | None = None,
+        mode: str = "hybrid",
+        fusion: str = "rrf",
+        weights: Any = None,
+        where: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Args:
+        index: The hybrid index to search.
+        similarity_top_k: How many nodes to return (10 when neither this nor ``k`` is given).
+        k: The same as ``similarity_top_k``, under the name the index uses.
+        mode: ``"hybrid"``, ``"dense"`` or ``"bm25"``.
+        fusion: ``"rrf"``, ``"relative"`` or ``"dbsf"`` (hybrid mode).
+        weights: Per-source fusion weights, as ``HybridIndex.search`` takes them.
+        where: A Chroma metadata filter applied to both sources.
+        **kwargs: ``BaseRetriever`` options (``callback_manager``, ``verbose``).
+        """
+        if similarity_top_k is not None and k is not None and similarity_top_k != k:
+            raise InputError(
+                f"JinaHybridRetriever got similarity_top_k={similarity_top_k} and k={k}; "
+                "they are the same setting, pass one of them."
+            )
+        top_k = similarity_top_k if similarity_top_k is not None else k
+        self.index = index
+        self.similarity_top_k = top_k if top_k is not None else 10
+        self.mode = mode
+        self.fusion = fusion
+        self.weights = weights
+        self.where = where
+        super().__init__(**kwargs)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        hits = self.index.search(
+            query_bundle.query_str,
+            k=self.similarity_top_k,
+            mode=self.mode,
+            fusion=self.fusion,
+            weights=self.weights,
+            where=self.where,
+        )
+        return [_to_node(hit) for hit in hits]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+def _to_node(hit: Hit) -> NodeWithScore:
+    metadata = hit.scored_metadata()
+    score_keys = [key for key in metadata if key not in hit.metadata]
+    node = TextNode(
+        id_=hit.id,
+        text=hit.text,
+        metadata=metadata,
+        excluded_llm_metadata_keys=score_keys,
+        excluded_embed_metadata_keys=score_keys,
+    )
+    return NodeWithScore(node=node, score=hit.score)
