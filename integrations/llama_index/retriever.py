@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import InputError
@@ -25,7 +26,7 @@ class JinaHybridRetriever(BaseRetriever):
         >>> from jinarag.llama_index import JinaHybridRetriever
         >>> embedder = jinarag.Embedder.from_pretrained("small")
         >>> index = jinarag.HybridIndex(path="./index", embedder=embedder)
-        >>> retriever = JinaHybridRetriever(index, similarity_top_k=5, fusion="rrf")
+        >>> retriever = JinaHybridRetriever(index, similarity_top_k=5, mode="hybrid")
         >>> nodes = retriever.retrieve("what increases lift?")
     """
 
@@ -36,20 +37,22 @@ class JinaHybridRetriever(BaseRetriever):
         similarity_top_k: int | None = None,
         k: int | None = None,
         mode: str = "hybrid",
-        fusion: str = "rrf",
-        weights: Any = None,
+        fusion: str | None = None,
+        weights: Sequence[float] | None = None,
         where: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Args:
-        index: The hybrid index to search.
-        similarity_top_k: How many nodes to return (10 when neither this nor ``k`` is given).
-        k: The same as ``similarity_top_k``, under the name the index uses.
-        mode: ``"hybrid"``, ``"dense"`` or ``"bm25"``.
-        fusion: ``"rrf"``, ``"relative"`` or ``"dbsf"`` (hybrid mode).
-        weights: Per-source fusion weights, as ``HybridIndex.search`` takes them.
-        where: A Chroma metadata filter applied to both sources.
-        **kwargs: ``BaseRetriever`` options (``callback_manager``, ``verbose``).
+        """Search ``index`` with these options on every ``retrieve``.
+
+        Args:
+            index: The hybrid index to search.
+            similarity_top_k: How many nodes to return (10 when neither this nor ``k`` is given).
+            k: The same as ``similarity_top_k``, under the name the index uses.
+            mode: ``"hybrid"``, ``"dense"`` or ``"bm25"``.
+            fusion: ``"rrf"``, ``"relative"`` or ``"dbsf"`` (hybrid mode); None: the index's.
+            weights: ``(dense, bm25)`` fusion weights (hybrid mode); None: the index's.
+            where: A Chroma metadata filter applied to both sources.
+            **kwargs: ``BaseRetriever`` options (``callback_manager``, ``verbose``).
         """
         if similarity_top_k is not None and k is not None and similarity_top_k != k:
             raise InputError(
