@@ -28,6 +28,7 @@ except ImportError as exc:
 
 from jinarag.haystack.document_embedder import JinaDocumentEmbedder
 from jinarag.haystack.ranker import JinaRanker
+from jinarag.haystack.retriever import JinaHybridRetriever
 from jinarag.haystack.text_embedder import JinaTextEmbedder
 
-__all__ = ["JinaDocumentEmbedder", "JinaRanker", "JinaTextEmbedder"]
+__all__ = ["JinaDocumentEmbedder", "JinaHybridRetriever", "JinaRanker", "JinaTextEmbedder"]

@@ -1,0 +1,158 @@
+"""`JinaHybridRetriever`: dense + BM25 retrieval over a `jinarag.HybridIndex` in Haystack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.utils import ComponentDevice
+from jinarag.defaults import DEFAULT_EMBEDDER
+from jinarag.embedder import Embedder
+from jinarag.haystack._common import load_options, model_name
+
+if TYPE_CHECKING:
+    from jinarag.hybrid import HybridIndex
+
+
+@component
+class JinaHybridRetriever:
+    """Retrieves Documents from a `jinarag.HybridIndex`: Chroma vectors and BM25, fused.
+
+    The index is opened by `warm_up()` (or the first `run`) from serialisable settings, so the
+    component round-trips through `to_dict`/YAML: `path` (an embedded Chroma store) or `url` (a
+    Chroma server), `collection`, and `model`, the embedder the collection was built with. Fill
+    the index with `jinarag.HybridIndex(...).add(...)`, `jinarag index`, or `retriever.index`.
+
+    Each Document carries `id`, `content`, `score` (fused, cosine or BM25 by `mode`) and `meta`:
+    the stored metadata plus `score`, `score_space` and each source's rank and score.
+    `filters` is a Chroma `where` filter (e.g. `{"year": {"$gte": 1960}}`) applied to both
+    sources; a `filters` given to `run` replaces the one given here.
+
+    Example:
+        >>> from jinarag.haystack import JinaHybridRetriever
+        >>> retriever = JinaHybridRetriever(path="./store", model="small", top_k=5)
+        >>> docs = retriever.run(query="what lifts a wing?")["documents"]
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        url: str | None = None,
+        collection: str = "jinarag",
+        model: str | Path = DEFAULT_EMBEDDER,
+        top_k: int = 10,
+        mode: str = "hybrid",
+        fusion: str | None = None,
+        weights: Sequence[float] | None = None,
+        filters: dict[str, Any] | None = None,
+        device: ComponentDevice | str | None = None,
+        max_length: int | None = None,
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+    ) -> None:
+        self.path = os.fspath(path) if path is not None else None
+        self.url = url
+        self.collection = collection
+        self.model = model_name(model)
+        self.top_k = top_k
+        self.mode = mode
+        self.fusion = fusion
+        # A list, not a tuple: YAML writes tuples as Python objects that safe loaders refuse.
+        self.weights = list(weights) if weights is not None else None
+        self.filters = filters
+        self.device = device
+        self.max_length = max_length
+        self.revision = revision
+        self.local_files_only = local_files_only
+        self.index: HybridIndex | None = None
+
+    def warm_up(self) -> None:
+        """Load the embedder and open the index once; later calls keep them."""
+        if self.index is None:
+            # Imported here: chromadb is slow to import and only the retriever needs it.
+            from jinarag.hybrid import HybridIndex
+
+            embedder = Embedder.from_pretrained(self.model, **load_options(self))
+            self.index = HybridIndex(
+                path=self.path, url=self.url, collection=self.collection, embedder=embedder
+            )
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        query: str,
+        top_k: int | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        weights: list[float] | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> dict[str, list[Document]]:
+        """Search the index; the arguments override the init values.
+
+        Args:
+            query: The query text (embedded on the query side, and matched by BM25).
+            top_k: How many Documents at most.
+            mode: `"hybrid"`, `"dense"` or `"bm25"`.
+            fusion: `"rrf"`, `"relative"` or `"dbsf"` (hybrid mode; None: the index's).
+            weights: `(dense, bm25)` fusion weights (hybrid mode; None: the index's).
+            filters: A Chroma `where` filter.
+
+        Returns:
+            `{"documents": [...]}`, best first.
+        """
+        self.warm_up()
+        hits = self.index.search(
+            query,
+            k=top_k if top_k is not None else self.top_k,
+            mode=mode if mode is not None else self.mode,
+            fusion=fusion if fusion is not None else self.fusion,
+            weights=weights if weights is not None else self.weights,
+            where=filters if filters is not None else self.filters,
+        )
+        return {
+            "documents": [
+                Document(id=hit.id, content=hit.text, meta=hit.scored_metadata(), score=hit.score)
+                for hit in hits
+            ]
+        }
+
+    @component.output_types(documents=list[Document])
+    async def run_async(
+        self,
+        query: str,
+        top_k: int | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        weights: list[float] | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> dict[str, list[Document]]:
+        """`run` in a worker thread, so the event loop stays free."""
+        return await asyncio.to_thread(self.run, query, top_k, mode, fusion, weights, filters)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialise the settings (the index is opened again after `from_dict`)."""
+        return default_to_dict(
+            self,
+            path=self.path,
+            url=self.url,
+            collection=self.collection,
+            model=self.model,
+            top_k=self.top_k,
+            mode=self.mode,
+            fusion=self.fusion,
+            weights=self.weights,
+            filters=self.filters,
+            device=self.device,
+            max_length=self.max_length,
+            revision=self.revision,
+            local_files_only=self.local_files_only,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JinaHybridRetriever:
+        """Rebuild the component from `to_dict`'s output."""
+        return default_from_dict(cls, data)
