@@ -1,0 +1,71 @@
+"""`JinaEmbeddings`: LangChain's `Embeddings` over a local `jinarag.Embedder`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, ConfigDict
+
+from jinarag.embedder import Embedder
+from jinarag.langchain._loading import resolve
+
+
+class JinaEmbeddings(BaseModel, Embeddings):
+    """Jina embeddings computed locally, as a LangChain `Embeddings`.
+
+    Build it from a model name or path (loaded with `jinarag.Embedder.from_pretrained` and the
+    loading options below) or wrap an `Embedder` you already have. Documents go through the
+    document side and queries through the query side, which differ for models with a query
+    prefix. The async methods run the sync path in a worker thread (LangChain's default).
+
+    Example:
+        >>> from jinarag.langchain import JinaEmbeddings
+        >>> embeddings = JinaEmbeddings(model="small")
+        >>> vectors = embeddings.embed_documents(["lift of a wing in a slipstream"])
+        >>> query = embeddings.embed_query("what lifts a wing?")
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    model: str | Path | None = None
+    """Alias (`"small"`, `"base"`, ...), Hub id or local directory (or give `embedder`)."""
+    embedder: Embedder | None = None
+    """An already loaded embedder to use instead of loading `model`."""
+    device: str = "auto"
+    dtype: Any = "auto"
+    max_length: int | None = None
+    revision: str | None = None
+    local_files_only: bool | None = None
+    batch_size: int = 32
+    normalize: bool = True
+    """L2-normalise the vectors (cosine, dot product and Euclidean ranks then agree)."""
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
+        self.embedder = resolve(
+            "JinaEmbeddings",
+            Embedder,
+            self.model,
+            self.embedder,
+            {
+                "device": self.device,
+                "dtype": self.dtype,
+                "max_length": self.max_length,
+                "revision": self.revision,
+                "local_files_only": self.local_files_only,
+            },
+        )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (document side) as lists of floats, one per text."""
+        vectors = self.embedder.embed_documents(
+            texts, batch_size=self.batch_size, normalize=self.normalize
+        )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query (query side) as a list of floats."""
+        return self.embedder.embed_query(text, normalize=self.normalize).tolist()

@@ -1,0 +1,108 @@
+"""`JinaReranker`: a LangChain document compressor and cross encoder over `jinarag.Reranker`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.cross_encoders import BaseCrossEncoder
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict
+
+from jinarag.langchain._loading import resolve
+from jinarag.reranker import Reranker
+
+
+class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):
+    """Rerank LangChain documents with a local Jina cross-encoder.
+
+    As a document compressor (for `ContextualCompressionRetriever`) it returns new documents,
+    best first: at most `top_n` of them, only those scoring at least `score_threshold`, each
+    with its score in `metadata["relevance_score"]` (a sigmoid in (0, 1), as the Jina API
+    reports it) and with its `id` and other metadata kept. The input documents are not changed.
+    As a `BaseCrossEncoder` (for langchain-classic's `CrossEncoderReranker`) it scores
+    `(query, text)` pairs.
+
+    Example:
+        >>> from langchain_core.documents import Document
+        >>> from jinarag.langchain import JinaReranker
+        >>> reranker = JinaReranker(model="turbo", top_n=2)
+        >>> docs = [Document("wings in a slipstream"), Document("heat in slabs")]
+        >>> best = reranker.compress_documents(docs, "slipstream lift")
+        >>> best[0].metadata["relevance_score"]  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    model: str | Path | None = None
+    """Alias (`"turbo"`, `"tiny"`, `"base"`), Hub id or local directory; or give `reranker`."""
+    reranker: Reranker | None = None
+    """An already loaded reranker to use instead of loading `model`."""
+    device: str = "auto"
+    dtype: Any = "auto"
+    max_length: int | None = None
+    revision: str | None = None
+    local_files_only: bool | None = None
+    top_n: int | None = 3
+    """How many documents `compress_documents` keeps; None keeps them all."""
+    score_threshold: float | None = None
+    """Drop documents whose relevance score is below this (scores are in (0, 1))."""
+    batch_size: int = 32
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
+        self.reranker = resolve(
+            "JinaReranker",
+            Reranker,
+            self.model,
+            self.reranker,
+            {
+                "device": self.device,
+                "dtype": self.dtype,
+                "max_length": self.max_length,
+                "revision": self.revision,
+                "local_files_only": self.local_files_only,
+            },
+        )
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Return new documents ranked by relevance to `query`, with `relevance_score`."""
+        ranked = self.reranker.rank(
+            query,
+            [doc.page_content for doc in documents],
+            top_n=self.top_n,
+            batch_size=self.batch_size,
+        )
+        threshold = self.score_threshold
+        return [
+            # model_copy keeps the id and the document's type; the metadata dict is a new one.
+            documents[r.index].model_copy(
+                update={
+                    "metadata": {**documents[r.index].metadata, "relevance_score": float(r.score)}
+                }
+            )
+            for r in ranked
+            if threshold is None or r.score >= threshold
+        ]
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        """Score `(query, text)` pairs; relevance scores in (0, 1), in the order given."""
+        scores: list[float] = [0.0] * len(text_pairs)
+        by_query: dict[str, list[int]] = {}
+        for i, (query, _) in enumerate(text_pairs):
+            by_query.setdefault(query, []).append(i)
+        # One call per distinct query: the reranker batches a query against many texts.
+        for query, positions in by_query.items():
+            texts = [text_pairs[i][1] for i in positions]
+            values = self.reranker.score(query, texts, batch_size=self.batch_size)
+            for i, value in zip(positions, values, strict=True):
+                scores[i] = float(value)
+        return scores

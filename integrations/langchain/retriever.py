@@ -1,0 +1,84 @@
+"""`JinaHybridRetriever`: a LangChain retriever over a `jinarag.HybridIndex`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict
+
+
+class JinaHybridRetriever(BaseRetriever):
+    """Dense + BM25 retrieval from a `jinarag.HybridIndex`, as a LangChain retriever.
+
+    Each document carries the hit's id as `Document.id` and, in its metadata, the stored
+    metadata plus the scores (`score`, `score_space`, `dense_rank`, `dense_score`, `bm25_rank`,
+    `bm25_score`, `rerank_score` where present). `k`, `mode`, `fusion`, `weights` and `where`
+    can also be given per call: `retriever.invoke(query, k=3)`.
+
+    Example:
+        >>> import jinarag
+        >>> from jinarag.langchain import JinaHybridRetriever
+        >>> embedder = jinarag.Embedder.from_pretrained("small")
+        >>> index = jinarag.HybridIndex(path="./index", embedder=embedder)
+        >>> retriever = JinaHybridRetriever(index=index, k=4, mode="hybrid", fusion="rrf")
+        >>> docs = retriever.invoke("lift of a wing in a slipstream")
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    index: Any
+    """The `jinarag.HybridIndex` to search (typed loosely so importing this needs no chromadb)."""
+    k: int = 4
+    """How many documents to return."""
+    mode: str = "hybrid"
+    """`"hybrid"`, `"dense"` or `"bm25"`."""
+    fusion: str | None = None
+    """How hybrid mode fuses the rankings: `"rrf"`, `"relative"`, `"dbsf"`; None: the index's."""
+    weights: Sequence[float] | None = None
+    """`(dense, bm25)` fusion weights (hybrid mode only); None: the index's."""
+    where: dict[str, Any] | None = None
+    """A Chroma metadata filter applied to both sides."""
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        mode: str | None = None,
+        fusion: str | None = None,
+        weights: Sequence[float] | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> list[Document]:
+        options = {
+            "k": self.k,
+            "mode": self.mode,
+            "fusion": self.fusion,
+            "weights": self.weights,
+            "where": self.where,
+        }
+        # Values given to invoke() (`retriever.invoke(query, k=3)`) win over the fields.
+        per_call = {"k": k, "mode": mode, "fusion": fusion, "weights": weights, "where": where}
+        options.update({name: value for name, value in per_call.items() if value is not None})
+        hits = self.index.search(query, **options)
+        return [Document(page_content=h.text, metadata=h.scored_metadata(), id=h.id) for h in hits]
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        **kwargs: Any,
+    ) -> list[Document]:
+        # The index does blocking work (model, Chroma, BM25): run the sync path in a thread.
+        return await run_in_executor(
+            None, self._get_relevant_documents, query, run_manager=run_manager.get_sync(), **kwargs
+        )

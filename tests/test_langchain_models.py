@@ -1,0 +1,216 @@
+"""jinarag.langchain's embeddings and reranker inside LangChain, and its import guard."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+from langchain_helpers import cranfield_records, distinctive_sentence
+
+import jinarag
+from jinarag.langchain import JinaEmbeddings, JinaReranker
+
+QUERY = "lift increase of a wing in a propeller slipstream"
+
+
+@pytest.fixture(scope="module")
+def records(cranfield_dir):
+    return cranfield_records(cranfield_dir, 40)
+
+
+@pytest.fixture(scope="module")
+def prefixed_embedder(minilm_dir):
+    """MiniLM with a query prefix, so the query side and the document side differ."""
+    return jinarag.Embedder.from_pretrained(minilm_dir, max_length=256, query_prefix="query: ")
+
+
+# --- embeddings ---------------------------------------------------------------------------
+
+
+def test_embeddings_match_the_core_sides(prefixed_embedder):
+    embeddings = JinaEmbeddings(embedder=prefixed_embedder)
+    texts = ["a wing in a slipstream", "heat conduction in slabs"]
+
+    docs = embeddings.embed_documents(texts)
+    query = embeddings.embed_query(texts[0])
+
+    np.testing.assert_allclose(docs, prefixed_embedder.embed_documents(texts), atol=1e-6)
+    np.testing.assert_allclose(query, prefixed_embedder.embed_query(texts[0]), atol=1e-6)
+    # The query went through the query side, not the document side.
+    assert not np.allclose(query, docs[0], atol=1e-3)
+
+
+def test_async_embeddings_equal_sync(prefixed_embedder):
+    embeddings = JinaEmbeddings(embedder=prefixed_embedder)
+    texts = ["transonic flutter of a wing", "boundary layer transition"]
+
+    async def both():
+        return await embeddings.aembed_documents(texts), await embeddings.aembed_query(texts[1])
+
+    docs, query = asyncio.run(both())
+    np.testing.assert_allclose(docs, embeddings.embed_documents(texts), atol=1e-6)
+    np.testing.assert_allclose(query, embeddings.embed_query(texts[1]), atol=1e-6)
+
+
+def test_embeddings_loading_options_reach_the_embedder(minilm_dir):
+    embeddings = JinaEmbeddings(model=str(minilm_dir), max_length=64)
+    assert embeddings.embedder.max_length == 64
+    assert len(embeddings.embed_query("a wing")) == embeddings.embedder.dim
+
+
+def test_embeddings_need_exactly_one_source(minilm_embedder, minilm_dir):
+    with pytest.raises(jinarag.InputError, match="model="):
+        JinaEmbeddings()
+    with pytest.raises(jinarag.InputError, match="not both"):
+        JinaEmbeddings(model=str(minilm_dir), embedder=minilm_embedder)
+
+
+def test_embeddings_missing_model_raises_core_error(tmp_path):
+    with pytest.raises(jinarag.ModelNotFoundError):
+        JinaEmbeddings(model=str(tmp_path / "no-such-model"), local_files_only=True)
+
+
+# --- reranker -----------------------------------------------------------------------------
+
+
+def _docs(records, n):
+    return [
+        Document(page_content=r["title"], metadata={"source": "cranfield", "n": i}, id=r["_id"])
+        for i, r in enumerate(records[:n])
+    ]
+
+
+def test_reranker_orders_like_the_core_and_keeps_ids_and_metadata(minilm_reranker, records):
+    docs = _docs(records, 12)
+    before = copy.deepcopy(docs)
+    reranker = JinaReranker(reranker=minilm_reranker, top_n=5)
+
+    out = reranker.compress_documents(docs, QUERY)
+
+    expected = minilm_reranker.rank(QUERY, [d.page_content for d in docs], top_n=5)
+    assert [d.id for d in out] == [docs[r.index].id for r in expected]
+    assert [d.metadata["relevance_score"] for d in out] == pytest.approx(
+        [r.score for r in expected], abs=1e-6
+    )
+    for doc, r in zip(out, expected, strict=True):
+        assert doc.page_content == docs[r.index].page_content
+        assert doc.metadata["source"] == "cranfield"
+        assert doc.metadata["n"] == r.index
+    # Inputs untouched: same values, and the outputs are new objects.
+    assert docs == before
+    assert all("relevance_score" not in d.metadata for d in docs)
+    assert not any(o is d or o.metadata is d.metadata for o in out for d in docs)
+
+
+def test_reranker_top_n_none_keeps_all_and_threshold_filters(minilm_reranker, records):
+    docs = _docs(records, 10)
+    scores = minilm_reranker.score(QUERY, [d.page_content for d in docs])
+    threshold = float(np.median(scores))
+
+    everything = JinaReranker(reranker=minilm_reranker, top_n=None).compress_documents(docs, QUERY)
+    kept = JinaReranker(
+        reranker=minilm_reranker, top_n=None, score_threshold=threshold
+    ).compress_documents(docs, QUERY)
+
+    assert len(everything) == len(docs)
+    got = [d.metadata["relevance_score"] for d in everything]
+    assert got == sorted(got, reverse=True)
+    assert {d.id for d in kept} == {
+        d.id for d, s in zip(docs, scores, strict=True) if s >= threshold
+    }
+    assert 0 < len(kept) < len(docs)
+
+
+def test_reranker_empty_input(minilm_reranker):
+    assert list(JinaReranker(reranker=minilm_reranker).compress_documents([], QUERY)) == []
+
+
+def test_cross_encoder_scores_pairs_per_query(minilm_reranker, records):
+    texts = [r["title"] for r in records[:6]]
+    other = "heat conduction in composite slabs"
+    pairs = [(QUERY, t) for t in texts[:3]] + [(other, t) for t in texts[3:]] + [(QUERY, texts[5])]
+
+    scores = JinaReranker(reranker=minilm_reranker).score(pairs)
+
+    expected = [
+        *minilm_reranker.score(QUERY, texts[:3]),
+        *minilm_reranker.score(other, texts[3:]),
+        *minilm_reranker.score(QUERY, texts[5:6]),
+    ]
+    assert all(isinstance(s, float) for s in scores)
+    assert scores == pytest.approx(expected, abs=1e-6)
+
+
+# --- langchain-chroma ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_langchain_chroma_vector_store_with_our_embeddings(tmp_path, minilm_embedder, records):
+    from langchain_chroma import Chroma
+
+    subset = records[:20]
+    question, expected_id = distinctive_sentence(subset, 11)
+    embeddings = JinaEmbeddings(embedder=minilm_embedder)
+    store = Chroma(
+        collection_name="cranfield-lc",
+        embedding_function=embeddings,
+        persist_directory=str(tmp_path),
+    )
+    texts = [r["text"] for r in subset]
+    ids = [r["_id"] for r in subset]
+
+    store.add_texts(texts, metadatas=[{"title": r["title"]} for r in subset], ids=ids)
+    found = store.similarity_search(question, k=3)
+
+    assert found[0].id == expected_id
+    assert found[0].metadata["title"] == subset[11]["title"]
+    # Chroma stored the vectors our embeddings made (document side).
+    stored = store.get(ids=ids[:3], include=["embeddings"])
+    order = [stored["ids"].index(i) for i in ids[:3]]
+    np.testing.assert_allclose(
+        np.asarray(stored["embeddings"])[order],
+        minilm_embedder.embed_documents(texts[:3]),
+        atol=1e-5,
+    )
+
+
+# --- without LangChain -------------------------------------------------------------------
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_import_without_langchain_names_the_extra():
+    # `None` in sys.modules makes `import langchain_core` fail as if it were not installed.
+    code = (
+        "import sys\n"
+        "sys.modules['langchain_core'] = None\n"
+        "import jinarag\n"
+        "try:\n"
+        "    import jinarag.langchain\n"
+        "except ImportError as exc:\n"
+        "    print('ImportError:', exc)\n"
+        "else:\n"
+        "    print('imported')\n"
+    )
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert "ImportError:" in result.stdout
+    assert "pip install 'jinarag[langchain]'" in result.stdout
+
+
+def test_import_jinarag_does_not_import_langchain():
+    code = "import sys, jinarag; print(sorted(m for m in sys.modules if m.startswith('langchain')))"
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
