@@ -1,0 +1,398 @@
+"""BM25 keyword search: one tokenizer, two backends, and a snapshot file that survives restarts.
+
+The tokenizer (used for documents and queries alike) applies Unicode NFKC normalisation,
+case-folds (lowercase), and splits into runs of letters and digits (``"Mach-2.5 wings"`` →
+``["mach", "2", "5", "wings"]``); with ``stopwords="english"`` (or your own word list) it
+drops stopwords too. There is no stemming.
+
+Backends: ``"rank_bm25"`` (the default, the rank-bm25 package: ``okapi``, ``bm25l``,
+``bm25plus``) and ``"bm25s"`` (the bm25s package, extra ``fast-bm25``: the same variants, sparse
+scoring that stays fast on large corpora). Only documents that share at least one term with
+the query are hits, and hits whose score is not positive are dropped. (Okapi's idf,
+``log((N - n + 0.5) / (n + 0.5))``, is zero for a term found in half of the documents, and
+rank-bm25 raises negative values to ``epsilon`` × the mean idf; on tiny corpora that leaves
+few positive scores.)
+
+The snapshot (:meth:`BM25Index.save`) stores the tokenised corpus as JSON, never pickled
+objects, so opening a store cannot execute code. It is written atomically: a temporary file
+in the same folder, flushed and fsynced, then renamed over the old one.
+
+Example:
+    >>> index = BM25Index()
+    >>> index.upsert(["a", "b", "c"], ["the wing stalls", "a supersonic wing", "heat flux"])
+    >>> [doc_id for doc_id, _ in index.search("supersonic wing", k=2)]
+    ['b', 'a']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jinarag.errors import InputError
+
+__all__ = [
+    "BACKENDS",
+    "ENGLISH_STOPWORDS",
+    "VARIANTS",
+    "BM25Index",
+    "Tokenizer",
+    "atomic_write",
+    "tokenize",
+]
+
+VARIANTS = ("okapi", "bm25l", "bm25plus")
+"""BM25 variants: Okapi BM25 (with rank-bm25's idf floor), BM25L and BM25+."""
+
+BACKENDS = ("rank_bm25", "bm25s")
+
+SNAPSHOT_FORMAT = "jinarag-bm25/1"
+
+# A short list of English function words; content words (even common ones) stay searchable.
+_ENGLISH = """
+    a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further
+    had has have having he her here hers herself him himself his how i if in into is it its itself
+    just me more most my myself no nor not now of off on once only or other our ours ourselves out
+    over own same she should so some such than that the their theirs them themselves then there
+    these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself yourselves
+"""
+ENGLISH_STOPWORDS = frozenset(_ENGLISH.split())
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def tokenize(text: str, stopwords: Collection[str] | None = None) -> list[str]:
+    """Split ``text`` into BM25 terms (see the module docstring for the rules).
+
+    Example:
+        >>> tokenize("Mach-2.5 wings, at the Tip")
+        ['mach', '2', '5', 'wings', 'at', 'the', 'tip']
+        >>> tokenize("Mach-2.5 wings, at the Tip", ENGLISH_STOPWORDS)
+        ['mach', '2', '5', 'wings', 'tip']
+    """
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    if stopwords:
+        return [w for w in words if w not in stopwords]
+    return words
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """The BM25 tokenizer with its settings; the same object tokenises documents and queries.
+
+    Args:
+        stopwords: None (keep every word), ``"english"`` (:data:`ENGLISH_STOPWORDS`) or your own
+            words (compared after case folding).
+
+    Example:
+        >>> Tokenizer(stopwords="english")("The drag of a cone")
+        ['drag', 'cone']
+    """
+
+    stopwords: str | frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        sw = self.stopwords
+        if sw is None or sw == "english":
+            return
+        if isinstance(sw, str) or not isinstance(sw, Iterable):
+            raise InputError(
+                f"stopwords must be None, 'english' or a collection of words, got {sw!r}"
+            )
+        words = frozenset(sw)
+        if not all(isinstance(w, str) for w in words):
+            raise InputError(f"stopwords must all be strings, got {sorted(map(repr, words))}")
+        folded = frozenset(unicodedata.normalize("NFKC", w).casefold() for w in words)
+        object.__setattr__(self, "stopwords", folded)
+
+    @property
+    def words(self) -> frozenset[str]:
+        """The stopwords in effect (empty when none)."""
+        if self.stopwords is None:
+            return frozenset()
+        if self.stopwords == "english":
+            return ENGLISH_STOPWORDS
+        return frozenset(self.stopwords)
+
+    def __call__(self, text: str) -> list[str]:
+        return tokenize(text, self.words)
+
+    def spec(self) -> dict[str, Any]:
+        """A JSON-able description, stored in snapshots to tell whether their tokens still fit."""
+        sw = self.stopwords
+        return {"stopwords": sorted(sw) if isinstance(sw, frozenset) else sw}
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    Temporary file in the same folder → flush → fsync → rename over ``path`` → fsync the folder.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp makes the file owner-only; a snapshot need not be
+            os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if os.name == "posix":  # make the rename itself durable; Windows cannot open folders
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _check_param(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InputError(f"BM25 {name} must be a finite number, got {value!r}")
+    if value < 0:
+        raise InputError(f"BM25 {name} must be >= 0, got {value!r}")
+    return float(value)
+
+
+class BM25Index:
+    """An in-memory BM25 index over ``(id, text)`` records, with upsert, delete and snapshots.
+
+    Args:
+        variant: one of :data:`VARIANTS`.
+        k1, b: term-frequency saturation and length normalisation (library defaults 1.5, 0.75).
+        epsilon: Okapi's idf floor, as a fraction of the mean idf (rank-bm25 only; default 0.25).
+        delta: the BM25L / BM25+ lower bound (defaults 0.5 / 1.0).
+        backend: ``"rank_bm25"`` or ``"bm25s"`` (needs ``pip install 'jinarag[fast-bm25]'``).
+        tokenizer: a :class:`Tokenizer`, or None for the default one.
+
+    Example:
+        >>> index = BM25Index(variant="bm25plus", k1=1.2)
+        >>> index.upsert(["x"], ["boundary layer transition"])
+        >>> index.search("transition", k=5)[0][0]
+        'x'
+    """
+
+    def __init__(
+        self,
+        variant: str = "okapi",
+        *,
+        k1: float | None = None,
+        b: float | None = None,
+        epsilon: float | None = None,
+        delta: float | None = None,
+        backend: str = "rank_bm25",
+        tokenizer: Tokenizer | None = None,
+    ) -> None:
+        if variant not in VARIANTS:
+            raise InputError(
+                f"unknown BM25 variant {variant!r}; choose one of {', '.join(VARIANTS)}"
+            )
+        if backend not in BACKENDS:
+            raise InputError(
+                f"unknown BM25 backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        if epsilon is not None and (backend != "rank_bm25" or variant != "okapi"):
+            raise InputError(
+                f"epsilon applies to variant 'okapi' with backend 'rank_bm25' only "
+                f"(got variant {variant!r}, backend {backend!r}); leave it None"
+            )
+        if delta is not None and variant == "okapi":
+            raise InputError("delta applies to variants 'bm25l' and 'bm25plus' only; leave it None")
+        if backend == "bm25s":
+            _import_bm25s()
+        self.variant = variant
+        self.backend = backend
+        self.k1 = _check_param("k1", k1)
+        self.b = _check_param("b", b)
+        self.epsilon = _check_param("epsilon", epsilon)
+        self.delta = _check_param("delta", delta)
+        self.tokenizer = tokenizer if tokenizer is not None else Tokenizer()
+        self._docs: dict[str, list[str]] = {}
+        self._engine: _Engine | None = None
+
+    # -- records ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    @property
+    def ids(self) -> list[str]:
+        """The indexed ids, in insertion order."""
+        return list(self._docs)
+
+    def tokens(self, doc_id: str) -> list[str]:
+        """The stored terms of one record (a copy)."""
+        return list(self._docs[doc_id])
+
+    def upsert(self, ids: Sequence[str], texts: Sequence[str]) -> None:
+        """Add records, replacing the terms of ids already present."""
+        self.upsert_tokens(ids, [self.tokenizer(t) for t in texts])
+
+    def upsert_tokens(self, ids: Sequence[str], token_lists: Sequence[Sequence[str]]) -> None:
+        """Like :meth:`upsert`, with texts already split by :attr:`tokenizer`."""
+        if len(ids) != len(token_lists):
+            raise InputError(f"got {len(ids)} ids for {len(token_lists)} token lists")
+        for doc_id, toks in zip(ids, token_lists, strict=True):
+            self._docs[doc_id] = list(toks)
+        self._engine = None
+
+    def delete(self, ids: Iterable[str]) -> None:
+        """Remove records; unknown ids are ignored."""
+        for doc_id in ids:
+            self._docs.pop(doc_id, None)
+        self._engine = None
+
+    def clear(self) -> None:
+        """Remove every record."""
+        self._docs.clear()
+        self._engine = None
+
+    # -- search -------------------------------------------------------------------------------
+
+    def search(
+        self, query: str, k: int = 10, allowed: Collection[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best ``(id, bm25_score)`` pairs for ``query``, best first.
+
+        Args:
+            query: the query text (tokenised like the documents).
+            k: how many hits at most.
+            allowed: when given, only these ids are ranked (a filter applied before ranking,
+                so ``k`` hits come back whenever ``k`` matching ones exist).
+        """
+        terms = self.tokenizer(query)
+        if k <= 0 or not terms or not self._docs:
+            return []
+        if self._engine is None:
+            self._engine = _Engine(self)
+        return self._engine.search(terms, k, allowed)
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+        """Write the tokenised corpus and ``state`` (what it was built from) atomically."""
+        payload = {
+            "format": SNAPSHOT_FORMAT,
+            "tokenizer": self.tokenizer.spec(),
+            "state": state,
+            "ids": list(self._docs),
+            # Terms never contain spaces (they are runs of letters and digits): join them.
+            "tokens": [" ".join(toks) for toks in self._docs.values()],
+        }
+        atomic_write(Path(path), json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+
+    def load(self, path: str | os.PathLike[str]) -> dict[str, Any] | None:
+        """Replace the records with a snapshot's and return its ``state``.
+
+        Returns None, leaving the index as it was, when the file is missing, unreadable or
+        was made with another tokenizer: the caller then rebuilds from its source of truth.
+        """
+        try:
+            payload = json.loads(Path(path).read_bytes())
+            if payload.get("format") != SNAPSHOT_FORMAT:
+                return None
+            if payload.get("tokenizer") != self.tokenizer.spec():
+                return None
+            ids, tokens = payload["ids"], payload["tokens"]
+            if len(ids) != len(tokens):
+                return None
+            state = payload["state"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        self._docs = {i: (t.split(" ") if t else []) for i, t in zip(ids, tokens, strict=True)}
+        self._engine = None
+        return state
+
+
+def _import_bm25s() -> Any:
+    try:
+        import bm25s
+    except ImportError as exc:
+        raise ImportError(
+            "bm25_backend='bm25s' needs the bm25s package: pip install 'jinarag[fast-bm25]'"
+        ) from exc
+    return bm25s
+
+
+class _Engine:
+    """A frozen view of the records with postings and a backend scorer; rebuilt after changes."""
+
+    def __init__(self, index: BM25Index) -> None:
+        self.ids = list(index._docs)
+        self.position = {doc_id: i for i, doc_id in enumerate(self.ids)}
+        corpus = list(index._docs.values())
+        postings: dict[str, list[int]] = {}
+        for pos, toks in enumerate(corpus):
+            for term in set(toks):
+                postings.setdefault(term, []).append(pos)
+        self.postings = {t: np.asarray(p, dtype=np.int64) for t, p in postings.items()}
+        self.scorer: Any = None
+        if not self.postings:  # no terms at all: nothing can match (and the libraries divide by 0)
+            return
+        params = {"k1": index.k1, "b": index.b, "epsilon": index.epsilon, "delta": index.delta}
+        params = {name: v for name, v in params.items() if v is not None}
+        if index.backend == "rank_bm25":
+            import rank_bm25
+
+            cls = {"okapi": rank_bm25.BM25Okapi, "bm25l": rank_bm25.BM25L}.get(
+                index.variant, rank_bm25.BM25Plus
+            )
+            self.scorer = cls(corpus, **params)
+            self.score = self._score_rank_bm25
+        else:
+            bm25s = _import_bm25s()
+            method = {"okapi": "robertson", "bm25l": "bm25l", "bm25plus": "bm25+"}[index.variant]
+            if "delta" not in params and index.variant == "bm25plus":
+                params["delta"] = 1.0  # the same default as rank-bm25's BM25Plus
+            self.scorer = bm25s.BM25(method=method, **params)
+            self.scorer.index(corpus, show_progress=False)
+            self.score = self._score_bm25s
+
+    def _score_rank_bm25(self, terms: list[str], positions: np.ndarray) -> np.ndarray:
+        return np.asarray(self.scorer.get_batch_scores(terms, positions.tolist()), dtype=np.float64)
+
+    def _score_bm25s(self, terms: list[str], positions: np.ndarray) -> np.ndarray:
+        known = [t for t in terms if t in self.scorer.vocab_dict]
+        return np.asarray(self.scorer.get_scores(known), dtype=np.float64)[positions]
+
+    def search(
+        self, terms: list[str], k: int, allowed: Collection[str] | None
+    ) -> list[tuple[str, float]]:
+        hits = [self.postings[t] for t in set(terms) if t in self.postings]
+        if not hits:
+            return []
+        positions = np.unique(np.concatenate(hits))
+        if allowed is not None:
+            keep = np.fromiter(
+                (self.position[i] for i in allowed if i in self.position), dtype=np.int64
+            )
+            positions = np.intersect1d(positions, keep)
+            if positions.size == 0:
+                return []
+        scores = self.score(terms, positions)
+        order = np.lexsort((positions, -scores))  # best score first, then insertion order
+        out: list[tuple[str, float]] = []
+        for j in order:
+            if scores[j] <= 0 or len(out) == k:
+                break
+            out.append((self.ids[positions[j]], float(scores[j])))
+        return out
