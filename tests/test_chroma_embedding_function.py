@@ -89,8 +89,6 @@ def test_bad_configs_are_refused(minilm_embedder):
         JinaEmbeddingFunction.validate_config({**config, "model_name": ""})
     with pytest.raises(InputError, match="colour"):
         JinaEmbeddingFunction.validate_config({**config, "colour": "red"})
-    with pytest.raises(InputError, match="max_length=True"):
-        JinaEmbeddingFunction.validate_config({**config, "max_length": True})
     with pytest.raises(InputError, match="not both"):
         JinaEmbeddingFunction("small", embedder=minilm_embedder)
     with pytest.raises(InputError, match="model_name"):
