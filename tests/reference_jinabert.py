@@ -98,7 +98,11 @@ class ReferenceModel:
     def tokenizer(self):
         from tokenizers import Tokenizer
 
-        return Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+        # Some tokenizer.json files carry padding/truncation settings; every call sets its own.
+        tok.no_padding()
+        tok.no_truncation()
+        return tok
 
     def encode(self, text: str, max_length: int) -> tuple[list[int], list[int]]:
         """Token ids and type ids of one text with its special tokens, cut to ``max_length``."""
@@ -235,11 +239,14 @@ class ReferenceModel:
 
     def logits(self, query: str, docs: list[str], max_length: int) -> torch.Tensor:
         """Cross-encoder logits ``classifier(tanh(pooler(h[:, 0])))``, one pair at a time."""
-        sd = self.sd
         out = []
         for doc in docs:
             ids, types = self.encode_pair(query, doc, max_length)
-            hidden, _ = self.forward([ids], [types])
-            pooled = torch.tanh(_linear(hidden[:, 0], sd, "pooler.dense"))
-            out.append(_linear(pooled, sd, "classifier")[0, 0])
+            out.append(self.logit_of_ids(ids, types))
         return torch.stack(out)
+
+    def logit_of_ids(self, ids: list[int], types: list[int]) -> torch.Tensor:
+        """The cross-encoder logit of one already-encoded pair."""
+        hidden, _ = self.forward([ids], [types])
+        pooled = torch.tanh(_linear(hidden[:, 0], self.sd, "pooler.dense"))
+        return _linear(pooled, self.sd, "classifier")[0, 0]

@@ -33,6 +33,8 @@ __all__ = [
     "build_checkpoint",
     "build_variant",
     "drop_weight",
+    "install_in_hf_cache",
+    "use_hf_cache",
     "make_config",
     "random_state_dict",
     "replace_weight",
@@ -384,9 +386,9 @@ def random_state_dict(spec: Spec, vocab_size: int) -> dict[str, torch.Tensor]:
     for key, shape in _shapes(spec, vocab_size).items():
         state[spec.prefix + key] = _init(key, shape, gen)
     if spec.head == "reranker":
-        state["classifier.weight"] = torch.randn(1, spec.hidden, generator=gen) / math.sqrt(
-            spec.hidden
-        )
+        # Scaled up so logits spread over both signs and the sigmoid is far from flat.
+        scale = 4.0 / math.sqrt(spec.hidden)
+        state["classifier.weight"] = scale * torch.randn(1, spec.hidden, generator=gen)
         state["classifier.bias"] = 0.1 * torch.randn(1, generator=gen)
     if spec.mlm_head:
         h = spec.hidden
@@ -454,6 +456,49 @@ def build_all(root: Path) -> dict[str, Path]:
 def spec_with(name: str, **changes) -> Spec:
     """A copy of a named variant's spec with some fields changed."""
     return replace(VARIANTS[name], **changes)
+
+
+# --------------------------------------------------------------------------- Hugging Face cache
+
+
+def install_in_hf_cache(
+    cache: Path, repo_id: str, checkpoint: Path, *, commit: str | None = None
+) -> Path:
+    """Lay a checkpoint out as ``huggingface_hub`` caches a download; return the snapshot dir.
+
+    ``cache/models--owner--name/{blobs/<sha256>, snapshots/<commit>/<file> -> blob, refs/main}``.
+    """
+    import hashlib
+
+    commit = commit if commit is not None else hashlib.sha1(repo_id.encode()).hexdigest()
+    repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
+    blobs, snapshot = repo / "blobs", repo / "snapshots" / commit
+    blobs.mkdir(parents=True, exist_ok=True)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for src in sorted(Path(checkpoint).iterdir()):
+        data = src.read_bytes()
+        blob = blobs / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snapshot / src.name).symlink_to(Path("..", "..", "blobs", blob.name))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def use_hf_cache(monkeypatch, cache: Path) -> Path:
+    """Point the environment and the imported ``huggingface_hub`` at ``cache``, offline."""
+    from huggingface_hub import constants
+
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HF_HOME", str(cache.parent))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub reads these once at import; the running process needs them patched too.
+    monkeypatch.setattr(constants, "HF_HOME", str(cache.parent))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
 
 
 # --------------------------------------------------------------------------- corruption

@@ -1,0 +1,43 @@
+"""`import jinarag` stays light: no framework, vector store, web server or peer library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = [
+    "langchain",
+    "langchain_core",
+    "llama_index",
+    "haystack",
+    "chromadb",
+    "fastapi",
+    "uvicorn",
+    "rank_bm25",
+    "bm25s",
+    "sentence_transformers",
+    "transformers",
+]
+
+# One fresh interpreter: what `import jinarag` loads, then (to prove the probe can see a heavy
+# import) what is loaded after importing one heavy package on purpose.
+PROBE = """
+import json, sys
+import jinarag
+jinarag.Embedder, jinarag.Reranker, jinarag.errors
+after_jinarag = sorted(sys.modules)
+import rank_bm25
+print(json.dumps([after_jinarag, sorted(sys.modules)]))
+"""
+
+
+def test_import_jinarag_imports_no_heavy_package():
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    after_jinarag, after_heavy = (set(m) for m in json.loads(out.stdout.strip().splitlines()[-1]))
+    assert {"jinarag", "jinarag.embedder", "jinarag.reranker"} <= after_jinarag
+    offenders = sorted(name for name in after_jinarag if name.split(".")[0] in HEAVY)
+    assert offenders == []
+    assert "rank_bm25" in after_heavy  # the probe does notice a heavy import
