@@ -125,18 +125,11 @@ class JinaRerank(BaseNodePostprocessor):
 
 
 def _rescored(old: NodeWithScore, score: float) -> NodeWithScore:
-    # A deep copy, so neither the caller's node nor its metadata dict changes.
-    update: dict[str, Any] = {}
+    node = old.node.model_copy(deep=True)  # ours to change; the caller's node stays as it was
     if old.score is not None:
-        # Kept for inspection, but out of the text the LLM and embedder see.
-        update = {
-            "metadata": {**old.node.metadata, "retrieval_score": old.score},
-            "excluded_llm_metadata_keys": _plus(old.node.excluded_llm_metadata_keys),
-            "excluded_embed_metadata_keys": _plus(old.node.excluded_embed_metadata_keys),
-        }
-    node = old.node.model_copy(deep=True, update=update)
+        # Kept for inspection, but out of the text the LLM and the embedder see.
+        node.metadata["retrieval_score"] = old.score
+        for excluded in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
+            if "retrieval_score" not in excluded:
+                excluded.append("retrieval_score")
     return NodeWithScore(node=node, score=float(score))
-
-
-def _plus(keys: list[str]) -> list[str]:
-    return keys if "retrieval_score" in keys else [*keys, "retrieval_score"]
