@@ -59,7 +59,7 @@ def test_async_embeddings_equal_sync(prefixed_embedder):
 
 
 def test_embeddings_loading_options_reach_the_embedder(minilm_dir):
-    embeddings = JinaEmbeddings(model=str(minilm_dir), max_length=64)
+    embeddings = JinaEmbeddings(str(minilm_dir), max_length=64)
     assert embeddings.embedder.max_length == 64
     assert len(embeddings.embed_query("a wing")) == embeddings.embedder.dim
 

@@ -7,8 +7,8 @@
 
 Example:
     >>> from jinarag.langchain import JinaEmbeddings, JinaReranker
-    >>> embeddings = JinaEmbeddings(model="small")
-    >>> reranker = JinaReranker(model="turbo", top_n=3)
+    >>> embeddings = JinaEmbeddings("small")
+    >>> reranker = JinaReranker("turbo", top_n=3)
 """
 
 from __future__ import annotations

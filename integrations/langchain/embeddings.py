@@ -22,7 +22,7 @@ class JinaEmbeddings(BaseModel, Embeddings):
 
     Example:
         >>> from jinarag.langchain import JinaEmbeddings
-        >>> embeddings = JinaEmbeddings(model="small")
+        >>> embeddings = JinaEmbeddings("small")  # or model="small", or embedder=...
         >>> vectors = embeddings.embed_documents(["lift of a wing in a slipstream"])
         >>> query = embeddings.embed_query("what lifts a wing?")
     """
@@ -42,8 +42,8 @@ class JinaEmbeddings(BaseModel, Embeddings):
     normalize: bool = True
     """L2-normalise the vectors (cosine, dot product and Euclidean ranks then agree)."""
 
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
+    def __init__(self, model: str | Path | None = None, **data: Any) -> None:
+        super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.embedder = resolve(
             "JinaEmbeddings",

@@ -28,10 +28,10 @@ class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):
     Example:
         >>> from langchain_core.documents import Document
         >>> from jinarag.langchain import JinaReranker
-        >>> reranker = JinaReranker(model="turbo", top_n=2)
+        >>> reranker = JinaReranker("turbo", top_n=2)  # or reranker=<a jinarag.Reranker>
         >>> docs = [Document("wings in a slipstream"), Document("heat in slabs")]
         >>> best = reranker.compress_documents(docs, "slipstream lift")
-        >>> best[0].metadata["relevance_score"]  # doctest: +SKIP
+        >>> score = best[0].metadata["relevance_score"]
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -51,8 +51,8 @@ class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):
     """Drop documents whose relevance score is below this (scores are in (0, 1))."""
     batch_size: int = 32
 
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
+    def __init__(self, model: str | Path | None = None, **data: Any) -> None:
+        super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.reranker = resolve(
             "JinaReranker",

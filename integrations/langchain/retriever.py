@@ -28,7 +28,7 @@ class JinaHybridRetriever(BaseRetriever):
         >>> from jinarag.langchain import JinaHybridRetriever
         >>> embedder = jinarag.Embedder.from_pretrained("small")
         >>> index = jinarag.HybridIndex(path="./index", embedder=embedder)
-        >>> retriever = JinaHybridRetriever(index=index, k=4, mode="hybrid", fusion="rrf")
+        >>> retriever = JinaHybridRetriever(index, k=4, mode="hybrid", fusion="rrf")
         >>> docs = retriever.invoke("lift of a wing in a slipstream")
     """
 
@@ -46,6 +46,9 @@ class JinaHybridRetriever(BaseRetriever):
     """`(dense, bm25)` fusion weights (hybrid mode only); None: the index's."""
     where: dict[str, Any] | None = None
     """A Chroma metadata filter applied to both sides."""
+
+    def __init__(self, index: Any, **data: Any) -> None:
+        super().__init__(index=index, **data)
 
     def _get_relevant_documents(
         self,
