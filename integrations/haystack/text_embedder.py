@@ -19,7 +19,8 @@ class JinaTextEmbedder:
     """Embeds one query string with a local Jina model, on the query side of the embedder.
 
     Pair it with `JinaDocumentEmbedder` on the same `model` for the documents. The keyword
-    names follow Haystack's SentenceTransformers embedders. The model is loaded by `warm_up()`
+    names follow Haystack's SentenceTransformers embedders (`progress_bar` is off by default
+    here: one query is one batch). The model is loaded by `warm_up()`
     (or by the first `run`), not when the component is created.
 
     Example:
@@ -35,7 +36,7 @@ class JinaTextEmbedder:
         prefix: str = "",
         suffix: str = "",
         batch_size: int = 32,
-        progress_bar: bool = True,
+        progress_bar: bool = False,
         normalize_embeddings: bool = True,
         max_length: int | None = None,
         revision: str | None = None,
