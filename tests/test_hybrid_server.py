@@ -1,0 +1,167 @@
+"""HybridIndex against a real `chroma run` server on 127.0.0.1, started and stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import chromadb
+import httpx
+import pytest
+from chromadb.config import Settings
+
+from jinarag.errors import StoreUnavailableError
+from jinarag.hybrid import HybridIndex
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+CHROMA = Path(sys.executable).parent / "chroma"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ChromaServer:
+    """`chroma run` in a subprocess; `stop()` kills it by its PID."""
+
+    def __init__(self, path: Path, port: int, log: Path) -> None:
+        self.path, self.port, self.log = path, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    CHROMA,
+                    "run",
+                    "--path",
+                    str(self.path),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chroma run exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"chroma run did not answer within {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def ids(self, collection: str) -> set[str]:
+        client = chromadb.HttpClient(
+            host="127.0.0.1", port=self.port, settings=Settings(anonymized_telemetry=False)
+        )
+        return set(client.get_collection(collection).get(include=[])["ids"])
+
+
+@pytest.fixture
+def server(tmp_path, request):
+    srv = ChromaServer(tmp_path / "chroma-data", _free_port(), tmp_path / "chroma.log")
+    request.addfinalizer(srv.stop)
+    srv.start()
+    return srv
+
+
+def _snapshot_ids(folder: Path, collection: str) -> set[str]:
+    return set(json.loads((folder / "jinarag-bm25" / f"{collection}.json").read_bytes())["ids"])
+
+
+def test_server_mode_round_trip(server, minilm_embedder, tmp_path):
+    snap = tmp_path / "snap"
+    index = HybridIndex(path=snap, url=server.url, collection="papers", embedder=minilm_embedder)
+    texts = ["Lift of a wing in a slipstream.", "Heat flux at Mach 5.", "Buckling of shells."]
+    ids = index.add(texts, metadatas=[{"kind": "aero"}, {"kind": "heat"}, {"kind": "struct"}])
+    assert server.ids("papers") == set(ids) == set(index.bm25_index.ids)
+    hits = index.search("wing lift", k=2)
+    assert hits[0].text == texts[0] and hits[0].dense is not None and hits[0].bm25 is not None
+    assert [h.id for h in index.search("heat", where={"kind": "heat"}, mode="bm25")] == [ids[1]]
+    # A second process-like client: the snapshot beside it is current, so it is loaded as is.
+    os.utime(snap / "jinarag-bm25" / "papers.json", (1, 1))
+    again = HybridIndex(path=snap, url=server.url, collection="papers", embedder=minilm_embedder)
+    assert (snap / "jinarag-bm25" / "papers.json").stat().st_mtime == 1
+    assert sorted(again.bm25_index.ids) == sorted(ids)
+    # Without a path the BM25 side is rebuilt from the server.
+    memory_only = HybridIndex(url=server.url, collection="papers", embedder=minilm_embedder)
+    assert sorted(memory_only.bm25_index.ids) == sorted(ids)
+
+
+def test_unreachable_server_names_the_url(minilm_embedder):
+    url = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(StoreUnavailableError) as info:
+        HybridIndex(url=url, embedder=minilm_embedder)
+    assert url in str(info.value) and "chroma run --path" in str(info.value)
+
+
+def test_server_stopped_in_the_middle_of_an_ingest(server, minilm_embedder, tmp_path):
+    snap = tmp_path / "snap"
+    index = HybridIndex(
+        path=snap, url=server.url, collection="ingest", embedder=minilm_embedder, batch_size=8
+    )
+    index.add(["written before the ingest"], ids=["before"])
+    texts = [f"server ingest record {i} about flutter {i % 11}" for i in range(400)]
+    failure: list[BaseException] = []
+
+    def ingest() -> None:
+        try:
+            index.add(texts)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=ingest)
+    worker.start()
+    deadline = time.monotonic() + 300
+    while len(server.ids("ingest")) < 1 + 24:
+        assert worker.is_alive() and time.monotonic() < deadline, "the ingest did not progress"
+        time.sleep(0.05)
+    server.stop(signal.SIGKILL)
+    worker.join(timeout=300)
+    assert not worker.is_alive()
+
+    assert len(failure) == 1 and isinstance(failure[0], StoreUnavailableError), failure
+    message = str(failure[0])
+    assert server.url in message and "chroma run" in message and "repeat the call" in message
+    # The snapshot was not touched by the failed ingest: it is not ahead of the server.
+    assert _snapshot_ids(snap, "ingest") == {"before"}
+
+    server.start()
+    stored = server.ids("ingest")
+    assert "before" in stored and 1 + 24 <= len(stored) < 1 + len(texts)
+    reopened = HybridIndex(
+        path=snap, url=server.url, collection="ingest", embedder=minilm_embedder, batch_size=64
+    )
+    assert set(reopened.bm25_index.ids) == stored
+    ids = reopened.add(texts)  # repeating the same call completes the ingest
+    assert server.ids("ingest") == set(reopened.bm25_index.ids) == {"before", *ids}
+    assert _snapshot_ids(snap, "ingest") == {"before", *ids}
