@@ -1,0 +1,230 @@
+"""jinarag.haystack in real Haystack pipelines: hybrid retrieval, reranking, prompts, YAML.
+
+Runs under haystack-ai 3.x (.venv) and 2.x (.venv-haystack2); uses only what both have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from haystack import Pipeline
+from haystack.components.builders import PromptBuilder
+from haystack.core.errors import DeserializationError
+from haystack.version import __version__ as haystack_version
+
+import jinarag
+from jinarag.haystack import JinaHybridRetriever, JinaRanker
+
+HAYSTACK_3 = int(haystack_version.split(".")[0]) >= 3
+COLLECTION = "cranfield-haystack"
+N_DOCS = 40
+QUESTION = "how does heat transfer behave in a slip flow boundary layer"
+TEMPLATE = (
+    "Answer from the context.\n"
+    "{% for doc in documents %}[{{ doc.id }}] {{ doc.content }}\n{% endfor %}"
+    "Question: {{ question }}"
+)
+
+
+@pytest.fixture(scope="module")
+def records(cranfield_dir) -> list[dict]:
+    with open(cranfield_dir / "corpus.jsonl", encoding="utf-8") as f:
+        return [json.loads(line) for _, line in zip(range(N_DOCS), f, strict=False)]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, minilm_embedder, records) -> Path:
+    """A HybridIndex on disk over the first Cranfield abstracts, built with the core API."""
+    path = tmp_path_factory.mktemp("haystack-store")
+    index = jinarag.HybridIndex(path=path, collection=COLLECTION, embedder=minilm_embedder)
+    index.add(
+        [r["text"] for r in records],
+        ids=[r["_id"] for r in records],
+        metadatas=[{"title": r["title"], "n": int(r["_id"])} for r in records],
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def index(store, minilm_embedder):
+    """The same store opened again, to compute expected results without Haystack."""
+    return jinarag.HybridIndex(path=store, collection=COLLECTION, embedder=minilm_embedder)
+
+
+def make_retriever(store: Path, minilm_dir: Path, **kwargs) -> JinaHybridRetriever:
+    return JinaHybridRetriever(
+        path=store, collection=COLLECTION, model=minilm_dir, max_length=256, **kwargs
+    )
+
+
+def rag_pipeline(store: Path, minilm_dir: Path, reranker_dir: Path) -> Pipeline:
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", make_retriever(store, minilm_dir, top_k=10))
+    pipeline.add_component("ranker", JinaRanker(model=reranker_dir, max_length=256, top_k=3))
+    pipeline.add_component(
+        "prompt_builder", PromptBuilder(template=TEMPLATE, required_variables=["question"])
+    )
+    pipeline.connect("retriever.documents", "ranker.documents")
+    pipeline.connect("ranker.documents", "prompt_builder.documents")
+    return pipeline
+
+
+def pipeline_inputs(question: str) -> dict:
+    # Hybrid retrieval and reranking both read the query text: it goes to each of them.
+    return {
+        "retriever": {"query": question},
+        "ranker": {"query": question},
+        "prompt_builder": {"question": question},
+    }
+
+
+def test_retriever_documents_are_the_index_hits(store, index, minilm_dir):
+    retriever = make_retriever(store, minilm_dir, top_k=5)
+    docs = retriever.run(query=QUESTION)["documents"]
+    hits = index.search(QUESTION, k=5)
+
+    assert [d.id for d in docs] == [h.id for h in hits]
+    assert [d.content for d in docs] == [h.text for h in hits]
+    assert [d.score for d in docs] == [h.score for h in hits]
+    assert [d.meta for d in docs] == [h.scored_metadata() for h in hits]
+    assert docs[0].meta["score_space"] == "rrf"
+    assert {"title", "n", "dense_rank", "bm25_rank"} <= set(docs[0].meta)
+
+
+def test_retriever_options_and_filters(store, index, minilm_dir):
+    retriever = make_retriever(store, minilm_dir, top_k=4, filters={"n": {"$lte": 20}})
+    filtered = retriever.run(query=QUESTION)["documents"]
+    assert filtered and all(d.meta["n"] <= 20 for d in filtered)
+    assert [d.id for d in filtered] == [
+        h.id for h in index.search(QUESTION, k=4, where={"n": {"$lte": 20}})
+    ]
+
+    # Arguments given to run replace the init values.
+    replaced = retriever.run(query=QUESTION, filters={"n": {"$gt": 20}}, mode="bm25", top_k=2)
+    assert len(replaced["documents"]) == 2
+    assert all(d.meta["n"] > 20 and d.meta["score_space"] == "bm25" for d in replaced["documents"])
+    weighted = retriever.run(query=QUESTION, weights=[1.0, 0.0], fusion="relative")["documents"]
+    expected = index.search(
+        QUESTION, k=4, fusion="relative", weights=(1.0, 0.0), where={"n": {"$lte": 20}}
+    )
+    assert [d.id for d in weighted] == [h.id for h in expected]
+
+
+def test_rag_pipeline_puts_the_best_document_first_in_the_prompt(
+    store, index, minilm_dir, minilm_reranker_dir, minilm_reranker
+):
+    pipeline = rag_pipeline(store, minilm_dir, minilm_reranker_dir)
+    out = pipeline.run(pipeline_inputs(QUESTION), include_outputs_from={"ranker"})
+
+    # Expected without Haystack: the core index's top 10, reranked by the core reranker.
+    hits = index.search(QUESTION, k=10)
+    ranked = minilm_reranker.rank(QUESTION, [h.text for h in hits], top_n=3)
+    expected = [hits[r.index] for r in ranked]
+
+    ranked_docs = out["ranker"]["documents"]
+    assert [d.id for d in ranked_docs] == [h.id for h in expected]
+    assert [round(d.score, 5) for d in ranked_docs] == [round(r.score, 5) for r in ranked]
+    prompt = out["prompt_builder"]["prompt"]
+    positions = [prompt.index(f"[{h.id}] {h.text}") for h in expected]
+    assert positions == sorted(positions)  # best first
+    assert prompt.rstrip().endswith(f"Question: {QUESTION}")
+    # The ranker keeps the retriever's metadata (fused and per-source scores).
+    assert ranked_docs[0].meta == next(h for h in hits if h.id == expected[0].id).scored_metadata()
+
+
+def comparable(pipeline_dict: dict) -> dict:
+    """A pipeline's dict with its connections sorted (loading may list them in another order)."""
+    key = lambda c: (c["sender"], c["receiver"])  # noqa: E731
+    return {**pipeline_dict, "connections": sorted(pipeline_dict["connections"], key=key)}
+
+
+def load_pipeline(text: str) -> Pipeline:
+    """Load a saved pipeline the documented way for the installed Haystack."""
+    if HAYSTACK_3:
+        return Pipeline.loads(text, allowed_modules=["jinarag.haystack"])
+    return Pipeline.loads(text)
+
+
+def test_yaml_round_trip_gives_the_same_output(store, minilm_dir, minilm_reranker_dir):
+    pipeline = rag_pipeline(store, minilm_dir, minilm_reranker_dir)
+    text = pipeline.dumps()
+    assert "jinarag.haystack.retriever.JinaHybridRetriever" in text
+
+    if HAYSTACK_3:
+        # 3.x refuses modules outside its allowlist until told to trust this one.
+        with pytest.raises(DeserializationError, match="jinarag.haystack"):
+            Pipeline.loads(text)
+    loaded = load_pipeline(text)
+
+    assert comparable(loaded.to_dict()) == comparable(pipeline.to_dict())
+    inputs = pipeline_inputs(QUESTION)
+    assert loaded.run(copy.deepcopy(inputs)) == pipeline.run(copy.deepcopy(inputs))
+
+
+@pytest.mark.slow
+def test_yaml_loads_in_a_fresh_process(tmp_path, store, minilm_dir, minilm_reranker_dir):
+    pipeline = rag_pipeline(store, minilm_dir, minilm_reranker_dir)
+    saved = tmp_path / "rag.yaml"
+    saved.write_text(pipeline.dumps(), encoding="utf-8")
+    code = (
+        "import json, sys\n"
+        "from haystack import Pipeline\n"
+        "text = open(sys.argv[1], encoding='utf-8').read()\n"
+        "assert 'jinarag.haystack' not in sys.modules\n"
+        "print(json.dumps(Pipeline.loads(text).to_dict()))\n"
+    )
+    # The one line for 3.x that works in any process (2.x ignores it): the allowlist variable.
+    env = {**os.environ, "HAYSTACK_DESERIALIZATION_ALLOWLIST": "jinarag.haystack"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(saved)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert comparable(loaded) == comparable(pipeline.to_dict())
+
+
+def test_retriever_warm_up_twice_and_run_async(store, minilm_dir):
+    retriever = make_retriever(store, minilm_dir, top_k=3)
+    assert retriever.index is None  # nothing opened in __init__
+    retriever.warm_up()
+    first = retriever.index
+    retriever.warm_up()
+    assert isinstance(first, jinarag.HybridIndex) and retriever.index is first
+
+    async_out = asyncio.run(retriever.run_async(query=QUESTION, mode="dense"))
+    assert async_out == retriever.run(query=QUESTION, mode="dense")
+    assert len(async_out["documents"]) == 3
+    assert retriever.index is first
+
+
+def test_retriever_to_dict_from_dict(tmp_path):
+    retriever = JinaHybridRetriever(
+        path=tmp_path,
+        collection="c1",
+        model="small",
+        top_k=7,
+        mode="dense",
+        fusion="dbsf",
+        weights=(0.7, 0.3),
+        filters={"lang": "en"},
+        device="cpu",
+    )
+    data = retriever.to_dict()
+    assert data["type"] == "jinarag.haystack.retriever.JinaHybridRetriever"
+    assert data["init_parameters"]["path"] == str(tmp_path)
+    assert data["init_parameters"]["weights"] == [0.7, 0.3]
+    json.dumps(data)
+    restored = JinaHybridRetriever.from_dict(copy.deepcopy(data))
+    assert restored.to_dict() == data
+    assert restored.index is None
