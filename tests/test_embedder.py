@@ -232,6 +232,20 @@ def test_save_then_load_gives_identical_embeddings(embedders, tmp_path, name):
     assert again.config == emb.config
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_compute_stays_finite_and_close(tiny_checkpoints, embedders, dtype):
+    # Padded keys must not saturate or turn rows into NaN in half precision.
+    emb = jinarag.Embedder.from_pretrained(
+        tiny_checkpoints["v2_geglu_8h"], device="cpu", dtype=dtype, max_length=96
+    )
+    assert str(emb.model.embeddings.word_embeddings.weight.dtype) == f"torch.{dtype}"
+    half = emb.embed(TEXTS, batch_size=len(TEXTS))
+    assert half.dtype == np.float32
+    assert np.isfinite(half).all()
+    full = embedders["v2_geglu_8h"].embed(TEXTS)
+    assert (half * full).sum(1).min() > 0.98
+
+
 def test_model_runs_in_float32_on_cpu_with_auto_dtype(embedders):
     for emb in embedders.values():
         assert {p.dtype for p in emb.model.parameters()} == {torch.float32}

@@ -54,6 +54,8 @@ def test_a_local_directory_resolves_to_itself(tiny_checkpoints):
     assert resolve_checkpoint(path) == path.resolve()
     assert resolve_checkpoint(str(path)) == path.resolve()
     assert resolve_checkpoint(path, kind="reranker") == path.resolve()
+    # A local checkpoint is named by its resolved path: the name identifies the vector space.
+    assert jinarag.Embedder.from_pretrained(str(path), device="cpu").name == str(path.resolve())
 
 
 def test_an_alias_in_the_hf_cache_loads_offline(tiny_checkpoints, hf_cache):
