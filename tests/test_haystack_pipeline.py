@@ -64,8 +64,8 @@ def make_retriever(store: Path, minilm_dir: Path, **kwargs) -> JinaHybridRetriev
     )
 
 
-def rag_pipeline(store: Path, minilm_dir: Path, reranker_dir: Path) -> Pipeline:
-    pipeline = Pipeline()
+def rag_pipeline(store: Path, minilm_dir: Path, reranker_dir: Path, cls: type = Pipeline):
+    pipeline = cls()
     pipeline.add_component("retriever", make_retriever(store, minilm_dir, top_k=10))
     pipeline.add_component("ranker", JinaRanker(model=reranker_dir, max_length=256, top_k=3))
     pipeline.add_component(
@@ -192,6 +192,25 @@ def test_yaml_loads_in_a_fresh_process(tmp_path, store, minilm_dir, minilm_reran
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert comparable(loaded) == comparable(pipeline.to_dict())
+
+
+@pytest.mark.slow
+def test_async_pipeline_gives_the_same_output(store, minilm_dir, minilm_reranker_dir):
+    # 3.x runs any pipeline asynchronously; 2.x has a separate AsyncPipeline class.
+    if HAYSTACK_3:
+        cls = Pipeline
+    else:
+        from haystack import AsyncPipeline as cls
+    async_pipeline = rag_pipeline(store, minilm_dir, minilm_reranker_dir, cls)
+    pipeline = rag_pipeline(store, minilm_dir, minilm_reranker_dir)
+    inputs = pipeline_inputs(QUESTION)
+
+    out = asyncio.run(
+        async_pipeline.run_async(copy.deepcopy(inputs), include_outputs_from={"ranker"})
+    )
+
+    assert out == pipeline.run(copy.deepcopy(inputs), include_outputs_from={"ranker"})
+    assert len(out["ranker"]["documents"]) == 3
 
 
 def test_retriever_warm_up_twice_and_run_async(store, minilm_dir):
