@@ -200,6 +200,7 @@ print("imported once unblocked:", jinarag.langchain.JinaEmbeddings.__name__)
 """
 
 
+@pytest.mark.slow
 def test_import_without_langchain_names_the_extra():
     result = subprocess.run(
         [sys.executable, "-c", WITHOUT_LANGCHAIN],
