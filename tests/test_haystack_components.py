@@ -98,6 +98,8 @@ def test_document_embedder_uses_the_document_side_and_returns_new_documents(side
     np.testing.assert_allclose(np.array([d.embedding for d in out]), expected, atol=1e-5)
     assert not np.allclose(out[0].embedding, sided_embedder.embed_queries(texts[:1])[0], atol=1e-3)
     np.testing.assert_allclose(np.linalg.norm(expected, axis=1), 1.0, atol=1e-5)
+    out[0].meta["title"] = "edited downstream"  # the result owns its metadata
+    assert docs == before
 
 
 def test_normalize_embeddings_false_gives_the_raw_mean(minilm_embedder, minilm_dir):
@@ -121,6 +123,8 @@ def test_ranker_orders_by_the_reranker_score(ranker, minilm_reranker, docs):
     assert all(0.0 < d.score < 1.0 for d in out)
     assert docs == before and all(d.score is None for d in docs)
     assert all(isinstance(d.score, float) for d in out)
+    out[0].meta["title"] = "edited downstream"  # the result owns its metadata
+    assert docs == before
 
 
 def test_ranker_raw_logits_top_k_and_threshold(ranker, minilm_reranker, docs):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,12 @@ from jinarag.errors import InputError
 def model_name(model: str | Path) -> str:
     """A plain string for `model`, so it serialises to YAML (a `Path` does not)."""
     return os.fspath(model)
+
+
+def fresh_copy(doc: Document, **changes: Any) -> Document:
+    """A new Document with `changes` and its own copy of `meta`, so that whoever edits the
+    result's metadata downstream does not edit the caller's Document as well."""
+    return replace(doc, meta=copy.deepcopy(doc.meta), **changes)
 
 
 def load_options(owner: Any) -> dict[str, Any]:

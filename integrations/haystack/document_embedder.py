@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 from jinarag.defaults import DEFAULT_EMBEDDER
 from jinarag.embedder import Embedder
-from jinarag.haystack._common import document_texts, load_options, model_name
+from jinarag.haystack._common import document_texts, fresh_copy, load_options, model_name
 
 
 @component
@@ -89,7 +88,7 @@ class JinaDocumentEmbedder:
         )
         return {
             "documents": [
-                replace(doc, embedding=vector.tolist())
+                fresh_copy(doc, embedding=vector.tolist())
                 for doc, vector in zip(documents, vectors, strict=True)
             ]
         }

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 from jinarag.defaults import DEFAULT_RERANKER
-from jinarag.haystack._common import document_texts, load_options, model_name
+from jinarag.haystack._common import document_texts, fresh_copy, load_options, model_name
 from jinarag.reranker import Reranker
 
 
@@ -101,7 +100,7 @@ class JinaRanker:
         )
         return {
             "documents": [
-                replace(documents[r.index], score=float(r.score))
+                fresh_copy(documents[r.index], score=float(r.score))
                 for r in ranked
                 if threshold is None or r.score >= threshold
             ]
