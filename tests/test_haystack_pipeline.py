@@ -213,7 +213,7 @@ def test_async_pipeline_gives_the_same_output(store, minilm_dir, minilm_reranker
     assert len(out["ranker"]["documents"]) == 3
 
 
-def test_retriever_warm_up_twice_and_run_async(store, minilm_dir):
+def test_retriever_warm_up_twice_run_async_and_close(store, minilm_dir):
     retriever = make_retriever(store, minilm_dir, top_k=3)
     assert retriever.index is None  # nothing opened in __init__
     retriever.warm_up()
@@ -225,6 +225,11 @@ def test_retriever_warm_up_twice_and_run_async(store, minilm_dir):
     assert async_out == retriever.run(query=QUESTION, mode="dense")
     assert len(async_out["documents"]) == 3
     assert retriever.index is first
+
+    retriever.close()  # Haystack 3.x's Pipeline.close() calls it
+    assert retriever.index is None
+    assert retriever.run(query=QUESTION, mode="dense") == async_out  # opened again
+    assert retriever.index is not None and retriever.index is not first
 
 
 def test_retriever_to_dict_from_dict(tmp_path):

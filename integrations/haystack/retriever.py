@@ -81,6 +81,13 @@ class JinaHybridRetriever:
                 path=self.path, url=self.url, collection=self.collection, embedder=embedder
             )
 
+    def close(self) -> None:
+        """Let go of the index (Haystack 3.x's `Pipeline.close()` calls this); an in-memory
+        index loses its records. The next `warm_up` or `run` opens the index again."""
+        if self.index is not None:
+            self.index.close()
+            self.index = None
+
     @component.output_types(documents=list[Document])
     def run(
         self,
