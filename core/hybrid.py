@@ -87,6 +87,9 @@ _META_EMBEDDER = "jinarag:embedder"
 _META_DIM = "jinarag:dim"
 _META_GENERATION = "jinarag:generation"
 _BM25_DIR = "jinarag-bm25"
+# HNSW search breadth for new collections (Chroma's default is 100). At least as wide as the
+# candidate lists we ask for, so a shorter list is exactly the head of a longer one.
+_EF_SEARCH = 200
 
 
 class SourceScore(NamedTuple):
@@ -146,7 +149,6 @@ class _Found:
 
     dense: list[tuple[str, float]] = field(default_factory=list)
     bm25: list[tuple[str, float]] = field(default_factory=list)
-    records: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | None:
@@ -350,7 +352,7 @@ class HybridIndex:
             f"open collection {self.collection_name!r}",
             self._client.get_or_create_collection,
             self.collection_name,
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": {"space": "cosine", "ef_search": _EF_SEARCH}},
             metadata={_META_EMBEDDER: name, _META_DIM: dim},
             embedding_function=None,  # we always pass vectors; Chroma must never embed
         )
@@ -584,14 +586,7 @@ class HybridIndex:
         """The stored records with these ids (in the order given; missing ids are skipped)
         and/or matching ``where``; with neither, every record. Scores are 0.0, space ``"none"``."""
         wanted = _check_ids(ids, unique=False) if ids is not None else None
-        records: dict[str, tuple[str, dict[str, Any]]] = {}
-        chunks = (
-            [wanted[i : i + self._max_batch] for i in range(0, len(wanted), self._max_batch)]
-            if wanted is not None
-            else [None]
-        )
-        for chunk in chunks:
-            records.update(self._fetch(chunk, where))
+        records = self._fetch(wanted, where)
         order = wanted if wanted is not None else list(records)
         return [
             Hit(i, records[i][0], dict(records[i][1]), 0.0, "none") for i in order if i in records
@@ -600,17 +595,24 @@ class HybridIndex:
     def _fetch(
         self, ids: list[str] | None, where: dict[str, Any] | None = None
     ) -> dict[str, tuple[str, dict[str, Any]]]:
-        got = self._call(
-            "read records",
-            self._collection.get,
-            ids=ids,
-            where=where,
-            include=["documents", "metadatas"],
+        """``{id: (text, metadata)}`` for these ids (in chunks Chroma accepts) or all records."""
+        chunks = (
+            [None]
+            if ids is None
+            else [ids[i : i + self._max_batch] for i in range(0, len(ids), self._max_batch)]
         )
-        return {
-            i: (t if t is not None else "", dict(m or {}))
-            for i, t, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        }
+        out: dict[str, tuple[str, dict[str, Any]]] = {}
+        for chunk in chunks:
+            got = self._call(
+                "read records",
+                self._collection.get,
+                ids=chunk,
+                where=where,
+                include=["documents", "metadatas"],
+            )
+            for i, t, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
+                out[i] = (t if t is not None else "", dict(m or {}))
+        return out
 
     def count(self) -> int:
         """How many records the index holds."""
@@ -652,7 +654,8 @@ class HybridIndex:
             weights: ``(dense, bm25)`` weights for fusion. Default: the index's.
             where: a Chroma metadata filter, e.g. ``{"lang": "en"}``; applied to both sources
                 before ranking.
-            candidates: results taken from each source before fusion. Default: the index's.
+            candidates: results taken from each source before fusion (and in single-source
+                modes, before keeping ``k``). Default: the index's.
             rerank: a Reranker, True (the index's), False (none), None (the index's, if any).
             rerank_top: how many fused results the reranker reorders (at least ``k``).
             rrf_k: the RRF constant. Default: the index's.
@@ -688,7 +691,10 @@ class HybridIndex:
             pool = max(k, rerank_top if rerank_top is not None else self.rerank_top)
         n_cand = _positive_int("candidates", candidates, allow_none=True)
         if n_cand is None:
-            n_cand = max(pool, self.candidates) if mode == "hybrid" else pool
+            # Single-source modes ask for as many as hybrid does too: the approximate
+            # nearest-neighbour search is most accurate well inside its result list, and
+            # dense mode then returns exactly the head of hybrid's dense candidates.
+            n_cand = max(pool, self.candidates)
         elif n_cand < pool:
             raise InputError(f"candidates ({n_cand}) must be at least k ({pool}) results")
 
@@ -749,18 +755,13 @@ class HybridIndex:
                 query_embeddings=[vector],
                 n_results=min(n_cand, len(self._bm25)),
                 where=where,
-                include=["documents", "metadatas", "distances"],
+                include=["distances"],  # texts are fetched for the final hits only
             )
-            for doc_id, text, meta, dist in zip(
-                got["ids"][0],
-                got["documents"][0],
-                got["metadatas"][0],
-                got["distances"][0],
-                strict=True,
-            ):
-                # Chroma's cosine distance is 1 - cosine similarity; report the similarity.
-                found.dense.append((doc_id, 1.0 - float(dist)))
-                found.records[doc_id] = (text if text is not None else "", dict(meta or {}))
+            # Chroma's cosine distance is 1 - cosine similarity; report the similarity.
+            found.dense = [
+                (doc_id, 1.0 - float(dist))
+                for doc_id, dist in zip(got["ids"][0], got["distances"][0], strict=True)
+            ]
         if mode in ("hybrid", "bm25"):
             allowed = set(self._chroma_ids(where)) if where is not None else None
             found.bm25 = self._bm25.search(query, n_cand, allowed)
@@ -769,10 +770,7 @@ class HybridIndex:
     def _hits(self, found: _Found, ranked: list[tuple[str, float]], space: str) -> list[Hit]:
         dense = {doc_id: SourceScore(r, s) for r, (doc_id, s) in enumerate(found.dense, start=1)}
         bm25 = {doc_id: SourceScore(r, s) for r, (doc_id, s) in enumerate(found.bm25, start=1)}
-        missing = [doc_id for doc_id, _ in ranked if doc_id not in found.records]
-        records = dict(found.records)
-        if missing:
-            records.update(self._fetch(missing))
+        records = self._fetch([doc_id for doc_id, _ in ranked]) if ranked else {}
         return [
             Hit(
                 doc_id,

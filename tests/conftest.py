@@ -71,3 +71,18 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
     from tiny_checkpoints import build_all
 
     return build_all(tmp_path_factory.mktemp("tiny-checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def cranfield_index(cranfield_dir, minilm_embedder, tmp_path_factory):
+    """A HybridIndex (collection "beir") over the whole Cranfield corpus, embedded once per
+    session with MiniLM at 256 tokens into a temporary store. Read it; do not write to it."""
+    import warnings
+
+    from jinarag.evaluate import build_index, load_beir
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # long abstracts are cut at 256 tokens
+        return build_index(
+            load_beir(cranfield_dir), minilm_embedder, tmp_path_factory.mktemp("cranfield-index")
+        )
