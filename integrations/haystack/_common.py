@@ -10,6 +10,7 @@ from typing import Any
 
 from haystack import Document
 from haystack.utils import ComponentDevice
+
 from jinarag.errors import InputError
 
 

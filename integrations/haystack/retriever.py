@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
+
 from jinarag.defaults import DEFAULT_EMBEDDER
 from jinarag.embedder import Embedder
 from jinarag.haystack._common import load_options, model_name

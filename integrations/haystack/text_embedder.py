@@ -8,6 +8,7 @@ from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
+
 from jinarag.defaults import DEFAULT_EMBEDDER
 from jinarag.embedder import Embedder
 from jinarag.errors import InputError

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from jinarag.llama_index._loading import load_or_use
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from jinarag.llama_index._loading import load_or_use
 
 if TYPE_CHECKING:
     from jinarag import Embedder

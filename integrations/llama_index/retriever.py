@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from jinarag.errors import InputError
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+
+from jinarag.errors import InputError
 
 if TYPE_CHECKING:
     from jinarag import Hit, HybridIndex
