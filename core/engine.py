@@ -144,6 +144,37 @@ class PretrainedModel:
         name = str(directory) if is_local else repo_id_for(os.fspath(name_or_path), cls.kind)
         return cls(model, tokenizer, name=name, source=directory, max_length=max_length, **options)
 
+    @classmethod
+    def load_or_use(
+        cls: type[Self],
+        owner: str,
+        name: str | os.PathLike[str] | None,
+        loaded: Self | None,
+        *,
+        name_arg: str = "model",
+        **options: Any,
+    ) -> Self:
+        """The model a framework adapter was given: ``loaded`` as is, or loaded from ``name``.
+
+        Exactly one of the two is expected; ``owner`` (the adapter) and ``name_arg`` (its
+        keyword for the name) make the error say what to pass.
+        """
+        instance_arg = cls.kind
+        if name is not None and loaded is not None:
+            raise InputError(
+                f"{owner} got both {name_arg}={os.fspath(name)!r} and {instance_arg}=: pass one "
+                "of them, not both."
+            )
+        if loaded is not None:
+            return loaded
+        if name is None:
+            raise InputError(
+                f"{owner} got neither {name_arg}= nor {instance_arg}=: pass {name_arg}= (an "
+                f"alias, a Hub id or a local directory) or {instance_arg}=jinarag."
+                f"{cls.__name__}.from_pretrained(...)."
+            )
+        return cls.from_pretrained(name, **options)
+
     # -- batched inference ----------------------------------------------------------------
 
     def _run(

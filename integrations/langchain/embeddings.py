@@ -9,7 +9,6 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict
 
 from jinarag.embedder import Embedder
-from jinarag.langchain._loading import resolve
 
 
 class JinaEmbeddings(BaseModel, Embeddings):
@@ -45,18 +44,15 @@ class JinaEmbeddings(BaseModel, Embeddings):
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
-        self.embedder = resolve(
+        self.embedder = Embedder.load_or_use(
             "JinaEmbeddings",
-            Embedder,
             self.model,
             self.embedder,
-            {
-                "device": self.device,
-                "dtype": self.dtype,
-                "max_length": self.max_length,
-                "revision": self.revision,
-                "local_files_only": self.local_files_only,
-            },
+            device=self.device,
+            dtype=self.dtype,
+            max_length=self.max_length,
+            revision=self.revision,
+            local_files_only=self.local_files_only,
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -11,7 +11,6 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
-from jinarag.langchain._loading import resolve
 from jinarag.reranker import Reranker
 
 
@@ -54,18 +53,15 @@ class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
-        self.reranker = resolve(
+        self.reranker = Reranker.load_or_use(
             "JinaReranker",
-            Reranker,
             self.model,
             self.reranker,
-            {
-                "device": self.device,
-                "dtype": self.dtype,
-                "max_length": self.max_length,
-                "revision": self.revision,
-                "local_files_only": self.local_files_only,
-            },
+            device=self.device,
+            dtype=self.dtype,
+            max_length=self.max_length,
+            revision=self.revision,
+            local_files_only=self.local_files_only,
         )
 
     def compress_documents(

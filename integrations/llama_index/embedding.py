@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-from jinarag.llama_index._loading import load_or_use
-
-if TYPE_CHECKING:
-    from jinarag import Embedder
+from jinarag.embedder import Embedder
 
 
 class JinaEmbedding(BaseEmbedding):
@@ -55,11 +52,11 @@ class JinaEmbedding(BaseEmbedding):
             embed_batch_size: Texts per batch.
             **kwargs: Other ``BaseEmbedding`` fields (``callback_manager``, ``num_workers``).
         """
-        embedder = load_or_use(
+        embedder = Embedder.load_or_use(
             "JinaEmbedding",
-            "Embedder",
             model_name,
             embedder,
+            name_arg="model_name",
             device=device,
             dtype=dtype,
             max_length=max_length,

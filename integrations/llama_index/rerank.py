@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -12,10 +12,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from jinarag.errors import InputError
-from jinarag.llama_index._loading import load_or_use
-
-if TYPE_CHECKING:
-    from jinarag import Reranker
+from jinarag.reranker import Reranker
 
 dispatcher = get_dispatcher(__name__)
 
@@ -67,9 +64,8 @@ class JinaRerank(BaseNodePostprocessor):
             max_length: Token limit per pair for a model loaded here.
             **kwargs: Other ``BaseNodePostprocessor`` fields (``callback_manager``).
         """
-        reranker = load_or_use(
+        reranker = Reranker.load_or_use(
             "JinaRerank",
-            "Reranker",
             model,
             reranker,
             device=device,
