@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jinarag {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(subparsers)
+    from jinarag import search_cli
+
+    search_cli.add_parser(subparsers)
     server.add_parser(subparsers)
     return parser
 

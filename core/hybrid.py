@@ -321,8 +321,8 @@ class HybridIndex:
     def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
         return StoreUnavailableError(
             f"cannot reach the Chroma server at {self.url} ({type(exc).__name__}: {exc}). "
-            f"Start it (chroma run --path DIR --host HOST --port PORT) or fix the URL, then "
-            f"repeat the call: add() is an upsert, so repeating it completes a partial ingest."
+            "Start it (chroma run --path DIR --host HOST --port PORT) or fix the URL, then try "
+            "again; add() is an upsert, so repeating an interrupted add completes it."
         )
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
