@@ -126,7 +126,7 @@ class EncoderConfig:
             type_vocab_size=raw.get("type_vocab_size", 2),
             max_position_embeddings=raw.get("max_position_embeddings", 512),
             layer_norm_eps=raw.get("layer_norm_eps", 1e-12),
-            pad_token_id=raw.get("pad_token_id", 0) or 0,
+            pad_token_id=raw["pad_token_id"] if raw.get("pad_token_id") is not None else 0,
             position_embedding_type=position_type,
             feed_forward_type=feed_forward_type,
             hidden_act=hidden_act,
