@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if caught:  # long abstracts are cut to the model's limit: say so once, briefly
         print(f"note: {str(caught[0].message).split(' (indices')[0]}.")
 
-    for query in args.query or DEMO_QUERIES:
+    for query in args.query if args.query is not None else DEMO_QUERIES:
         started = time.perf_counter()
         similarities = vectors @ embedder.embed_query(query)
         candidates = np.argsort(-similarities, kind="stable")[: args.candidates]
