@@ -191,7 +191,7 @@ def default_configs(rerank: bool = False) -> list[Config]:
         Config("hybrid dbsf", fusion="dbsf"),
     ]
     if rerank:
-        configs.append(Config("hybrid rrf + rerank", fusion="rrf", rerank=True))
+        configs.append(Config("hybrid + rerank", rerank=True))
     return configs
 
 
@@ -279,13 +279,14 @@ class SweepResult:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def best(self, fusion: str, candidates: int | None = None) -> dict[str, Any]:
-        """The best row of one fusion method (optionally at one candidate count): the highest
+    def best(self, fusion: str | None = None, candidates: int | None = None) -> dict[str, Any]:
+        """The best row (of one fusion method, at one candidate count, when given): the highest
         nDCG@10; on a tie the fewer candidates (cheaper), then the earlier row of the grid."""
         pool = [
             (n, r)
             for n, r in enumerate(self.rows)
-            if r["fusion"] == fusion and (candidates is None or r["candidates"] == candidates)
+            if (fusion is None or r["fusion"] == fusion)
+            and (candidates is None or r["candidates"] == candidates)
         ]
         if not pool:
             raise InputError(f"the sweep has no rows for fusion {fusion!r}")
@@ -293,13 +294,16 @@ class SweepResult:
         return row
 
     def defaults(self) -> dict[str, Any]:
-        """The defaults this sweep implies: RRF's best weights, k and candidate count; then the
-        best weights of the other methods at that candidate count."""
-        rrf = self.best("rrf")
-        weights = {"rrf": rrf["weights"]}
-        for method in ("relative", "dbsf"):
-            weights[method] = self.best(method, rrf["candidates"])["weights"]
-        return {"weights": weights, "rrf_k": rrf["rrf_k"], "candidates": rrf["candidates"]}
+        """The defaults this sweep implies: the method and candidate count of the best row
+        overall, then each method's best weights (and RRF's best k) at that candidate count."""
+        top = self.best()
+        at = {m: self.best(m, top["candidates"]) for m in _fusion.FUSION_METHODS}
+        return {
+            "fusion": top["fusion"],
+            "weights": {m: row["weights"] for m, row in at.items()},
+            "rrf_k": at["rrf"]["rrf_k"],
+            "candidates": top["candidates"],
+        }
 
 
 WEIGHT_GRID = (

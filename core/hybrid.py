@@ -18,7 +18,7 @@ Example:
     >>> index.add(["Lift grows with the angle of attack.", "Heat flux at Mach 5."])
     >>> hit = index.search("angle of attack", k=1)[0]
     >>> hit.text, hit.score_space, hit.dense.rank, hit.bm25.rank
-    ('Lift grows with the angle of attack.', 'rrf', 1, 1)
+    ('Lift grows with the angle of attack.', 'dbsf', 1, 1)
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ SCORE_SPACES = ("cosine", "bm25", "rrf", "relative", "dbsf", "sigmoid", "none")
 
 # Fusion defaults, tuned on the odd-numbered Cranfield queries with MiniLM
 # (`python -m jinarag.evaluate tune tests/data/cranfield`); docs/hybrid-search.md has the sweep.
-DEFAULT_FUSION = "rrf"
+# The method is part of the tuning: DBSF led, RRF keeps its own tuned weights and k.
+DEFAULT_FUSION = "dbsf"
 DEFAULT_WEIGHTS = {  # (dense, bm25), per fusion method
     "rrf": (0.75, 1.0),
     "relative": (1.0, 0.75),

@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _store_options(search)
     search.add_argument("--mode", default="hybrid", help="hybrid, dense or bm25")
     search.add_argument("--k", type=int, default=10, help="results to show")
-    search.add_argument("--fusion", help="rrf, relative or dbsf (default: rrf)")
+    search.add_argument("--fusion", help="rrf, relative or dbsf (default: the index's, dbsf)")
     search.add_argument("--weights", help="dense,bm25 fusion weights, e.g. 0.75,1")
     search.add_argument("--where", help='a Chroma metadata filter as JSON, e.g. \'{"lang": "en"}\'')
     search.add_argument(
@@ -71,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--model", help="embedder name, alias or path (default: Jina small)")
     evaluate.add_argument("--max-length", type=int, help="embedder token limit")
     evaluate.add_argument(
-        "--reranker", help="reranker for the 'hybrid rrf + rerank' row (default: Jina turbo)"
+        "--reranker", help="reranker for the 'hybrid + rerank' row (default: Jina turbo)"
     )
     evaluate.add_argument("--no-rerank", action="store_true", help="leave the rerank row out")
     evaluate.add_argument(

@@ -16,7 +16,7 @@ import jinarag
 from jinarag import fusion
 from jinarag.bm25 import BM25Index, Tokenizer
 from jinarag.errors import EmbedderMismatchError, InputError
-from jinarag.hybrid import DEFAULT_WEIGHTS, Hit, HybridIndex, SourceScore
+from jinarag.hybrid import DEFAULT_FUSION, DEFAULT_WEIGHTS, Hit, HybridIndex, SourceScore
 
 TEXTS = [
     "The wing stalls at a high angle of attack when the flow separates.",
@@ -158,7 +158,7 @@ def test_scored_metadata_is_a_new_dict(store):
     hit = store.search("flutter of a plate", k=1)[0]
     meta = hit.scored_metadata()
     assert meta["topic"] == hit.metadata["topic"] and meta["n"] == hit.metadata["n"]
-    assert meta["score"] == hit.score and meta["score_space"] == "rrf"
+    assert meta["score"] == hit.score and meta["score_space"] == DEFAULT_FUSION
     assert (meta["dense_rank"], meta["dense_score"]) == tuple(hit.dense)
     assert (meta["bm25_rank"], meta["bm25_score"]) == tuple(hit.bm25)
     assert "rerank_score" not in meta
@@ -182,14 +182,14 @@ def test_rerank(store, minilm_reranker):
         assert h.scored_metadata()["rerank_score"] == h.score
     with pytest.raises(InputError, match="no reranker"):
         store.search(query, rerank=True)
-    assert store.search(query, k=3, rerank=False)[0].score_space == "rrf"
+    assert store.search(query, k=3, rerank=False)[0].score_space == DEFAULT_FUSION
 
 
 def test_index_level_reranker_is_used_by_default(minilm_embedder, minilm_reranker):
     with HybridIndex(embedder=minilm_embedder, reranker=minilm_reranker) as index:
         index.add(TEXTS[:5])
         assert index.search("stall", k=2)[0].score_space == "sigmoid"
-        assert index.search("stall", k=2, rerank=False)[0].score_space == "rrf"
+        assert index.search("stall", k=2, rerank=False)[0].score_space == DEFAULT_FUSION
 
 
 def test_add_is_an_upsert_with_content_hash_ids(minilm_embedder):

@@ -9,7 +9,7 @@ import pytest
 
 from jinarag.cli import main
 from jinarag.evaluate import evaluate, load_beir, select_queries
-from jinarag.hybrid import HybridIndex
+from jinarag.hybrid import DEFAULT_FUSION, HybridIndex
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_index_then_search(docs, tmp_path, capsys, minilm_dir, minilm_embedder):
     code, out, err = _run(capsys, "search", "propeller slipstream lift", "--store", store,
                           "--model", minilm_dir, "--k", "3")  # fmt: skip
     assert code == 0, err
-    assert "score = rrf" in out and len(_table_ids(out)) == 3
+    assert f"score = {DEFAULT_FUSION}" in out and len(_table_ids(out)) == 3
     assert re.fullmatch(r"….*/slipstream\.md#\d", _table_ids(out)[0])
 
     code, out, _ = _run(capsys, "search", "heat friction", "--store", store, "--model", minilm_dir,
@@ -147,5 +147,5 @@ def test_eval_adds_a_rerank_row(
     )  # fmt: skip
     assert code == 0, err
     rows = _rows(out)
-    assert list(rows)[-1] == "hybrid rrf + rerank" and len(rows) == 6
-    assert 0.0 <= rows["hybrid rrf + rerank"][0] <= 1.0
+    assert list(rows)[-1] == "hybrid + rerank" and len(rows) == 6
+    assert 0.0 <= rows["hybrid + rerank"][0] <= 1.0
