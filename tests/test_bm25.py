@@ -195,3 +195,21 @@ def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeyp
 def test_search_results_are_python_floats():
     (doc_id, score), *_ = _index().search("supersonic")
     assert isinstance(doc_id, str) and type(score) is float and np.isfinite(score)
+
+
+def test_backend_benchmark_runs(tmp_path):
+    pytest.importorskip("bm25s")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "bm25_backends.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--docs", "800", "--queries", "20", "--vocab", "3000"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| okapi")]
+    assert [r[1].strip() for r in rows] == ["rank_bm25", "bm25s"]
+    assert float(rows[1][-1]) == 1.0  # same Okapi top 10 from both backends
