@@ -310,11 +310,13 @@ class HybridIndex:
                 raise self._unavailable(exc) from exc
             return client, f"the Chroma server at {self.url}"
         if self.path is not None:
-            return chromadb.PersistentClient(path=str(self.path), settings=settings), str(self.path)
+            where = str(self.path)
+            client, _ = _local(lambda s: chromadb.PersistentClient(path=where, settings=s), where)
+            return client, where
         # In memory: Chroma shares one in-memory system per process, so give this index a
         # database of its own; otherwise two indexes with the same collection name would mix.
         database = f"jinarag-{uuid.uuid4().hex}"
-        admin = chromadb.AdminClient(settings)
+        admin, settings = _local(chromadb.AdminClient, "memory")
         admin.create_database(database)
         self._finalizer = weakref.finalize(self, _drop_database, admin, database)
         return chromadb.EphemeralClient(settings=settings, database=database), "memory"
@@ -822,6 +824,26 @@ class HybridIndex:
             f"HybridIndex(collection={self.collection_name!r}, store={self._where!r}, "
             f"embedder={self.embedder.name!r}, records={len(self._bm25)})"
         )
+
+
+def _local(make: Any, where: str) -> tuple[Any, Settings]:
+    """An embedded Chroma client (and its settings) with telemetry off. Chroma allows one set
+    of settings per store and process: when this process already opened the store with
+    Chroma's defaults, share that instance rather than fail."""
+    settings = Settings(anonymized_telemetry=False)
+    try:
+        return make(settings), settings
+    except ValueError as exc:
+        if "different settings" not in str(exc):
+            raise
+    settings = Settings()
+    try:
+        return make(settings), settings
+    except ValueError as exc:
+        raise StoreError(
+            f"this process already opened the Chroma store {where!r} with other settings "
+            f"({exc}); open the index before other Chroma clients, or with the same settings"
+        ) from exc
 
 
 def _drop_database(admin: Any, database: str) -> None:

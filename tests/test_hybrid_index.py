@@ -306,3 +306,25 @@ def test_bm25s_backend_in_the_index(minilm_embedder):
         index.add(TEXTS, ids=IDS)
         hits = index.search("buckling of columns", k=3, mode="bm25")
         assert hits[0].id == "doc-10" and hits[0].score_space == "bm25"
+
+
+def test_chroma_clients_opened_first_with_default_settings(minilm_dir, tmp_path):
+    # Chroma allows one set of settings per store and process; the index must cope with an
+    # application that opened Chroma its own way before (a fresh process, to start clean).
+    code = f"""
+import chromadb, jinarag
+emb = jinarag.Embedder.from_pretrained({str(minilm_dir)!r})
+mine = chromadb.EphemeralClient()
+persistent = chromadb.PersistentClient(path={str(tmp_path)!r})
+memory = jinarag.HybridIndex(embedder=emb)
+memory.add(["in memory"])
+stored = jinarag.HybridIndex({str(tmp_path)!r}, embedder=emb)
+stored.add(["on disk"], ids=["d"])
+print(memory.count(), persistent.get_collection("jinarag").get(ids=["d"])["documents"])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "ANONYMIZED_TELEMETRY"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[0] == "1 ['on disk']"
