@@ -21,6 +21,7 @@ from haystack.version import __version__ as haystack_version
 
 import jinarag
 from jinarag.haystack import JinaHybridRetriever, JinaRanker
+from jinarag.hybrid import DEFAULT_FUSION
 
 HAYSTACK_3 = int(haystack_version.split(".")[0]) >= 3
 COLLECTION = "cranfield-haystack"
@@ -94,7 +95,8 @@ def test_retriever_documents_are_the_index_hits(store, index, minilm_dir):
     assert [d.content for d in docs] == [h.text for h in hits]
     assert [d.score for d in docs] == [h.score for h in hits]
     assert [d.meta for d in docs] == [h.scored_metadata() for h in hits]
-    assert docs[0].meta["score_space"] == "rrf"
+    # With no fusion given, the retriever uses the index's tuned default.
+    assert docs[0].meta["score_space"] == DEFAULT_FUSION
     assert {"title", "n", "dense_rank", "bm25_rank"} <= set(docs[0].meta)
 
 
