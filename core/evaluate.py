@@ -293,16 +293,17 @@ class SweepResult:
         _, row = min(pool, key=lambda p: (-p[1]["ndcg10"], p[1]["candidates"], p[0]))
         return row
 
-    def defaults(self) -> dict[str, Any]:
-        """The defaults this sweep implies: the method and candidate count of the best row
-        overall, then each method's best weights (and RRF's best k) at that candidate count."""
-        top = self.best()
+    def defaults(self, fusion: str = "rrf") -> dict[str, Any]:
+        """The defaults this sweep implies with ``fusion`` as the default method: that method's
+        best row gives the candidate count (and RRF's k), then each method's best weights at
+        that candidate count. ``"best_fusion"`` names the method of the best row overall."""
+        top = self.best(fusion)
         at = {m: self.best(m, top["candidates"]) for m in _fusion.FUSION_METHODS}
         return {
-            "fusion": top["fusion"],
             "weights": {m: row["weights"] for m, row in at.items()},
             "rrf_k": at["rrf"]["rrf_k"],
             "candidates": top["candidates"],
+            "best_fusion": self.best()["fusion"],
         }
 
 

@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _store_options(search)
     search.add_argument("--mode", default="hybrid", help="hybrid, dense or bm25")
     search.add_argument("--k", type=int, default=10, help="results to show")
-    search.add_argument("--fusion", help="rrf, relative or dbsf (default: the index's, dbsf)")
+    search.add_argument("--fusion", help="rrf, relative or dbsf (default: the index's, rrf)")
     search.add_argument("--weights", help="dense,bm25 fusion weights, e.g. 0.75,1")
     search.add_argument("--where", help='a Chroma metadata filter as JSON, e.g. \'{"lang": "en"}\'')
     search.add_argument(
