@@ -649,6 +649,7 @@ class HybridIndex:
         rerank: Reranker | bool | None = None,
         rerank_top: int | None = None,
         rrf_k: float | None = None,
+        query_embedding: Sequence[float] | np.ndarray | None = None,
     ) -> list[Hit]:
         """The ``k`` best records for ``query``.
 
@@ -666,6 +667,9 @@ class HybridIndex:
             rerank: a Reranker, True (the index's), False (none), None (the index's, if any).
             rerank_top: how many fused results the reranker reorders (at least ``k``).
             rrf_k: the RRF constant. Default: the index's.
+            query_embedding: the query's vector when it was already computed (e.g. by a
+                pipeline's text embedder with the same model); default: embedded here.
+                BM25 and the reranker still read ``query``.
 
         Raises:
             InputError: a bad ``k``, mode, fusion, weights or filter, with the valid choices.
@@ -705,7 +709,8 @@ class HybridIndex:
         elif n_cand < pool:
             raise InputError(f"candidates ({n_cand}) must be at least k ({pool}) results")
 
-        found = self._retrieve(query, mode, n_cand, where)
+        vector = self._query_vector(query_embedding)
+        found = self._retrieve(query, mode, n_cand, where, vector)
         if mode == "dense":
             ranked, space = found.dense, "cosine"
         elif mode == "bm25":
@@ -748,14 +753,35 @@ class HybridIndex:
             raise InputError(f"rerank must be a Reranker, True, False or None, got {rerank!r}")
         return rerank
 
-    def _retrieve(self, query: str, mode: str, n_cand: int, where: dict[str, Any] | None) -> _Found:
+    def _query_vector(self, query_embedding: Sequence[float] | np.ndarray | None) -> Any:
+        """A given query vector, checked against the embedder's dimension (None passes)."""
+        if query_embedding is None:
+            return None
+        vector = np.asarray(query_embedding, dtype=np.float32)
+        if vector.shape != (self.embedder.dim,) or not np.isfinite(vector).all():
+            raise InputError(
+                f"query_embedding must be {self.embedder.dim} finite floats (the dimension of "
+                f"{self.embedder.name}), got shape {vector.shape}; embed the query with the "
+                "index's embedder, or leave query_embedding out."
+            )
+        return vector
+
+    def _retrieve(
+        self,
+        query: str,
+        mode: str,
+        n_cand: int,
+        where: dict[str, Any] | None,
+        vector: np.ndarray | None = None,
+    ) -> _Found:
         """Both sources' candidate lists (only the ones ``mode`` needs)."""
         self._fresh()
         found = _Found()
         if len(self._bm25) == 0:
             return found
         if mode in ("hybrid", "dense"):
-            vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+            if vector is None:
+                vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
             got = self._call(
                 "query",
                 self._collection.query,
