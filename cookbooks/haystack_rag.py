@@ -3,9 +3,10 @@
     python cookbooks/haystack_rag.py --limit 300 --question "how do wings behave in a slipstream?"
 
 Steps: index the first `--limit` Cranfield documents in a jinarag HybridIndex (Chroma + BM25),
-then run a Haystack pipeline: `JinaHybridRetriever` -> `JinaRanker` (when a reranker is
-available) -> `ChatPromptBuilder` -> a generator. The generator is a fake one unless a real one
-is configured: with `OPENAI_API_KEY` set, Haystack's `OpenAIChatGenerator` is used
+then run a Haystack pipeline: `JinaTextEmbedder` -> `JinaHybridRetriever` -> `JinaRanker` (when
+a reranker is available) -> `ChatPromptBuilder` -> a generator. The text embedder's vector drives
+the retriever's dense side; BM25 reads the question. The generator is a fake one unless a real
+one is configured: with `OPENAI_API_KEY` set, Haystack's `OpenAIChatGenerator` is used
 (`OPENAI_BASE_URL` points it at any OpenAI-compatible server, `JINARAG_LLM_MODEL` names the
 model). Models come from `jinarag.defaults`, which falls back to MiniLM when the Jina
 checkpoints cannot be had offline. `--yaml FILE` saves the pipeline (without the generator).
@@ -26,7 +27,7 @@ from haystack.dataclasses import ChatMessage
 
 import jinarag
 from jinarag.defaults import load_embedder, load_reranker
-from jinarag.haystack import JinaHybridRetriever, JinaRanker
+from jinarag.haystack import JinaHybridRetriever, JinaRanker, JinaTextEmbedder
 
 CRANFIELD = Path(__file__).resolve().parent.parent / "tests" / "data" / "cranfield"
 QUESTION = "what similarity laws must be obeyed when constructing aeroelastic models of heated high speed aircraft ."  # noqa: E501
@@ -82,8 +83,12 @@ def load_corpus(data_dir: Path, limit: int) -> list[dict]:
 
 
 def build_pipeline(index: jinarag.HybridIndex, reranker: jinarag.Reranker | None, k: int):
-    """Retriever -> (ranker) -> prompt builder, from serialisable settings."""
+    """Text embedder -> retriever -> (ranker) -> prompt builder, from serialisable settings."""
     pipeline = Pipeline()
+    # The query vector comes from the same model the index was built with.
+    text_embedder = JinaTextEmbedder(model=index.embedder.name)
+    text_embedder.embedder = index.embedder  # share the loaded model: warm_up keeps it
+    pipeline.add_component("text_embedder", text_embedder)
     # With a reranker, fetch more candidates and let it pick the best k.
     retriever = JinaHybridRetriever(
         path=index.path,
@@ -93,6 +98,8 @@ def build_pipeline(index: jinarag.HybridIndex, reranker: jinarag.Reranker | None
     )
     retriever.index = index  # reuse the open index and its model: warm_up keeps them
     pipeline.add_component("retriever", retriever)
+    # The dense side uses the embedder's vector; BM25 reads the query text.
+    pipeline.connect("text_embedder.embedding", "retriever.query_embedding")
     pipeline.add_component(
         "prompt_builder",
         ChatPromptBuilder(template=TEMPLATE, required_variables=["question", "documents"]),
@@ -146,6 +153,7 @@ def main() -> None:
         rag.connect("prompt_builder.prompt", "llm.messages")
         last = "ranker" if reranker is not None else "retriever"
         inputs = {
+            "text_embedder": {"text": args.question},
             "retriever": {"query": args.question},
             "prompt_builder": {"question": args.question},
         }

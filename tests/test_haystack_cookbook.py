@@ -78,4 +78,11 @@ def test_cookbook_reranks_and_saves_a_loadable_pipeline(tmp_path, minilm_reranke
         pipeline = Pipeline.loads(text)
     ranker = pipeline.get_component("ranker")
     assert ranker.model == str(minilm_reranker_dir) and ranker.top_k == 2
-    assert pipeline.get_component("retriever").top_k == 6
+    retriever = pipeline.get_component("retriever")
+    assert retriever.top_k == 6
+    # The query vector comes from a text embedder on the index's model, wired to the retriever.
+    assert pipeline.get_component("text_embedder").model == retriever.model
+    connections = pipeline.to_dict()["connections"]
+    assert {"sender": "text_embedder.embedding", "receiver": "retriever.query_embedding"} in (
+        connections
+    )

@@ -20,7 +20,7 @@ from haystack.core.errors import DeserializationError
 from haystack.version import __version__ as haystack_version
 
 import jinarag
-from jinarag.haystack import JinaHybridRetriever, JinaRanker
+from jinarag.haystack import JinaHybridRetriever, JinaRanker, JinaTextEmbedder
 from jinarag.hybrid import DEFAULT_FUSION
 
 HAYSTACK_3 = int(haystack_version.split(".")[0]) >= 3
@@ -65,21 +65,30 @@ def make_retriever(store: Path, minilm_dir: Path, **kwargs) -> JinaHybridRetriev
     )
 
 
-def rag_pipeline(store: Path, minilm_dir: Path, reranker_dir: Path, cls: type = Pipeline):
+def rag_pipeline(
+    store: Path, minilm_dir: Path, reranker_dir: Path, cls: type = Pipeline, prefix: str = ""
+):
+    """JinaTextEmbedder -> JinaHybridRetriever -> JinaRanker -> PromptBuilder."""
     pipeline = cls()
+    pipeline.add_component(
+        "text_embedder", JinaTextEmbedder(model=minilm_dir, max_length=256, prefix=prefix)
+    )
     pipeline.add_component("retriever", make_retriever(store, minilm_dir, top_k=10))
     pipeline.add_component("ranker", JinaRanker(model=reranker_dir, max_length=256, top_k=3))
     pipeline.add_component(
         "prompt_builder", PromptBuilder(template=TEMPLATE, required_variables=["question"])
     )
+    # The embedder's vector drives the retriever's dense side; BM25 reads the query text.
+    pipeline.connect("text_embedder.embedding", "retriever.query_embedding")
     pipeline.connect("retriever.documents", "ranker.documents")
     pipeline.connect("ranker.documents", "prompt_builder.documents")
     return pipeline
 
 
 def pipeline_inputs(question: str) -> dict:
-    # Hybrid retrieval and reranking both read the query text: it goes to each of them.
+    # Embedding, BM25 retrieval and reranking all read the query text: it goes to each.
     return {
+        "text_embedder": {"text": question},
         "retriever": {"query": question},
         "ranker": {"query": question},
         "prompt_builder": {"question": question},
@@ -120,10 +129,21 @@ def test_retriever_options_and_filters(store, index, minilm_dir):
 
 
 def test_rag_pipeline_puts_the_best_document_first_in_the_prompt(
-    store, index, minilm_dir, minilm_reranker_dir, minilm_reranker
+    store, index, minilm_dir, minilm_reranker_dir, minilm_reranker, minilm_embedder
 ):
     pipeline = rag_pipeline(store, minilm_dir, minilm_reranker_dir)
-    out = pipeline.run(pipeline_inputs(QUESTION), include_outputs_from={"ranker"})
+    out = pipeline.run(
+        pipeline_inputs(QUESTION), include_outputs_from={"text_embedder", "retriever", "ranker"}
+    )
+
+    # The retriever searched with the text embedder's vector (the same model as the index's,
+    # on the query side) and the query text for BM25.
+    embedding = out["text_embedder"]["embedding"]
+    assert embedding == pytest.approx(minilm_embedder.embed_query(QUESTION).tolist(), abs=1e-5)
+    retrieved = out["retriever"]["documents"]
+    with_vector = index.search(QUESTION, k=10, query_embedding=embedding)
+    assert [(d.id, d.score) for d in retrieved] == [(h.id, h.score) for h in with_vector]
+    assert [d.meta for d in retrieved] == [h.scored_metadata() for h in with_vector]
 
     # Expected without Haystack: the core index's top 10, reranked by the core reranker.
     hits = index.search(QUESTION, k=10)
@@ -139,6 +159,29 @@ def test_rag_pipeline_puts_the_best_document_first_in_the_prompt(
     assert prompt.rstrip().endswith(f"Question: {QUESTION}")
     # The ranker keeps the retriever's metadata (fused and per-source scores).
     assert ranked_docs[0].meta == next(h for h in hits if h.id == expected[0].id).scored_metadata()
+
+
+def test_the_text_embedder_vector_drives_the_dense_side(
+    store, index, minilm_dir, minilm_reranker_dir, minilm_embedder
+):
+    # A prefix on the text embedder changes the vector, hence the dense side, not BM25's.
+    prefix = "propeller slipstream and wing lift. "
+    pipeline = rag_pipeline(store, minilm_dir, minilm_reranker_dir, prefix=prefix)
+    out = pipeline.run(pipeline_inputs(QUESTION), include_outputs_from={"retriever"})
+    retrieved = out["retriever"]["documents"]
+
+    vector = minilm_embedder.embed_query(prefix + QUESTION)
+    expected = index.search(QUESTION, k=10, query_embedding=vector)
+    assert [d.id for d in retrieved] == [h.id for h in expected]
+    assert [d.meta["dense_score"] for d in retrieved if "dense_score" in d.meta] == [
+        pytest.approx(h.dense.score, abs=1e-5) for h in expected if h.dense is not None
+    ]
+    plain = {h.id: h for h in index.search(QUESTION, k=10)}
+    # The dense side differs from the text-only search; BM25 scores are the text's.
+    assert [d.id for d in retrieved] != list(plain)
+    for doc in retrieved:
+        if doc.id in plain and plain[doc.id].bm25 is not None:
+            assert doc.meta["bm25_score"] == pytest.approx(plain[doc.id].bm25.score)
 
 
 def comparable(pipeline_dict: dict) -> dict:
@@ -158,6 +201,8 @@ def test_yaml_round_trip_gives_the_same_output(store, minilm_dir, minilm_reranke
     pipeline = rag_pipeline(store, minilm_dir, minilm_reranker_dir)
     text = pipeline.dumps()
     assert "jinarag.haystack.retriever.JinaHybridRetriever" in text
+    assert "jinarag.haystack.text_embedder.JinaTextEmbedder" in text
+    assert "receiver: retriever.query_embedding" in text
 
     if HAYSTACK_3:
         # 3.x refuses modules outside its allowlist until told to trust this one.
@@ -194,6 +239,9 @@ def test_yaml_loads_in_a_fresh_process(tmp_path, store, minilm_dir, minilm_reran
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert comparable(loaded) == comparable(pipeline.to_dict())
+    assert {"sender": "text_embedder.embedding", "receiver": "retriever.query_embedding"} in (
+        loaded["connections"]
+    )
 
 
 @pytest.mark.slow
@@ -213,6 +261,12 @@ def test_async_pipeline_gives_the_same_output(store, minilm_dir, minilm_reranker
 
     assert out == pipeline.run(copy.deepcopy(inputs), include_outputs_from={"ranker"})
     assert len(out["ranker"]["documents"]) == 3
+    assert set(async_pipeline.graph.nodes) == {
+        "text_embedder",
+        "retriever",
+        "ranker",
+        "prompt_builder",
+    }
 
 
 def test_retriever_warm_up_twice_run_async_and_close(store, minilm_dir):

@@ -28,6 +28,10 @@ class JinaHybridRetriever:
     Chroma server), `collection`, and `model`, the embedder the collection was built with. Fill
     the index with `jinarag.HybridIndex(...).add(...)`, `jinarag index`, or `retriever.index`.
 
+    `run` takes the query text (BM25 reads it; the index embeds it) and, optionally, the
+    `query_embedding` a `JinaTextEmbedder` with the same `model` computed upstream, which then
+    drives the dense side instead.
+
     Each Document carries `id`, `content`, `score` (fused, cosine or BM25 by `mode`) and `meta`:
     the stored metadata plus `score`, `score_space` and each source's rank and score.
     `filters` is a Chroma `where` filter (e.g. `{"year": {"$gte": 1960}}`) applied to both
@@ -98,6 +102,7 @@ class JinaHybridRetriever:
         fusion: str | None = None,
         weights: list[float] | None = None,
         filters: dict[str, Any] | None = None,
+        query_embedding: list[float] | None = None,
     ) -> dict[str, list[Document]]:
         """Search the index; the arguments override the init values.
 
@@ -108,6 +113,9 @@ class JinaHybridRetriever:
             fusion: `"rrf"`, `"relative"` or `"dbsf"` (hybrid mode; None: the index's).
             weights: `(dense, bm25)` fusion weights (hybrid mode; None: the index's).
             filters: A Chroma `where` filter.
+            query_embedding: The query's vector from a text embedder with the index's model
+                (e.g. `JinaTextEmbedder.embedding`); the dense side uses it instead of
+                embedding `query`. BM25 still reads `query`.
 
         Returns:
             `{"documents": [...]}`, best first.
@@ -120,6 +128,7 @@ class JinaHybridRetriever:
             fusion=fusion if fusion is not None else self.fusion,
             weights=weights if weights is not None else self.weights,
             where=filters if filters is not None else self.filters,
+            query_embedding=query_embedding,
         )
         return {
             "documents": [
@@ -137,9 +146,12 @@ class JinaHybridRetriever:
         fusion: str | None = None,
         weights: list[float] | None = None,
         filters: dict[str, Any] | None = None,
+        query_embedding: list[float] | None = None,
     ) -> dict[str, list[Document]]:
         """`run` in a worker thread, so the event loop stays free."""
-        return await asyncio.to_thread(self.run, query, top_k, mode, fusion, weights, filters)
+        return await asyncio.to_thread(
+            self.run, query, top_k, mode, fusion, weights, filters, query_embedding
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Serialise the settings (the index is opened again after `from_dict`)."""
