@@ -23,7 +23,7 @@ from jinarag.errors import (
 from jinarag.reranker import RankedDocument, Reranker
 
 if TYPE_CHECKING:
-    from jinarag.hybrid import Hit, HybridIndex
+    from jinarag.hybrid import Hit, HybridIndex, SourceScore
 
 __version__ = "0.1.0"
 
@@ -38,13 +38,14 @@ __all__ = [
     "ModelNotFoundError",
     "RankedDocument",
     "Reranker",
+    "SourceScore",
     "StoreError",
     "StoreUnavailableError",
     "__version__",
 ]
 
 # The hybrid index needs chromadb; import it only when asked for, so `import jinarag` stays light.
-_LAZY = {"HybridIndex": "jinarag.hybrid", "Hit": "jinarag.hybrid"}
+_LAZY = {"HybridIndex": "jinarag.hybrid", "Hit": "jinarag.hybrid", "SourceScore": "jinarag.hybrid"}
 
 
 def __getattr__(name: str) -> Any:
