@@ -15,7 +15,6 @@ checkpoints cannot be had offline. `--yaml FILE` saves the pipeline (without the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -27,6 +26,7 @@ from haystack.dataclasses import ChatMessage
 
 import jinarag
 from jinarag.defaults import load_embedder, load_reranker
+from jinarag.evaluate import load_beir
 from jinarag.haystack import JinaHybridRetriever, JinaRanker, JinaTextEmbedder
 
 CRANFIELD = Path(__file__).resolve().parent.parent / "tests" / "data" / "cranfield"
@@ -67,19 +67,6 @@ def generator():
             api_base_url=os.environ.get("OPENAI_BASE_URL"),
         )
     return FakeChatGenerator()
-
-
-def load_corpus(data_dir: Path, limit: int) -> list[dict]:
-    """The first `limit` documents that have text, from a BEIR-layout corpus.jsonl."""
-    records = []
-    with open(data_dir / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            if record["text"].strip():
-                records.append(record)
-            if len(records) == limit:
-                break
-    return records
 
 
 def build_pipeline(index: jinarag.HybridIndex, reranker: jinarag.Reranker | None, k: int):
@@ -136,14 +123,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.index_dir if args.index_dir is not None else Path(tmp)
         index = jinarag.HybridIndex(path=path, collection="cranfield", embedder=embedder)
-        records = load_corpus(args.data, args.limit)
+        # The first --limit documents with text, in file order. Cranfield's text already
+        # starts with its title, so the text alone is indexed and the title kept as metadata.
+        corpus = load_beir(args.data).corpus
+        ids = [i for i, (_, text) in corpus.items() if text.strip()][: args.limit]
         started = time.perf_counter()
         index.add(
-            [r["text"] for r in records],
-            ids=[r["_id"] for r in records],
-            metadatas=[{"title": r["title"]} for r in records],
+            [corpus[i][1] for i in ids],
+            ids=ids,
+            metadatas=[{"title": corpus[i][0]} for i in ids],
         )
-        print(f"indexed {len(records)} documents in {time.perf_counter() - started:.1f} s")
+        print(f"indexed {len(ids)} documents in {time.perf_counter() - started:.1f} s")
 
         rag = build_pipeline(index, reranker, args.k)
         if args.yaml is not None:

@@ -14,7 +14,6 @@ checkpoints cannot be had offline.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -29,6 +28,7 @@ from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
 import jinarag
 from jinarag.defaults import load_embedder, load_reranker
+from jinarag.evaluate import load_beir
 from jinarag.langchain import JinaHybridRetriever, JinaReranker
 
 CRANFIELD = Path(__file__).resolve().parent.parent / "tests" / "data" / "cranfield"
@@ -37,19 +37,6 @@ QUESTION = "what similarity laws must be obeyed when constructing aeroelastic mo
 PROMPT = ChatPromptTemplate.from_template(
     "Answer the question using only the context.\n\nContext:\n{context}\n\nQuestion: {question}"
 )
-
-
-def load_corpus(data_dir: Path, limit: int) -> list[dict]:
-    """The first `limit` documents that have text, from a BEIR-layout corpus.jsonl."""
-    records = []
-    with open(data_dir / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            if record["text"].strip():
-                records.append(record)
-            if len(records) == limit:
-                break
-    return records
 
 
 def chat_model():
@@ -92,14 +79,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.index_dir if args.index_dir is not None else Path(tmp)
         index = jinarag.HybridIndex(path=path, collection="cranfield", embedder=embedder)
-        records = load_corpus(args.data, args.limit)
+        # The first --limit documents with text, in file order. Cranfield's text already
+        # starts with its title, so the text alone is indexed and the title kept as metadata.
+        corpus = load_beir(args.data).corpus
+        ids = [i for i, (_, text) in corpus.items() if text.strip()][: args.limit]
         started = time.perf_counter()
         index.add(
-            [r["text"] for r in records],
-            ids=[r["_id"] for r in records],
-            metadatas=[{"title": r["title"]} for r in records],
+            [corpus[i][1] for i in ids],
+            ids=ids,
+            metadatas=[{"title": corpus[i][0]} for i in ids],
         )
-        print(f"indexed {len(records)} documents in {time.perf_counter() - started:.1f} s")
+        print(f"indexed {len(ids)} documents in {time.perf_counter() - started:.1f} s")
 
         # With a reranker, fetch more candidates and let it pick the best k.
         reranking = reranker is not None

@@ -15,7 +15,6 @@ checkpoints cannot be had offline.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -26,23 +25,11 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 
 import jinarag
 from jinarag.defaults import load_embedder, load_reranker
+from jinarag.evaluate import load_beir
 from jinarag.llama_index import JinaHybridRetriever, JinaRerank
 
 CRANFIELD = Path(__file__).resolve().parent.parent / "tests" / "data" / "cranfield"
 QUESTION = "what problems of heat conduction in composite slabs have been solved so far ."
-
-
-def read_corpus(data_dir: Path, limit: int) -> list[dict]:
-    """Up to `limit` records with text from a BEIR-layout corpus.jsonl, in file order."""
-    records: list[dict] = []
-    with open(data_dir / "corpus.jsonl", encoding="utf-8") as lines:
-        for line in lines:
-            if len(records) == limit:
-                break
-            record = json.loads(line)
-            if record["text"].strip():
-                records.append(record)
-    return records
 
 
 def make_llm() -> LLM:
@@ -81,14 +68,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.index_dir if args.index_dir is not None else Path(tmp)
         with jinarag.HybridIndex(path=path, collection="cranfield", embedder=embedder) as index:
-            records = read_corpus(args.data, args.limit)
+            # The first --limit documents with text, in file order. Cranfield's text already
+            # starts with its title, so the text alone is indexed and the title kept as metadata.
+            corpus = load_beir(args.data).corpus
+            ids = [i for i, (_, text) in corpus.items() if text.strip()][: args.limit]
             started = time.perf_counter()
             index.add(
-                [r["text"] for r in records],
-                ids=[r["_id"] for r in records],
-                metadatas=[{"title": r["title"]} for r in records],
+                [corpus[i][1] for i in ids],
+                ids=ids,
+                metadatas=[{"title": corpus[i][0]} for i in ids],
             )
-            print(f"indexed {len(records)} documents in {time.perf_counter() - started:.1f} s")
+            print(f"indexed {len(ids)} documents in {time.perf_counter() - started:.1f} s")
 
             # With a reranker, retrieve more candidates and let it keep the best k.
             if reranker is not None:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from jinarag.evaluate import load_beir
 
 
 def cranfield_records(cranfield_dir: Path, limit: int) -> list[dict]:
     """The first `limit` Cranfield documents with text, as dicts with _id, title and text."""
-    records = []
-    with open(cranfield_dir / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            if record["text"].strip():
-                records.append(record)
-            if len(records) == limit:
-                break
-    return records
+    corpus = load_beir(cranfield_dir).corpus
+    records = [{"_id": i, "title": t, "text": x} for i, (t, x) in corpus.items() if x.strip()]
+    return records[:limit]
 
 
 def build_index(path: Path, embedder, records: list[dict]):
