@@ -30,18 +30,18 @@ def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
     """A list of strings, or InputError naming the first bad item and its index."""
     if isinstance(texts, (str, bytes)):
         raise InputError(
-            f"{name} must be a list of strings, got a single {type(texts).__name__}; "
-            f"wrap it in a list ([text])."
+            f"{name} must be a list of strings, got {type(texts).__name__}; "
+            "wrap a single text in a list: [text]"
         )
     try:
         items = list(texts)
     except TypeError as exc:
-        raise InputError(f"{name} must be a list of strings, got {type(texts).__name__}.") from exc
+        raise InputError(f"{name} must be a list of strings, got {type(texts).__name__}") from exc
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise InputError(
-                f"{name}[{index}] is {type(item).__name__} ({item!r:.60}), not str. Pass only "
-                "strings: convert the value or drop it (None is not a text)."
+                f"{name}[{index}] is {type(item).__name__} {item!r:.60}; pass strings only "
+                "(convert the value, or drop it: None is not a text)"
             )
     return items
 

@@ -43,6 +43,7 @@ from chromadb.config import Settings
 
 from jinarag import fusion as _fusion
 from jinarag.bm25 import BM25Index, Tokenizer
+from jinarag.engine import check_texts
 from jinarag.errors import (
     EmbedderMismatchError,
     InputError,
@@ -162,20 +163,8 @@ def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> int | N
     return int(value)
 
 
-def _check_texts(texts: Any, what: str = "texts") -> list[str]:
-    if isinstance(texts, str | bytes) or not isinstance(texts, Sequence):
-        raise InputError(
-            f"{what} must be a list of strings, got {type(texts).__name__}; "
-            "wrap a single text in a list: [text]"
-        )
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"{what}[{i}] is {type(text).__name__} {text!r}; pass strings only")
-    return list(texts)
-
-
 def _check_ids(ids: Any, n: int | None = None, *, unique: bool = True) -> list[str]:
-    ids = _check_texts(ids, "ids")
+    ids = check_texts(ids, "ids")
     if n is not None and len(ids) != n:
         raise InputError(f"got {len(ids)} ids for {n} texts; pass one id per text, or none")
     for i, doc_id in enumerate(ids):
@@ -499,7 +488,7 @@ class HybridIndex:
             InputError: non-string texts or ids, duplicate ids, lengths that differ.
             StoreUnavailableError: the Chroma server went away; repeat the call to finish.
         """
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         if metadatas is not None:
             if isinstance(metadatas, Mapping) or not isinstance(metadatas, Sequence):
                 raise InputError("metadatas must be a list with one dict (or None) per text")
