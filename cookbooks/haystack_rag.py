@@ -125,14 +125,9 @@ def main() -> None:
         index = jinarag.HybridIndex(path=path, collection="cranfield", embedder=embedder)
         # The first --limit documents with text, in file order. Cranfield's text already
         # starts with its title, so the text alone is indexed and the title kept as metadata.
-        corpus = load_beir(args.data).corpus
-        ids = [i for i, (_, text) in corpus.items() if text.strip()][: args.limit]
+        ids, texts, metadatas = load_beir(args.data).records(limit=args.limit, title_in_text=False)
         started = time.perf_counter()
-        index.add(
-            [corpus[i][1] for i in ids],
-            ids=ids,
-            metadatas=[{"title": corpus[i][0]} for i in ids],
-        )
+        index.add(texts, ids=ids, metadatas=metadatas)
         print(f"indexed {len(ids)} documents in {time.perf_counter() - started:.1f} s")
 
         rag = build_pipeline(index, reranker, args.k)

@@ -69,10 +69,20 @@ class Dataset:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
 
-    def records(self) -> tuple[list[str], list[str], list[dict[str, Any] | None]]:
-        """``(ids, texts, metadatas)`` ready for :meth:`jinarag.HybridIndex.add`."""
-        ids = list(self.corpus)
-        texts = [document_text(*self.corpus[i]) for i in ids]
+    def records(
+        self, *, limit: int | None = None, title_in_text: bool = True
+    ) -> tuple[list[str], list[str], list[dict[str, Any] | None]]:
+        """``(ids, texts, metadatas)`` ready for :meth:`jinarag.HybridIndex.add`: the first
+        ``limit`` documents that have text, in file order, the title in the metadata and, with
+        ``title_in_text``, before the text too (skip that when the text already starts with it).
+        """
+
+        def text_of(doc_id: str) -> str:
+            title, text = self.corpus[doc_id]
+            return document_text(title, text) if title_in_text else text
+
+        ids = [i for i in self.corpus if text_of(i).strip()][:limit]
+        texts = [text_of(i) for i in ids]
         metas: list[dict[str, Any] | None] = [
             {"title": self.corpus[i][0]} if self.corpus[i][0] else None for i in ids
         ]
