@@ -8,7 +8,7 @@ a reranker is available) -> `ChatPromptBuilder` -> a generator. The text embedde
 the retriever's dense side; BM25 reads the question. The generator is a fake one unless a real
 one is configured: with `OPENAI_API_KEY` set, Haystack's `OpenAIChatGenerator` is used
 (`OPENAI_BASE_URL` points it at any OpenAI-compatible server, `JINARAG_LLM_MODEL` names the
-model). Models come from `jinarag.defaults`, which falls back to MiniLM when the Jina
+model). Models come from `jinarag.inference.defaults`, which falls back to MiniLM when the Jina
 checkpoints cannot be had offline. `--yaml FILE` saves the pipeline (without the generator).
 """
 
@@ -25,9 +25,9 @@ from haystack.components.builders import ChatPromptBuilder
 from haystack.dataclasses import ChatMessage
 
 import jinarag
-from jinarag.defaults import load_embedder, load_reranker
-from jinarag.evaluate import load_beir
+from jinarag.evaluation.evaluate import load_beir
 from jinarag.haystack import JinaHybridRetriever, JinaRanker, JinaTextEmbedder
+from jinarag.inference.defaults import load_embedder, load_reranker
 
 CRANFIELD = Path(__file__).resolve().parent.parent / "tests" / "data" / "cranfield"
 QUESTION = "what similarity laws must be obeyed when constructing aeroelastic models of heated high speed aircraft ."  # noqa: E501

@@ -7,7 +7,7 @@ retrieve with `JinaHybridRetriever`, rerank with `JinaReranker` when a reranker 
 and answer with an LCEL chain. The answer comes from a fake chat model unless a real one is
 configured: with `langchain-openai` installed and `OPENAI_API_KEY` set, `ChatOpenAI` is used
 (`OPENAI_BASE_URL` points it at any OpenAI-compatible server, `JINARAG_LLM_MODEL` names the
-model). Models come from `jinarag.defaults`, which falls back to MiniLM when the Jina
+model). Models come from `jinarag.inference.defaults`, which falls back to MiniLM when the Jina
 checkpoints cannot be had offline.
 """
 
@@ -27,8 +27,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
 import jinarag
-from jinarag.defaults import load_embedder, load_reranker
-from jinarag.evaluate import load_beir
+from jinarag.evaluation.evaluate import load_beir
+from jinarag.inference.defaults import load_embedder, load_reranker
 from jinarag.langchain import JinaHybridRetriever, JinaReranker
 
 CRANFIELD = Path(__file__).resolve().parent.parent / "tests" / "data" / "cranfield"

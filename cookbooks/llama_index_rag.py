@@ -8,7 +8,7 @@ answer with a `RetrieverQueryEngine`. The LLM is LlamaIndex's `MockLLM` (it answ
 prompt it was given, so you see exactly what a real model would read) unless a real one is
 configured: with `llama-index-llms-openai` installed and `OPENAI_API_KEY` set, `OpenAI` is used
 (`OPENAI_BASE_URL` points it at any OpenAI-compatible server, `JINARAG_LLM_MODEL` names the
-model). Models come from `jinarag.defaults`, which falls back to MiniLM when the Jina
+model). Models come from `jinarag.inference.defaults`, which falls back to MiniLM when the Jina
 checkpoints cannot be had offline.
 """
 
@@ -24,8 +24,8 @@ from llama_index.core.llms import LLM, MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 
 import jinarag
-from jinarag.defaults import load_embedder, load_reranker
-from jinarag.evaluate import load_beir
+from jinarag.evaluation.evaluate import load_beir
+from jinarag.inference.defaults import load_embedder, load_reranker
 from jinarag.llama_index import JinaHybridRetriever, JinaRerank
 
 CRANFIELD = Path(__file__).resolve().parent.parent / "tests" / "data" / "cranfield"

@@ -4,13 +4,16 @@ Example:
     >>> import jinarag
     >>> embedder = jinarag.Embedder.from_pretrained("small")
     >>> vectors = embedder.embed(["a wing in a slipstream"])
+
+Every public name is imported on first use, so ``import jinarag`` (and ``jinarag --version``)
+loads neither torch nor chromadb until a model or an index is asked for.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from jinarag.embedder import Embedder
 from jinarag.errors import (
     CheckpointError,
     EmbedderMismatchError,
@@ -20,10 +23,13 @@ from jinarag.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from jinarag.reranker import RankedDocument, Reranker
 
 if TYPE_CHECKING:
-    from jinarag.hybrid import Hit, HybridIndex, SourceScore
+    from jinarag.evaluation import evaluate as evaluation
+    from jinarag.inference.embedder import Embedder
+    from jinarag.inference.reranker import RankedDocument, Reranker
+    from jinarag.retrieval import fusion
+    from jinarag.retrieval.index import Hit, HybridIndex, SourceScore
 
 __version__ = "0.1.0"
 
@@ -42,15 +48,32 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "__version__",
+    "evaluation",
+    "fusion",
 ]
 
-# The hybrid index needs chromadb; import it only when asked for, so `import jinarag` stays light.
-_LAZY = {"HybridIndex": "jinarag.hybrid", "Hit": "jinarag.hybrid", "SourceScore": "jinarag.hybrid"}
+# name -> (module, attribute); attribute None means the module itself.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Embedder": ("jinarag.inference.embedder", "Embedder"),
+    "Reranker": ("jinarag.inference.reranker", "Reranker"),
+    "RankedDocument": ("jinarag.inference.reranker", "RankedDocument"),
+    "HybridIndex": ("jinarag.retrieval.index", "HybridIndex"),
+    "Hit": ("jinarag.retrieval.index", "Hit"),
+    "SourceScore": ("jinarag.retrieval.index", "SourceScore"),
+    "fusion": ("jinarag.retrieval.fusion", None),
+    "evaluation": ("jinarag.evaluation.evaluate", None),
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attribute is None else getattr(module, attribute)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'jinarag' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,7 +1,7 @@
 """A deliberately naive reference forward pass for JinaBERT v2, its code variant and classic BERT.
 
-Written from the model facts in docs (DESIGN §4), independently of ``jinarag.model``: it reads
-the raw state dict, computes in float64, loops over layers and heads, and builds the full
+Written from the model facts in docs (DESIGN §4), independently of ``jinarag.models.encoder``: it
+reads the raw state dict, computes in float64, loops over layers and heads, and builds the full
 ``[B, H, S, S]`` ALiBi bias and mask explicitly. Slow and memory hungry on purpose; it is the
 yardstick the real encoder is held against.
 

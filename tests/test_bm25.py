@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import rank_bm25
 
-from jinarag.bm25 import ENGLISH_STOPWORDS, BM25Index, Tokenizer, atomic_write, tokenize
 from jinarag.errors import InputError
+from jinarag.retrieval.bm25 import ENGLISH_STOPWORDS, BM25Index, Tokenizer, atomic_write, tokenize
 
 DOCS = [
     "The wing stalls at a high angle of attack.",

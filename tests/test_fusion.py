@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from jinarag import fusion
 from jinarag.errors import InputError
+from jinarag.retrieval import fusion
 
 
 def _random_lists(seed: int) -> list[list[tuple[str, float]]]:

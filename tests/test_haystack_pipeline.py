@@ -21,7 +21,7 @@ from haystack.version import __version__ as haystack_version
 
 import jinarag
 from jinarag.haystack import JinaHybridRetriever, JinaRanker, JinaTextEmbedder
-from jinarag.hybrid import DEFAULT_FUSION
+from jinarag.retrieval.index import DEFAULT_FUSION
 
 HAYSTACK_3 = int(haystack_version.split(".")[0]) >= 3
 COLLECTION = "cranfield-haystack"

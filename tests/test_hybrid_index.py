@@ -13,10 +13,10 @@ import pytest
 from chromadb.config import Settings
 
 import jinarag
-from jinarag import fusion
-from jinarag.bm25 import BM25Index, Tokenizer
 from jinarag.errors import EmbedderMismatchError, InputError
-from jinarag.hybrid import DEFAULT_FUSION, DEFAULT_WEIGHTS, Hit, HybridIndex, SourceScore
+from jinarag.retrieval import fusion
+from jinarag.retrieval.bm25 import BM25Index, Tokenizer
+from jinarag.retrieval.index import DEFAULT_FUSION, DEFAULT_WEIGHTS, Hit, HybridIndex, SourceScore
 
 TEXTS = [
     "The wing stalls at a high angle of attack when the flow separates.",

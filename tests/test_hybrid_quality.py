@@ -11,8 +11,7 @@ import statistics
 
 import pytest
 
-from jinarag import fusion
-from jinarag.evaluate import (
+from jinarag.evaluation.evaluate import (
     CANDIDATES_GRID,
     evaluate,
     format_table,
@@ -23,7 +22,13 @@ from jinarag.evaluate import (
     source_lists,
     sweep,
 )
-from jinarag.hybrid import DEFAULT_CANDIDATES, DEFAULT_FUSION, DEFAULT_RRF_K, DEFAULT_WEIGHTS
+from jinarag.retrieval import fusion
+from jinarag.retrieval.index import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_FUSION,
+    DEFAULT_RRF_K,
+    DEFAULT_WEIGHTS,
+)
 
 pytestmark = pytest.mark.slow
 

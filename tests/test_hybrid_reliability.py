@@ -17,7 +17,7 @@ import pytest
 from chromadb.config import Settings
 
 from jinarag.errors import InputError
-from jinarag.hybrid import HybridIndex
+from jinarag.retrieval.index import HybridIndex
 
 TEXTS = [f"record {i} about wing {i % 7} and plate {i % 5}" for i in range(20)]
 

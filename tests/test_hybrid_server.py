@@ -18,7 +18,7 @@ import pytest
 from chromadb.config import Settings
 
 from jinarag.errors import StoreUnavailableError
-from jinarag.hybrid import HybridIndex
+from jinarag.retrieval.index import HybridIndex
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 

@@ -37,7 +37,7 @@ def test_import_jinarag_imports_no_heavy_package():
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True
     )
     after_jinarag, after_heavy = (set(m) for m in json.loads(out.stdout.strip().splitlines()[-1]))
-    assert {"jinarag", "jinarag.embedder", "jinarag.reranker"} <= after_jinarag
+    assert {"jinarag", "jinarag.inference.embedder", "jinarag.inference.reranker"} <= after_jinarag
     offenders = sorted(name for name in after_jinarag if name.split(".")[0] in HEAVY)
     assert offenders == []
     assert "rank_bm25" in after_heavy  # the probe does notice a heavy import

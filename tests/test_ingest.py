@@ -8,7 +8,7 @@ import re
 import pytest
 
 from jinarag.errors import InputError
-from jinarag.ingest import (
+from jinarag.retrieval.ingest import (
     Document,
     chunk_document,
     chunk_spans,

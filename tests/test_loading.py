@@ -14,7 +14,7 @@ import pytest
 from tiny_checkpoints import build_checkpoint, install_in_hf_cache, spec_with, use_hf_cache
 
 import jinarag
-from jinarag.loading import EMBEDDER_ALIASES, RERANKER_ALIASES, resolve_checkpoint
+from jinarag.models.checkpoint import EMBEDDER_ALIASES, RERANKER_ALIASES, resolve_checkpoint
 
 TEXTS = ["a wing in a slipstream", "heat transfer at hypersonic speed", ""]
 SMALL = "jinaai/jina-embeddings-v2-small-en"

@@ -9,7 +9,7 @@ from reference_jinabert import ReferenceModel, reference_slopes
 from tiny_checkpoints import VARIANTS
 
 import jinarag
-from jinarag.model import alibi_slopes
+from jinarag.models.encoder import alibi_slopes
 
 EMBEDDER_VARIANTS = [name for name, spec in VARIANTS.items() if spec.head == "embedder"]
 RERANKER_VARIANTS = [name for name, spec in VARIANTS.items() if spec.head == "reranker"]

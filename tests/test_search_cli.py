@@ -8,8 +8,8 @@ import re
 import pytest
 
 from jinarag.cli import main
-from jinarag.evaluate import evaluate, load_beir, select_queries
-from jinarag.hybrid import DEFAULT_FUSION, HybridIndex
+from jinarag.evaluation.evaluate import evaluate, load_beir, select_queries
+from jinarag.retrieval.index import DEFAULT_FUSION, HybridIndex
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from jinarag.server import create_app
+from jinarag.serving.app import create_app
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
-from jinarag.defaults import DEFAULT_EMBEDDER
-from jinarag.embedder import Embedder
 from jinarag.haystack._common import document_texts, fresh_copy, load_options, model_name
+from jinarag.inference.defaults import DEFAULT_EMBEDDER
+from jinarag.inference.embedder import Embedder
 
 
 @component

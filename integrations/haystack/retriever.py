@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
-from jinarag.defaults import DEFAULT_EMBEDDER
-from jinarag.embedder import Embedder
 from jinarag.haystack._common import load_options, model_name
+from jinarag.inference.defaults import DEFAULT_EMBEDDER
+from jinarag.inference.embedder import Embedder
 
 if TYPE_CHECKING:
-    from jinarag.hybrid import HybridIndex
+    from jinarag.retrieval.index import HybridIndex
 
 
 @component
@@ -79,7 +79,7 @@ class JinaHybridRetriever:
         """Load the embedder and open the index once; later calls keep them."""
         if self.index is None:
             # Imported here: chromadb is slow to import and only the retriever needs it.
-            from jinarag.hybrid import HybridIndex
+            from jinarag.retrieval.index import HybridIndex
 
             embedder = Embedder.from_pretrained(self.model, **load_options(self))
             self.index = HybridIndex(

@@ -9,10 +9,10 @@ from typing import Any
 from haystack import component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
-from jinarag.defaults import DEFAULT_EMBEDDER
-from jinarag.embedder import Embedder
 from jinarag.errors import InputError
 from jinarag.haystack._common import load_options, model_name
+from jinarag.inference.defaults import DEFAULT_EMBEDDER
+from jinarag.inference.embedder import Embedder
 
 
 @component

@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict
 
-from jinarag.embedder import Embedder
+from jinarag.inference.embedder import Embedder
 
 
 class JinaEmbeddings(BaseModel, Embeddings):

@@ -11,7 +11,7 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
-from jinarag.reranker import Reranker
+from jinarag.inference.reranker import Reranker
 
 
 class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):

@@ -8,7 +8,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-from jinarag.embedder import Embedder
+from jinarag.inference.embedder import Embedder
 
 
 class JinaEmbedding(BaseEmbedding):

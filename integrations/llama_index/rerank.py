@@ -12,7 +12,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from jinarag.errors import InputError
-from jinarag.reranker import Reranker
+from jinarag.inference.reranker import Reranker
 
 dispatcher = get_dispatcher(__name__)
 

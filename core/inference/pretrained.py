@@ -6,44 +6,30 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 
-from jinarag.batching import length_sorted_batches, pad
 from jinarag.errors import InputError
-from jinarag.loading import Kind, load_encoder, repo_id_for, resolve_checkpoint, resolve_dtype
-from jinarag.model import Encoder, EncoderConfig
-from jinarag.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
+from jinarag.inference.batching import length_sorted_batches, pad
+from jinarag.models.checkpoint import (
+    Kind,
+    load_encoder,
+    repo_id_for,
+    resolve_checkpoint,
+    resolve_dtype,
+)
+from jinarag.models.encoder import Encoder, EncoderConfig
+from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
 
-__all__ = ["PretrainedModel", "check_texts"]
+__all__ = ["PretrainedModel"]
 
 Self = TypeVar("Self", bound="PretrainedModel")
 # Files copied verbatim by save_pretrained (the tokenizer writes tokenizer.json itself).
 _EXTRA_FILES = ("sentence_bert_config.json", *TOKENIZER_FILES[1:])
-
-
-def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
-    """A list of strings, or InputError naming the first bad item and its index."""
-    if isinstance(texts, (str, bytes)):
-        raise InputError(
-            f"{name} must be a list of strings, got {type(texts).__name__}; "
-            "wrap a single text in a list: [text]"
-        )
-    try:
-        items = list(texts)
-    except TypeError as exc:
-        raise InputError(f"{name} must be a list of strings, got {type(texts).__name__}") from exc
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise InputError(
-                f"{name}[{index}] is {type(item).__name__} {item!r:.60}; pass strings only "
-                "(convert the value, or drop it: None is not a text)"
-            )
-    return items
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:

@@ -41,19 +41,19 @@ import chromadb
 import numpy as np
 from chromadb.config import Settings
 
-from jinarag import fusion as _fusion
-from jinarag.bm25 import BM25Index, Tokenizer
-from jinarag.engine import check_texts
 from jinarag.errors import (
     EmbedderMismatchError,
     InputError,
     StoreError,
     StoreUnavailableError,
 )
+from jinarag.retrieval import fusion as _fusion
+from jinarag.retrieval.bm25 import BM25Index, Tokenizer
+from jinarag.validation import check_texts
 
 if TYPE_CHECKING:
-    from jinarag.embedder import Embedder
-    from jinarag.reranker import Reranker
+    from jinarag.inference.embedder import Embedder
+    from jinarag.inference.reranker import Reranker
 
 __all__ = [
     "DEFAULT_CANDIDATES",

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from jinarag.embedder import Embedder
 from jinarag.errors import JinaragError
-from jinarag.reranker import Reranker
+from jinarag.inference.embedder import Embedder
+from jinarag.inference.reranker import Reranker
 
 __all__ = ["add_parser", "create_app"]
 
@@ -126,7 +126,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jinarag.defaults import load_embedder, load_reranker
+    from jinarag.inference.defaults import load_embedder, load_reranker
 
     _require_fastapi()
     import uvicorn

@@ -98,8 +98,8 @@ def _note(text: str | None) -> None:
 
 
 def _open_index(args: argparse.Namespace, *, must_exist: bool) -> Any:
-    from jinarag.defaults import load_embedder
-    from jinarag.hybrid import HybridIndex
+    from jinarag.inference.defaults import load_embedder
+    from jinarag.retrieval.index import HybridIndex
 
     store = args.store if args.store is not None else Path(DEFAULT_STORE)
     if args.chroma_url is None and must_exist and not store.is_dir():
@@ -134,7 +134,7 @@ def _groups(records: list[Any], size: int) -> Iterator[list[Any]]:
 def run_index(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from jinarag.ingest import chunk_documents, find_files, read_documents
+    from jinarag.retrieval.ingest import chunk_documents, find_files, read_documents
 
     if args.batch < 1:
         raise InputError(f"--batch must be at least 1, got {args.batch}")
@@ -211,7 +211,7 @@ def run_search(args: argparse.Namespace) -> int:
     index = _open_index(args, must_exist=True)
     reranker = None
     if args.rerank is not None:
-        from jinarag.defaults import load_reranker
+        from jinarag.inference.defaults import load_reranker
 
         reranker, note = load_reranker(args.rerank if args.rerank else None)
         _note(note)
@@ -243,8 +243,14 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from jinarag.defaults import load_embedder, load_reranker
-    from jinarag.evaluate import build_index, evaluate, format_table, load_beir, select_queries
+    from jinarag.evaluation.evaluate import (
+        build_index,
+        evaluate,
+        format_table,
+        load_beir,
+        select_queries,
+    )
+    from jinarag.inference.defaults import load_embedder, load_reranker
 
     dataset = load_beir(args.dataset)
     qids = select_queries(dataset, args.queries)

@@ -8,9 +8,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from jinarag.engine import PretrainedModel, check_texts
 from jinarag.errors import InputError
-from jinarag.loading import Kind
+from jinarag.inference.pretrained import PretrainedModel
+from jinarag.models.checkpoint import Kind
+from jinarag.validation import check_texts
 
 __all__ = ["RankedDocument", "Reranker"]
 

@@ -1,7 +1,7 @@
 """Finding and loading checkpoints: local directory → Hugging Face cache → Hub download.
 
 We never run code from a model repository (no ``trust_remote_code``): the architecture comes
-from ``config.json`` and our own ``jinarag.model``.
+from ``config.json`` and our own ``jinarag.models.encoder``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 
 from jinarag.errors import CheckpointError, ModelNotFoundError
-from jinarag.model import Encoder, EncoderConfig
+from jinarag.models.encoder import Encoder, EncoderConfig
 
 __all__ = [
     "EMBEDDER_ALIASES",

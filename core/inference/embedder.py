@@ -9,9 +9,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jinarag.engine import PretrainedModel, check_texts
 from jinarag.errors import InputError
-from jinarag.loading import Kind
+from jinarag.inference.pretrained import PretrainedModel
+from jinarag.models.checkpoint import Kind
+from jinarag.validation import check_texts
 
 __all__ = ["Embedder"]
 

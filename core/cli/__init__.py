@@ -14,7 +14,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jinarag import __version__, demo, server
+    from jinarag import __version__
+    from jinarag.cli import demo, search_cli
+    from jinarag.serving import app as server
 
     parser = argparse.ArgumentParser(
         prog="jinarag", description="Jina AI embedders, rerankers and hybrid search, run locally."
@@ -22,8 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"jinarag {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.add_parser(subparsers)
-    from jinarag import search_cli
-
     search_cli.add_parser(subparsers)
     server.add_parser(subparsers)
     return parser

@@ -7,10 +7,10 @@ no network), embedding falls back to the all-MiniLM-L6-v2 weights shipped by the
 
 from __future__ import annotations
 
-from jinarag.embedder import Embedder
 from jinarag.errors import ModelNotFoundError
-from jinarag.loading import repo_id_for
-from jinarag.reranker import Reranker
+from jinarag.inference.embedder import Embedder
+from jinarag.inference.reranker import Reranker
+from jinarag.models.checkpoint import repo_id_for
 
 __all__ = ["DEFAULT_EMBEDDER", "DEFAULT_RERANKER", "load_embedder", "load_reranker"]
 

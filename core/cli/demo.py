@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jinarag.defaults import load_embedder, load_reranker
+from jinarag.inference.defaults import load_embedder, load_reranker
 
 DEMO_QUERIES = (
     "what similarity laws must be obeyed when constructing aeroelastic models of heated high "

@@ -1,0 +1,1 @@
+"""Retrieval quality on judged data: the BEIR reader, metrics, the eval runner and tuning."""

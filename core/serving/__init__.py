@@ -1,0 +1,1 @@
+"""The HTTP server (``jinarag serve``): Jina API request and response shapes."""
