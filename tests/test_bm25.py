@@ -10,7 +10,8 @@ import pytest
 import rank_bm25
 
 from jinarag.errors import InputError
-from jinarag.retrieval.bm25 import ENGLISH_STOPWORDS, BM25Index, Tokenizer, atomic_write, tokenize
+from jinarag.retrieval.bm25 import ENGLISH_STOPWORDS, BM25Index, Tokenizer, tokenize
+from jinarag.retrieval.snapshot import atomic_write
 
 DOCS = [
     "The wing stalls at a high angle of attack.",

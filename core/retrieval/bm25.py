@@ -14,8 +14,7 @@ rank-bm25 raises negative values to ``epsilon`` × the mean idf; on tiny corpora
 few positive scores.)
 
 The snapshot (:meth:`BM25Index.save`) stores the tokenised corpus as JSON, never pickled
-objects, so opening a store cannot execute code. It is written atomically: a temporary file
-in the same folder, flushed and fsynced, then renamed over the old one.
+objects, and is written atomically; :mod:`jinarag.retrieval.snapshot` has the file format.
 
 Example:
     >>> index = BM25Index()
@@ -26,12 +25,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from jinarag.errors import InputError
+from jinarag.retrieval.snapshot import read_snapshot, write_snapshot
+from jinarag.validation import check_choice
 
 __all__ = [
     "BACKENDS",
@@ -48,7 +46,6 @@ __all__ = [
     "VARIANTS",
     "BM25Index",
     "Tokenizer",
-    "atomic_write",
     "tokenize",
 ]
 
@@ -56,8 +53,6 @@ VARIANTS = ("okapi", "bm25l", "bm25plus")
 """BM25 variants: Okapi BM25 (with rank-bm25's idf floor), BM25L and BM25+."""
 
 BACKENDS = ("rank_bm25", "bm25s")
-
-SNAPSHOT_FORMAT = "jinarag-bm25/1"
 
 # A short list of English function words; content words (even common ones) stay searchable.
 _ENGLISH = """
@@ -136,33 +131,6 @@ class Tokenizer:
         return {"stopwords": sorted(sw) if isinstance(sw, frozenset) else sw}
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a part.
-
-    Temporary file in the same folder → flush → fsync → rename over ``path`` → fsync the folder.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        if hasattr(os, "fchmod"):  # mkstemp makes the file owner-only; a snapshot need not be
-            os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if os.name == "posix":  # make the rename itself durable; Windows cannot open folders
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def _check_param(name: str, value: float | None) -> float | None:
     if value is None:
         return None
@@ -202,14 +170,8 @@ class BM25Index:
         backend: str = "rank_bm25",
         tokenizer: Tokenizer | None = None,
     ) -> None:
-        if variant not in VARIANTS:
-            raise InputError(
-                f"unknown BM25 variant {variant!r}; choose one of {', '.join(VARIANTS)}"
-            )
-        if backend not in BACKENDS:
-            raise InputError(
-                f"unknown BM25 backend {backend!r}; choose one of {', '.join(BACKENDS)}"
-            )
+        check_choice("BM25 variant", variant, VARIANTS)
+        check_choice("BM25 backend", backend, BACKENDS)
         if epsilon is not None and (backend != "rank_bm25" or variant != "okapi"):
             raise InputError(
                 f"epsilon applies to variant 'okapi' with backend 'rank_bm25' only "
@@ -290,15 +252,7 @@ class BM25Index:
 
     def save(self, path: str | os.PathLike[str], state: dict[str, Any]) -> None:
         """Write the tokenised corpus and ``state`` (what it was built from) atomically."""
-        payload = {
-            "format": SNAPSHOT_FORMAT,
-            "tokenizer": self.tokenizer.spec(),
-            "state": state,
-            "ids": list(self._docs),
-            # Terms never contain spaces (they are runs of letters and digits): join them.
-            "tokens": [" ".join(toks) for toks in self._docs.values()],
-        }
-        atomic_write(Path(path), json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+        write_snapshot(Path(path), self.tokenizer.spec(), state, self._docs)
 
     def load(self, path: str | os.PathLike[str]) -> dict[str, Any] | None:
         """Replace the records with a snapshot's and return its ``state``.
@@ -306,19 +260,10 @@ class BM25Index:
         Returns None, leaving the index as it was, when the file is missing, unreadable or
         was made with another tokenizer: the caller then rebuilds from its source of truth.
         """
-        try:
-            payload = json.loads(Path(path).read_bytes())
-            if payload.get("format") != SNAPSHOT_FORMAT:
-                return None
-            if payload.get("tokenizer") != self.tokenizer.spec():
-                return None
-            ids, tokens = payload["ids"], payload["tokens"]
-            if len(ids) != len(tokens):
-                return None
-            state = payload["state"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        got = read_snapshot(Path(path), self.tokenizer.spec())
+        if got is None:
             return None
-        self._docs = {i: (t.split(" ") if t else []) for i, t in zip(ids, tokens, strict=True)}
+        state, self._docs = got
         self._engine = None
         return state
 

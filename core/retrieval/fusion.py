@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from jinarag.errors import InputError
+from jinarag.validation import check_choice
 
 __all__ = [
     "FUSION_METHODS",
@@ -212,10 +213,9 @@ def fuse(
     Raises:
         InputError: an unknown method, or bad weights or ``k``.
     """
+    check_choice("fusion", method, FUSION_METHODS)
     if method == "rrf":
         return rrf(rankings, weights, k)
     if method == "relative":
         return relative_score(rankings, weights)
-    if method == "dbsf":
-        return dbsf(rankings, weights)
-    raise InputError(f"unknown fusion {method!r}; choose one of {', '.join(FUSION_METHODS)}")
+    return dbsf(rankings, weights)

@@ -1,0 +1,258 @@
+"""One search, step by step: plan (the call's arguments checked, the index's defaults filled
+in), retrieve (each source's candidates), rank (fuse them), build the hits, rerank.
+
+The tuned search defaults live here (:mod:`jinarag.retrieval.index` re-exports them).
+Nothing here changes the records; :class:`jinarag.HybridIndex` runs these steps in order.
+
+Example:
+    >>> plan = plan_search(index, "angle of attack", k=3, mode="hybrid")
+    >>> plan.fusion, plan.candidates
+    ('rrf', 100)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from jinarag.errors import InputError
+from jinarag.retrieval import fusion as _fusion
+from jinarag.retrieval.hits import Hit, SourceScore
+from jinarag.validation import check_choice, check_text, positive_int
+
+if TYPE_CHECKING:
+    from jinarag.inference.embedder import Embedder
+    from jinarag.inference.reranker import Reranker
+    from jinarag.retrieval.chroma_store import Records
+    from jinarag.retrieval.mirror import BM25Mirror
+
+__all__ = [
+    "DEFAULT_CANDIDATES",
+    "DEFAULT_FUSION",
+    "DEFAULT_RERANK_TOP",
+    "DEFAULT_RRF_K",
+    "DEFAULT_WEIGHTS",
+    "MODES",
+    "Candidates",
+    "SearchPlan",
+    "check_query_vector",
+    "plan_search",
+    "rank",
+    "rerank_hits",
+    "retrieve",
+    "to_hits",
+]
+
+MODES = ("hybrid", "dense", "bm25")
+
+# Fusion defaults, tuned on the odd-numbered Cranfield queries with MiniLM
+# (`python -m jinarag.evaluate tune tests/data/cranfield`); docs/hybrid-search.md has the sweep.
+# RRF stays the default method (rank-only, so it does not depend on how an embedder's scores
+# are distributed); DBSF scored higher on Cranfield and is one argument away: fusion="dbsf".
+DEFAULT_FUSION = "rrf"
+DEFAULT_WEIGHTS = {  # (dense, bm25), per fusion method
+    "rrf": (0.75, 1.0),
+    "relative": (1.0, 0.75),
+    "dbsf": (1.0, 1.0),
+}
+DEFAULT_RRF_K = 60
+DEFAULT_CANDIDATES = 100  # per source, before fusion
+DEFAULT_RERANK_TOP = 50  # fused results handed to the reranker
+
+
+class SearchDefaults(Protocol):
+    """The settings a search call falls back on (a :class:`HybridIndex` has them)."""
+
+    reranker: Reranker | None
+    fusion: str
+    weights: Sequence[float] | None
+    rrf_k: float
+    candidates: int
+    rerank_top: int
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """One search call's settings, checked, with the index's defaults filled in."""
+
+    k: int
+    mode: str
+    fusion: str
+    weights: Sequence[float]
+    rrf_k: float
+    where: dict[str, Any] | None
+    reranker: Reranker | None
+    pool: int  # fused results kept: k, or more for the reranker to reorder
+    candidates: int  # results taken from each source before fusion
+
+
+def plan_search(
+    defaults: SearchDefaults,
+    query: Any,
+    k: Any = 10,
+    mode: str = "hybrid",
+    fusion: str | None = None,
+    weights: Sequence[float] | None = None,
+    where: dict[str, Any] | None = None,
+    candidates: int | None = None,
+    rerank: Reranker | bool | None = None,
+    rerank_top: int | None = None,
+    rrf_k: float | None = None,
+) -> SearchPlan:
+    """Check :meth:`HybridIndex.search`'s arguments and fill in ``defaults``' settings.
+
+    Raises:
+        InputError: a bad ``k``, mode, fusion, weights or filter, with the valid choices.
+    """
+    check_text(query, "query")
+    n = positive_int("k", k)
+    assert n is not None  # allow_none is off
+    check_choice("mode", mode, MODES)
+    fusion = check_choice(
+        "fusion", fusion if fusion is not None else defaults.fusion, _fusion.FUSION_METHODS
+    )
+    if weights is not None and mode != "hybrid":
+        raise InputError(f"weights apply to mode='hybrid' only (got mode={mode!r})")
+    if weights is not None:
+        weights = _fusion.normalize_weights(weights, 2)
+    else:
+        weights = defaults.weights if defaults.weights is not None else DEFAULT_WEIGHTS[fusion]
+    rrf_k = rrf_k if rrf_k is not None else defaults.rrf_k
+    if mode == "hybrid":
+        _fusion.rrf([], k=rrf_k)  # validates rrf_k
+    if where is not None and not isinstance(where, dict):
+        raise InputError(f"where must be a dict (a Chroma filter), got {where!r}")
+    reranker = _pick_reranker(defaults.reranker, rerank)
+    pool = n
+    if reranker is not None:
+        top = positive_int("rerank_top", rerank_top, allow_none=True)
+        pool = max(n, top if top is not None else defaults.rerank_top)
+    n_cand = positive_int("candidates", candidates, allow_none=True)
+    if n_cand is None:
+        # Single-source modes ask for as many as hybrid does too: the approximate
+        # nearest-neighbour search is most accurate well inside its result list, and
+        # dense mode then returns exactly the head of hybrid's dense candidates.
+        n_cand = max(pool, defaults.candidates)
+    elif n_cand < pool:
+        raise InputError(f"candidates ({n_cand}) must be at least k ({pool}) results")
+    return SearchPlan(n, mode, fusion, weights, rrf_k, where, reranker, pool, n_cand)
+
+
+def _pick_reranker(default: Reranker | None, rerank: Reranker | bool | None) -> Reranker | None:
+    if rerank is None:
+        return default
+    if rerank is False:
+        return None
+    if rerank is True:
+        if default is None:
+            raise InputError(
+                "rerank=True but this index has no reranker; pass "
+                "HybridIndex(..., reranker=jinarag.Reranker.from_pretrained('turbo')) or "
+                "rerank=<a Reranker>"
+            )
+        return default
+    if not callable(getattr(rerank, "score", None)):
+        raise InputError(f"rerank must be a Reranker, True, False or None, got {rerank!r}")
+    return rerank
+
+
+def check_query_vector(
+    query_embedding: Sequence[float] | np.ndarray | None, dim: int, embedder: str
+) -> np.ndarray | None:
+    """A given query vector as float32, checked against the embedder's dimension (None passes)."""
+    if query_embedding is None:
+        return None
+    vector = np.asarray(query_embedding, dtype=np.float32)
+    if vector.shape != (dim,) or not np.isfinite(vector).all():
+        raise InputError(
+            f"query_embedding must be {dim} finite floats (the dimension of {embedder}), got "
+            f"shape {vector.shape}; embed the query with the index's embedder, or leave "
+            "query_embedding out."
+        )
+    return vector
+
+
+@dataclass
+class Candidates:
+    """The two ranked candidate lists of one query, before fusion: ``(id, score)`` best first."""
+
+    dense: list[tuple[str, float]] = field(default_factory=list)
+    bm25: list[tuple[str, float]] = field(default_factory=list)
+
+
+def retrieve(
+    mirror: BM25Mirror,
+    embedder: Embedder,
+    query: str,
+    mode: str,
+    n_cand: int,
+    where: dict[str, Any] | None,
+    vector: np.ndarray | None = None,
+) -> Candidates:
+    """Both sources' candidate lists (only the ones ``mode`` needs), ``n_cand`` at most each."""
+    mirror.fresh()
+    found = Candidates()
+    if len(mirror.bm25) == 0:
+        return found
+    if mode in ("hybrid", "dense"):
+        if vector is None:
+            vector = np.asarray(embedder.embed_query(query), dtype=np.float32)
+        found.dense = mirror.store.query(vector, min(n_cand, len(mirror.bm25)), where)
+    if mode in ("hybrid", "bm25"):
+        allowed = set(mirror.store.ids(where)) if where is not None else None
+        found.bm25 = mirror.bm25.search(query, n_cand, allowed)
+    return found
+
+
+def rank(plan: SearchPlan, found: Candidates) -> tuple[list[tuple[str, float]], str]:
+    """The ranking the mode asks for (fused in hybrid mode), cut to the plan's pool, and the
+    space its scores are in."""
+    if plan.mode == "dense":
+        return found.dense[: plan.pool], "cosine"
+    if plan.mode == "bm25":
+        return found.bm25[: plan.pool], "bm25"
+    fused = _fusion.fuse(plan.fusion, [found.dense, found.bm25], plan.weights, plan.rrf_k)
+    return fused[: plan.pool], plan.fusion
+
+
+def to_hits(
+    found: Candidates, ranked: list[tuple[str, float]], records: Records, space: str
+) -> list[Hit]:
+    """One :class:`Hit` per ranked id still in ``records``, with each source's rank and score."""
+    dense = {doc_id: SourceScore(r, s) for r, (doc_id, s) in enumerate(found.dense, start=1)}
+    bm25 = {doc_id: SourceScore(r, s) for r, (doc_id, s) in enumerate(found.bm25, start=1)}
+    return [
+        Hit(
+            doc_id,
+            records[doc_id][0],
+            dict(records[doc_id][1]),
+            float(score),
+            space,
+            dense.get(doc_id),
+            bm25.get(doc_id),
+        )
+        for doc_id, score in ranked
+        if doc_id in records  # deleted by another process since we ranked it
+    ]
+
+
+def rerank_hits(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:
+    """New hits in the reranker's order, scored by its sigmoid relevance."""
+    scores = np.asarray(reranker.score(query, [h.text for h in hits], activation="sigmoid"))
+    order = sorted(range(len(hits)), key=lambda i: -float(scores[i]))
+    return [
+        Hit(
+            hits[i].id,
+            hits[i].text,
+            dict(hits[i].metadata),
+            float(scores[i]),
+            "sigmoid",
+            hits[i].dense,
+            hits[i].bm25,
+            float(scores[i]),
+        )
+        for i in order
+    ]
