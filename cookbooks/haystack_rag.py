@@ -25,7 +25,7 @@ from haystack.components.builders import ChatPromptBuilder
 from haystack.dataclasses import ChatMessage
 
 import jinarag
-from jinarag.evaluation.evaluate import load_beir
+from jinarag.evaluation import load_beir
 from jinarag.haystack import JinaHybridRetriever, JinaRanker, JinaTextEmbedder
 from jinarag.inference.defaults import load_embedder, load_reranker
 

@@ -27,7 +27,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnablePassthrough
 
 import jinarag
-from jinarag.evaluation.evaluate import load_beir
+from jinarag.evaluation import load_beir
 from jinarag.inference.defaults import load_embedder, load_reranker
 from jinarag.langchain import JinaHybridRetriever, JinaReranker
 

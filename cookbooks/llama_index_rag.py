@@ -24,7 +24,7 @@ from llama_index.core.llms import LLM, MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 
 import jinarag
-from jinarag.evaluation.evaluate import load_beir
+from jinarag.evaluation import load_beir
 from jinarag.inference.defaults import load_embedder, load_reranker
 from jinarag.llama_index import JinaHybridRetriever, JinaRerank
 

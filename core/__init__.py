@@ -25,7 +25,7 @@ from jinarag.errors import (
 )
 
 if TYPE_CHECKING:
-    from jinarag.evaluation import evaluate as evaluation
+    from jinarag import evaluation
     from jinarag.inference.embedder import Embedder
     from jinarag.inference.reranker import RankedDocument, Reranker
     from jinarag.retrieval import fusion
@@ -61,7 +61,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Hit": ("jinarag.retrieval.index", "Hit"),
     "SourceScore": ("jinarag.retrieval.index", "SourceScore"),
     "fusion": ("jinarag.retrieval.fusion", None),
-    "evaluation": ("jinarag.evaluation.evaluate", None),
+    "evaluation": ("jinarag.evaluation", None),
 }
 
 

@@ -79,7 +79,7 @@ def cranfield_index(cranfield_dir, minilm_embedder, tmp_path_factory):
     session with MiniLM at 256 tokens into a temporary store. Read it; do not write to it."""
     import warnings
 
-    from jinarag.evaluation.evaluate import build_index, load_beir
+    from jinarag.evaluation import build_index, load_beir
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # long abstracts are cut at 256 tokens

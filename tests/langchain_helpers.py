@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jinarag.evaluation.evaluate import load_beir
+from jinarag.evaluation import load_beir
 
 
 def cranfield_records(cranfield_dir: Path, limit: int) -> list[dict]:

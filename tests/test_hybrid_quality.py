@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 
-from jinarag.evaluation.evaluate import (
+from jinarag.evaluation import (
     CANDIDATES_GRID,
     evaluate,
     format_table,

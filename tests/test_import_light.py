@@ -41,3 +41,31 @@ def test_import_jinarag_imports_no_heavy_package():
     offenders = sorted(name for name in after_jinarag if name.split(".")[0] in HEAVY)
     assert offenders == []
     assert "rank_bm25" in after_heavy  # the probe does notice a heavy import
+
+
+# `jinarag --version` builds every subcommand's parser first, so this also proves that the
+# subcommand modules leave torch, chromadb and fastapi to their handlers.
+VERSION_PROBE = """
+import json, sys
+from jinarag.cli import main
+try:
+    main(["--version"])
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_cli_version_imports_no_model_store_or_server():
+    out = subprocess.run(
+        [sys.executable, "-c", VERSION_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    version, modules = out.stdout.strip().splitlines()[-2:]
+    assert version.startswith("jinarag ")
+    loaded = {name.split(".")[0] for name in json.loads(modules)}
+    assert "jinarag" in loaded
+    assert sorted(loaded & {"torch", "chromadb", "fastapi", *HEAVY}) == []

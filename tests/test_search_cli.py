@@ -8,7 +8,7 @@ import re
 import pytest
 
 from jinarag.cli import main
-from jinarag.evaluation.evaluate import evaluate, load_beir, select_queries
+from jinarag.evaluation import evaluate, load_beir, select_queries
 from jinarag.retrieval.index import DEFAULT_FUSION, HybridIndex
 
 

@@ -1,31 +1,34 @@
 """The `jinarag` command line: demo, index, search, eval, serve.
 
-Each subcommand lives in its own module and registers itself here with ``add_parser``; this
-file only wires argparse to them.
+Each subcommand lives in its own module (``add_parser`` registers it, ``run`` handles it) and
+the options they share are in :mod:`jinarag.cli.common`; this file only wires argparse to them
+and turns our errors into one line on stderr. The modules import torch, chromadb and fastapi
+inside their handlers, so ``jinarag --version`` and ``--help`` load none of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 Handler = Callable[[argparse.Namespace], int]
 
+# Modules of jinarag.cli, in the order --help lists them.
+COMMANDS = ("demo", "index", "search", "eval", "serve")
+
 
 def build_parser() -> argparse.ArgumentParser:
     from jinarag import __version__
-    from jinarag.cli import demo, search_cli
-    from jinarag.serving import app as server
 
     parser = argparse.ArgumentParser(
         prog="jinarag", description="Jina AI embedders, rerankers and hybrid search, run locally."
     )
     parser.add_argument("--version", action="version", version=f"jinarag {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo.add_parser(subparsers)
-    search_cli.add_parser(subparsers)
-    server.add_parser(subparsers)
+    for name in COMMANDS:
+        importlib.import_module(f"jinarag.cli.{name}").add_parser(subparsers)
     return parser
 
 
@@ -42,7 +45,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

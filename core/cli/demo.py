@@ -1,20 +1,29 @@
 """`jinarag demo`: embed a small corpus, retrieve by cosine, rerank, print the ranking.
 
-The corpus is 300 abstracts of the Cranfield aeronautics collection, shipped with the package.
+The corpus is 300 abstracts of the Cranfield aeronautics collection, shipped with the package,
+read by the same reader as ``jinarag index`` (so a title goes in front of its text the same way).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
+from jinarag.cli.common import (
+    add_model_option,
+    add_reranker_option,
+    count,
+    load_embedder,
+    load_reranker,
+    note,
+)
+from jinarag.errors import TruncationWarning
+from jinarag.retrieval.ingest import Document, read_documents, read_file
 
-from jinarag.inference.defaults import load_embedder, load_reranker
+__all__ = ["DEMO_QUERIES", "add_parser", "load_corpus", "run"]
 
 DEMO_QUERIES = (
     "what similarity laws must be obeyed when constructing aeroelastic models of heated high "
@@ -28,46 +37,51 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="embed, retrieve and rerank over a small bundled corpus"
     )
-    parser.add_argument("--model", help="embedder name, alias or path (default: Jina small)")
-    parser.add_argument("--reranker", help="reranker name, alias or path (default: Jina turbo)")
+    add_model_option(parser)
+    add_reranker_option(parser)
     parser.add_argument("--query", action="append", help="a query (repeatable)")
-    parser.add_argument("--corpus", type=Path, help="a JSONL file of {id, title, text} records")
-    parser.add_argument("-k", "--top-k", type=int, default=5, help="results shown per query")
-    parser.add_argument("--candidates", type=int, default=20, help="retrieved before reranking")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        help="a JSONL file of {id, title, text} records (or .txt/.md files, or a folder of them)",
+    )
+    parser.add_argument("-k", "--top-k", type=count, default=5, help="results shown per query")
+    parser.add_argument("--candidates", type=count, default=20, help="retrieved before reranking")
     parser.set_defaults(handler=run)
 
 
-def load_corpus(path: Path | None) -> list[dict]:
-    if path is None:
-        text = resources.files("jinarag").joinpath("data/demo_corpus.jsonl").read_text("utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def load_corpus(path: Path | None) -> list[Document]:
+    """The documents at ``path``, or the bundled Cranfield abstracts when it is None."""
+    if path is not None:
+        return list(read_documents([path]))
+    bundled = resources.files("jinarag").joinpath("data/demo_corpus.jsonl")
+    with resources.as_file(bundled) as file:
+        return list(read_file(file))
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     started = time.perf_counter()
-    embedder, embedder_note = load_embedder(args.model)
-    reranker, reranker_note = load_reranker(args.reranker)
-    for note in (embedder_note, reranker_note):
-        if note:
-            print(f"note: {note}")
+    embedder = load_embedder(args.model)
+    reranker = load_reranker(args.reranker)
     load_seconds = time.perf_counter() - started
     print(f"embedder: {embedder.name} (dim {embedder.dim}, max {embedder.max_length} tokens)")
     print(
         f"reranker: {reranker.name if reranker else 'none'}  [models loaded in {load_seconds:.1f}s]"
     )
 
-    records = load_corpus(args.corpus)
-    texts = [f"{r.get('title', '')}. {r['text']}".strip(". ") for r in records]
+    docs = load_corpus(args.corpus)
+    texts = [doc.text for doc in docs]
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", TruncationWarning)
         vectors = embedder.embed(texts)
     seconds = time.perf_counter() - started
     print(f"embedded {len(texts)} documents in {seconds:.2f}s ({len(texts) / seconds:.0f} docs/s)")
-    if caught:  # long abstracts are cut to the model's limit: say so once, briefly
-        print(f"note: {str(caught[0].message).split(' (indices')[0]}.")
+    truncated = [w.message for w in caught if issubclass(w.category, TruncationWarning)]
+    if truncated:  # long abstracts are cut to the model's limit: say so once, briefly
+        note(f"{truncated[0].summary}.")
 
     for query in args.query if args.query is not None else DEMO_QUERIES:
         started = time.perf_counter()
@@ -88,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nquery: {query}   [{timing}]")
         print(f"  {'rank':>4}  {'score':>7}  {'id':>5}  title")
         for rank, (index, score, _space) in enumerate(rows, start=1):
-            title = records[index].get("title") or records[index]["text"]
-            print(f"  {rank:>4}  {score:7.4f}  {records[index]['id']:>5}  {title[:70]}")
+            doc = docs[index]
+            title = str(doc.metadata.get("title") or doc.text)  # untitled: show the text
+            print(f"  {rank:>4}  {score:7.4f}  {doc.id:>5}  {title[:70]}")
         print(f"  (scores: {rows[0][2] if rows else 'none'})")
     return 0

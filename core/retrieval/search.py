@@ -49,7 +49,7 @@ __all__ = [
 MODES = ("hybrid", "dense", "bm25")
 
 # Fusion defaults, tuned on the odd-numbered Cranfield queries with MiniLM
-# (`python -m jinarag.evaluate tune tests/data/cranfield`); docs/hybrid-search.md has the sweep.
+# (`jinarag eval tests/data/cranfield --tune`); docs/hybrid-search.md has the sweep.
 # RRF stays the default method (rank-only, so it does not depend on how an embedder's scores
 # are distributed); DBSF scored higher on Cranfield and is one argument away: fusion="dbsf".
 DEFAULT_FUSION = "rrf"

@@ -1,22 +1,21 @@
-"""`jinarag serve`: a local HTTP server with the request and response shapes of Jina's API.
+"""The HTTP app behind `jinarag serve`: the request and response shapes of Jina's API.
 
 ``POST /v1/embeddings`` and ``POST /v1/rerank`` accept the bodies Jina's hosted API accepts,
 so a client written for the API can point at ``http://127.0.0.1:8080`` instead. Needs the
-``server`` extra (FastAPI and uvicorn).
+``server`` extra (FastAPI and uvicorn). The command's options live in :mod:`jinarag.cli.serve`.
 """
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
+
+from pydantic import BaseModel, Field
 
 from jinarag.errors import JinaragError
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.reranker import Reranker
 
-__all__ = ["add_parser", "create_app"]
-
-from pydantic import BaseModel, Field
+__all__ = ["EmbeddingsRequest", "RerankRequest", "create_app", "require_fastapi"]
 
 
 class EmbeddingsRequest(BaseModel):
@@ -38,7 +37,8 @@ class RerankRequest(BaseModel):
     return_documents: bool = True
 
 
-def _require_fastapi() -> Any:
+def require_fastapi() -> Any:
+    """The fastapi module, or ImportError naming the extra to install."""
     try:
         import fastapi
     except ImportError as exc:
@@ -50,7 +50,7 @@ def _require_fastapi() -> Any:
 
 def create_app(embedder: Embedder | None, reranker: Reranker | None) -> Any:
     """A FastAPI app serving the given models (either may be None: its route then answers 404)."""
-    fastapi = _require_fastapi()
+    fastapi = require_fastapi()
     app = fastapi.FastAPI(title="jinarag", description="Jina embeddings and reranking, local.")
 
     def unavailable(what: str) -> Any:
@@ -112,29 +112,3 @@ def create_app(embedder: Embedder | None, reranker: Reranker | None) -> Any:
         }
 
     return app
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "serve", help="serve /v1/embeddings and /v1/rerank (Jina API shapes) over HTTP"
-    )
-    parser.add_argument("--model", help="embedder name, alias or path (default: Jina small)")
-    parser.add_argument("--reranker", help="reranker name, alias or path (default: Jina turbo)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from jinarag.inference.defaults import load_embedder, load_reranker
-
-    _require_fastapi()
-    import uvicorn
-
-    embedder, embedder_note = load_embedder(args.model)
-    reranker, reranker_note = load_reranker(args.reranker)
-    for note in (embedder_note, reranker_note):
-        if note:
-            print(f"note: {note}")
-    uvicorn.run(create_app(embedder, reranker), host=args.host, port=args.port)
-    return 0

@@ -1,0 +1,91 @@
+"""`jinarag search`: query a hybrid index and print a table of the results.
+
+Example::
+
+    jinarag search "how does a slipstream change lift?" --store ./jinarag-store --k 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from jinarag.cli.common import add_store_options, count, load_reranker, open_index
+from jinarag.errors import InputError
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("search", help="search a hybrid index and print a table")
+    parser.add_argument("query")
+    add_store_options(parser)
+    parser.add_argument("--mode", default="hybrid", help="hybrid, dense or bm25")
+    parser.add_argument("--k", type=count, default=10, help="results to show")
+    parser.add_argument("--fusion", help="rrf, relative or dbsf (default: the index's, rrf)")
+    parser.add_argument("--weights", help="dense,bm25 fusion weights, e.g. 0.75,1")
+    parser.add_argument("--where", help='a Chroma metadata filter as JSON, e.g. \'{"lang": "en"}\'')
+    parser.add_argument(
+        "--rerank",
+        nargs="?",
+        const="",
+        metavar="MODEL",
+        help="rerank the fused results (default model: Jina turbo, skipped if unavailable)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError as exc:
+        raise InputError(
+            f"--weights must be two numbers like 0.75,1 (dense,bm25); got {text!r}"
+        ) from exc
+
+
+def _where(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(f'--where must be JSON, e.g. \'{{"lang": "en"}}\'; got {text!r}') from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    where = _where(args.where)
+    weights = _weights(args.weights)
+    index = open_index(args, must_exist=True)
+    reranker = None
+    if args.rerank is not None:  # --rerank alone (const "") asks for the default reranker
+        reranker = load_reranker(args.rerank if args.rerank != "" else None)
+    started = time.perf_counter()
+    hits = index.search(
+        args.query,
+        k=args.k,
+        mode=args.mode,
+        fusion=args.fusion,
+        weights=weights,
+        where=where,
+        rerank=reranker if reranker is not None else False,
+    )
+    ms = (time.perf_counter() - started) * 1000
+    if not hits:
+        empty = " (the index is empty: run jinarag index first)" if index.count() == 0 else ""
+        print(f"no results{empty}")
+        return 0
+    print(f"{len(hits)} results in {ms:.0f} ms; score = {hits[0].score_space}")
+    print(f"{'#':>3}  {'score':>8}  {'dense':>5}  {'bm25':>5}  {'id':<24}  text")
+    for n, hit in enumerate(hits, start=1):
+        dense = str(hit.dense.rank) if hit.dense is not None else "-"
+        bm25 = str(hit.bm25.rank) if hit.bm25 is not None else "-"
+        text = " ".join(hit.text.split())
+        text = text if len(text) <= 70 else text[:69] + "…"
+        shown = hit.id if len(hit.id) <= 24 else "…" + hit.id[-23:]  # a path's tail says most
+        print(f"{n:>3}  {hit.score:8.4f}  {dense:>5}  {bm25:>5}  {shown:<24}  {text}")
+    return 0

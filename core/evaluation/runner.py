@@ -1,0 +1,170 @@
+"""The eval runner: index a :class:`Dataset`, run each search configuration over its judged
+queries, and report mean nDCG@10, Recall@100 and the median latency as a Markdown table.
+
+``jinarag eval DATASET_DIR`` prints that table; ``--queries even`` scores the half that was not
+used for tuning (see :mod:`jinarag.evaluation.tuning`).
+
+Example:
+    >>> index = build_index(dataset, embedder)
+    >>> print(format_table(evaluate(index, dataset, query_ids=select_queries(dataset, "even"))))
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from jinarag.errors import InputError
+from jinarag.evaluation.beir import Dataset
+from jinarag.evaluation.metrics import ndcg_at_k, recall_at_k
+
+if TYPE_CHECKING:  # the index needs chromadb and the models torch: imported when used
+    from jinarag.inference.embedder import Embedder
+    from jinarag.inference.reranker import Reranker
+    from jinarag.retrieval.index import HybridIndex
+
+__all__ = [
+    "QUERY_SETS",
+    "Config",
+    "Row",
+    "build_index",
+    "default_configs",
+    "evaluate",
+    "format_table",
+    "select_queries",
+]
+
+QUERY_SETS = ("all", "odd", "even")
+
+
+def select_queries(dataset: Dataset, which: str = "all") -> list[str]:
+    """Judged query ids: ``"all"``, ``"odd"`` or ``"even"`` (by numeric id; ids that are not
+    numbers use their 1-based position instead)."""
+    if which not in QUERY_SETS:
+        raise InputError(f"queries must be 'all', 'odd' or 'even', got {which!r}")
+    judged = dataset.judged_queries()
+    if which == "all":
+        return judged
+    position = {q: n for n, q in enumerate(dataset.queries, start=1)}
+    parity = 1 if which == "odd" else 0
+    return [q for q in judged if (int(q) if q.isdigit() else position[q]) % 2 == parity]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One row of the eval table: how to search."""
+
+    label: str
+    mode: str = "hybrid"
+    fusion: str | None = None
+    weights: tuple[float, float] | None = None
+    rrf_k: float | None = None
+    candidates: int | None = None
+    rerank: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    """Mean metrics of one configuration over the evaluated queries."""
+
+    label: str
+    ndcg10: float
+    recall100: float
+    p50_ms: float
+    queries: int
+
+
+def default_configs(rerank: bool = False) -> list[Config]:
+    """bm25, dense, each fusion with the index's defaults, and hybrid + rerank if asked."""
+    configs = [
+        Config("bm25", mode="bm25"),
+        Config("dense", mode="dense"),
+        Config("hybrid rrf", fusion="rrf"),
+        Config("hybrid relative", fusion="relative"),
+        Config("hybrid dbsf", fusion="dbsf"),
+    ]
+    if rerank:
+        configs.append(Config("hybrid + rerank", rerank=True))
+    return configs
+
+
+def evaluate(
+    index: HybridIndex,
+    dataset: Dataset,
+    configs: Sequence[Config] | None = None,
+    query_ids: Sequence[str] | None = None,
+    *,
+    reranker: Reranker | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Row]:
+    """Run every config through :meth:`HybridIndex.search` (100 results per query) and score
+    them; ``p50_ms`` is the median wall time of one search call, query embedding included."""
+    configs = list(configs) if configs is not None else default_configs(reranker is not None)
+    qids = list(query_ids) if query_ids is not None else dataset.judged_queries()
+    if not qids:
+        raise InputError(f"no judged queries to evaluate in {dataset.name!r}")
+    rows = []
+    for config in configs:
+        if progress is not None:
+            progress(config.label)
+        if config.rerank and reranker is None:
+            raise InputError(f"config {config.label!r} reranks, but no reranker was given")
+        ndcgs, recalls, times = [], [], []
+        for q in qids:
+            started = time.perf_counter()
+            hits = index.search(
+                dataset.queries[q],
+                k=100,
+                mode=config.mode,
+                fusion=config.fusion,
+                weights=config.weights,
+                rrf_k=config.rrf_k,
+                candidates=config.candidates,
+                rerank=reranker if config.rerank else False,
+            )
+            times.append(time.perf_counter() - started)
+            ranking = [h.id for h in hits]
+            ndcgs.append(ndcg_at_k(ranking, dataset.qrels[q], 10))
+            recalls.append(recall_at_k(ranking, dataset.qrels[q], 100))
+        rows.append(
+            Row(
+                config.label,
+                statistics.fmean(ndcgs),
+                statistics.fmean(recalls),
+                statistics.median(times) * 1000,
+                len(qids),
+            )
+        )
+    return rows
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A Markdown table of the rows."""
+    lines = [
+        "| method | nDCG@10 | Recall@100 | p50 latency (ms) |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [f"| {r.label} | {r.ndcg10:.4f} | {r.recall100:.4f} | {r.p50_ms:.1f} |" for r in rows]
+    return "\n".join(lines)
+
+
+def build_index(
+    dataset: Dataset,
+    embedder: Embedder,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    show_progress: bool = False,
+    **options: Any,
+) -> HybridIndex:
+    """A HybridIndex over the dataset's corpus (reused when ``path`` already holds it)."""
+    from jinarag.retrieval.index import HybridIndex
+
+    index = HybridIndex(path, collection="beir", embedder=embedder, **options)
+    ids, texts, metas = dataset.records()
+    if index.count() != len(ids) or set(index.bm25_index.ids) != set(ids):
+        index.add(texts, ids=ids, metadatas=metas, show_progress=show_progress)
+    return index

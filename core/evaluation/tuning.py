@@ -1,0 +1,159 @@
+"""The fusion sweep that chose HybridIndex's defaults: weights, RRF k and candidate counts tried
+on the tuning queries, from candidate lists retrieved once.
+
+Reproduce it (odd-numbered queries; ``jinarag eval DATASET_DIR`` then reports the even ones)::
+
+    jinarag eval tests/data/cranfield --tune
+
+Example:
+    >>> lists = source_lists(index, dataset, select_queries(dataset, "odd"))
+    >>> sweep(lists, dataset, select_queries(dataset, "odd")).defaults()
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jinarag.errors import InputError
+from jinarag.evaluation.beir import Dataset
+from jinarag.evaluation.metrics import ndcg_at_k, recall_at_k
+from jinarag.retrieval import fusion as _fusion
+
+if TYPE_CHECKING:  # needs chromadb: only the caller's index is used here
+    from jinarag.retrieval.index import HybridIndex
+
+__all__ = [
+    "CANDIDATES_GRID",
+    "RRF_K_GRID",
+    "WEIGHT_GRID",
+    "Lists",
+    "SweepResult",
+    "format_sweep",
+    "source_lists",
+    "sweep",
+]
+
+WEIGHT_GRID = (
+    (1.0, 0.25),
+    (1.0, 0.5),
+    (1.0, 0.75),
+    (1.0, 1.0),
+    (0.75, 1.0),
+    (0.5, 1.0),
+    (0.25, 1.0),
+)
+RRF_K_GRID = (1, 5, 10, 20, 40, 60, 100)
+CANDIDATES_GRID = (20, 50, 100, 200)
+
+Lists = dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]]
+"""``{query_id: (dense, bm25)}``: each source's ``(doc_id, score)`` candidates, best first."""
+
+
+@dataclass
+class SweepResult:
+    """Every setting tried, with its mean nDCG@10 and Recall@100 on the tuning queries."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def best(self, fusion: str | None = None, candidates: int | None = None) -> dict[str, Any]:
+        """The best row (of one fusion method, at one candidate count, when given): the highest
+        nDCG@10; on a tie the fewer candidates (cheaper), then the earlier row of the grid."""
+        pool = [
+            (n, r)
+            for n, r in enumerate(self.rows)
+            if (fusion is None or r["fusion"] == fusion)
+            and (candidates is None or r["candidates"] == candidates)
+        ]
+        if not pool:
+            raise InputError(f"the sweep has no rows for fusion {fusion!r}")
+        _, row = min(pool, key=lambda p: (-p[1]["ndcg10"], p[1]["candidates"], p[0]))
+        return row
+
+    def defaults(self, fusion: str = "rrf") -> dict[str, Any]:
+        """The defaults this sweep implies with ``fusion`` as the default method: that method's
+        best row gives the candidate count (and RRF's k), then each method's best weights at
+        that candidate count. ``"best_fusion"`` names the method of the best row overall."""
+        top = self.best(fusion)
+        at = {m: self.best(m, top["candidates"]) for m in _fusion.FUSION_METHODS}
+        return {
+            "weights": {m: row["weights"] for m, row in at.items()},
+            "rrf_k": at["rrf"]["rrf_k"],
+            "candidates": top["candidates"],
+            "best_fusion": self.best()["fusion"],
+        }
+
+
+def source_lists(
+    index: HybridIndex, dataset: Dataset, query_ids: Sequence[str], candidates: int = 200
+) -> Lists:
+    """Each query's ``(dense, bm25)`` candidate lists (see :meth:`HybridIndex.sources`)."""
+    return {q: index.sources(dataset.queries[q], candidates=candidates) for q in query_ids}
+
+
+def sweep(
+    lists: Lists,
+    dataset: Dataset,
+    query_ids: Sequence[str],
+    *,
+    weights: Sequence[tuple[float, float]] = WEIGHT_GRID,
+    rrf_ks: Sequence[float] = RRF_K_GRID,
+    candidates: Sequence[int] = CANDIDATES_GRID,
+) -> SweepResult:
+    """Try fusion settings on ``query_ids``, from lists retrieved once with the largest
+    candidate count (:func:`source_lists`): a smaller count uses the top of those lists, which
+    is what a search with that count returns, up to the approximate nearest-neighbour search.
+    Recall@100 always fuses at least 100 candidates per source, as :meth:`HybridIndex.search`
+    does for ``k=100``."""
+    if not query_ids:
+        raise InputError(f"no judged queries to tune on in {dataset.name!r}")
+    result = SweepResult()
+    settings: list[tuple[str, tuple[float, float], float | None, int]] = []
+    for c, w in itertools.product(candidates, weights):
+        settings += [("rrf", w, k, c) for k in rrf_ks]
+        settings += [("relative", w, None, c), ("dbsf", w, None, c)]
+    for method, w, k, c in settings:
+        rrf_k = k if k is not None else _fusion.RRF_K
+        ndcgs, recalls = [], []
+        for q in query_ids:
+            dense, bm25 = lists[q]
+            top = _fusion.fuse(method, [dense[:c], bm25[:c]], w, rrf_k)
+            ndcgs.append(ndcg_at_k([d for d, _ in top], dataset.qrels[q], 10))
+            if c < 100:
+                top = _fusion.fuse(method, [dense[:100], bm25[:100]], w, rrf_k)
+            recalls.append(recall_at_k([d for d, _ in top], dataset.qrels[q], 100))
+        result.rows.append(
+            {
+                "fusion": method,
+                "weights": w,
+                "rrf_k": k,
+                "candidates": c,
+                "ndcg10": statistics.fmean(ndcgs),
+                "recall100": statistics.fmean(recalls),
+            }
+        )
+    return result
+
+
+def format_sweep(result: SweepResult, top: int = 10) -> str:
+    """Markdown tables of each fusion method's ``top`` settings by nDCG@10."""
+    lines = []
+    for method in _fusion.FUSION_METHODS:
+        rows = sorted(
+            (r for r in result.rows if r["fusion"] == method), key=lambda r: -r["ndcg10"]
+        )[:top]
+        lines.append(
+            f"\n{method}: best {len(rows)} of {sum(r['fusion'] == method for r in result.rows)}"
+        )
+        lines.append("| weights (dense, bm25) | rrf k | candidates | nDCG@10 | Recall@100 |")
+        lines.append("|---|---:|---:|---:|---:|")
+        for r in rows:
+            k = "-" if r["rrf_k"] is None else r["rrf_k"]
+            lines.append(
+                f"| {r['weights']} | {k} | {r['candidates']} | {r['ndcg10']:.4f} | "
+                f"{r['recall100']:.4f} |"
+            )
+    return "\n".join(lines)
