@@ -22,7 +22,9 @@ from jinarag.errors import (
     ModelNotFoundError,
     StoreError,
     StoreUnavailableError,
+    TruncationWarning,
 )
+from jinarag.options import LoadOptions
 
 if TYPE_CHECKING:
     from jinarag import evaluation
@@ -41,12 +43,14 @@ __all__ = [
     "HybridIndex",
     "InputError",
     "JinaragError",
+    "LoadOptions",
     "ModelNotFoundError",
     "RankedDocument",
     "Reranker",
     "SourceScore",
     "StoreError",
     "StoreUnavailableError",
+    "TruncationWarning",
     "__version__",
     "evaluation",
     "fusion",

@@ -10,6 +10,8 @@ Every message names the bad value and says how to fix it. The tree::
         ├── StoreUnavailableError   the Chroma server cannot be reached
         └── EmbedderMismatchError   the collection was built with another embedder
 
+    TruncationWarning (UserWarning) inputs longer than max_length were cut (a warning only)
+
 Catch ``JinaragError`` to handle them all; ``InputError`` is also a ``ValueError`` so code
 that already guards against ``ValueError`` keeps working.
 """
@@ -24,6 +26,7 @@ __all__ = [
     "ModelNotFoundError",
     "StoreError",
     "StoreUnavailableError",
+    "TruncationWarning",
 ]
 
 
@@ -53,3 +56,34 @@ class StoreUnavailableError(StoreError):
 
 class EmbedderMismatchError(StoreError):
     """A collection built with one embedder was opened with another."""
+
+
+class TruncationWarning(UserWarning):
+    """Some inputs were longer than ``max_length`` tokens and were cut to it.
+
+    Besides the message it carries the numbers, for code that reports them: ``count`` of
+    ``total`` inputs (``what``: "texts", "documents") were cut at ``max_length`` tokens;
+    ``summary`` says so in one line. Filter it by category, e.g.
+    ``warnings.simplefilter("ignore", jinarag.TruncationWarning)``.
+    """
+
+    def __init__(
+        self, count: int, total: int, max_length: int, what: str = "inputs", detail: str = ""
+    ) -> None:
+        self.count = count
+        self.total = total
+        self.max_length = max_length
+        self.what = what
+        self.detail = detail
+        super().__init__(self.summary + detail)
+
+    @property
+    def summary(self) -> str:
+        """One line, e.g. '3 of 40 texts exceeded max_length=512 tokens and were truncated'."""
+        return (
+            f"{self.count} of {self.total} {self.what} exceeded max_length={self.max_length} "
+            "tokens and were truncated"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        return type(self), (self.count, self.total, self.max_length, self.what, self.detail)

@@ -103,6 +103,76 @@ def test_changing_the_model_of_a_collection_is_refused(minilm_embedder):
         ef.validate_config_update(old, {**old, "model_name": "other-model"})
 
 
+# --- loading options ----------------------------------------------------------------------
+
+# Every loading option away from its default (a local directory ignores the revision, but it
+# is still checked, passed on and stored).
+EVERY_OPTION = {
+    "device": "cpu",
+    "dtype": "bfloat16",
+    "max_length": 32,
+    "revision": "main",
+    "local_files_only": True,
+    "max_batch_tokens": 256,
+}
+
+
+def test_every_loading_option_reaches_the_model_and_the_config(tiny_checkpoints):
+    import jinarag
+
+    ef = JinaEmbeddingFunction(str(tiny_checkpoints["v2_geglu_8h"]), **EVERY_OPTION)
+    assert ef.embedder.options == jinarag.LoadOptions(**EVERY_OPTION)
+    assert (ef.embedder.max_length, ef.embedder.max_batch_tokens) == (32, 256)
+    assert str(ef.embedder.dtype) == "torch.bfloat16"
+    config = ef.get_config()
+    assert {name: config[name] for name in EVERY_OPTION} == EVERY_OPTION
+    rebuilt = JinaEmbeddingFunction.build_from_config(json.loads(json.dumps(config)))
+    assert rebuilt.get_config() == config
+    assert rebuilt.embedder is ef.embedder  # the same options hit the cache
+
+
+def test_a_config_stored_before_the_new_options_still_loads(minilm_embedder):
+    config = JinaEmbeddingFunction(embedder=minilm_embedder).get_config()
+    old = {
+        key: config[key]
+        for key in (
+            "model_name",
+            "device",
+            "dtype",
+            "max_length",
+            "query_prefix",
+            "document_prefix",
+            "batch_size",
+            "normalize",
+        )
+    }
+    JinaEmbeddingFunction.validate_config(old)
+    rebuilt = JinaEmbeddingFunction.build_from_config(old)
+    assert rebuilt.embedder is minilm_embedder  # the missing keys take their defaults
+    assert rebuilt.get_config() == config
+
+
+def test_an_unknown_option_is_an_input_error_listing_the_accepted_ones(minilm_embedder):
+    with pytest.raises(InputError) as info:
+        JinaEmbeddingFunction(embedder=minilm_embedder, token="hf_x")
+    message = str(info.value)
+    assert "JinaEmbeddingFunction" in message
+    assert "token" in message
+    assert "hf_x" not in message
+    for name in (*EVERY_OPTION, "model_name", "embedder", "query_prefix", "batch_size"):
+        assert name in message
+    with pytest.raises(InputError, match="float8"):
+        JinaEmbeddingFunction(embedder=minilm_embedder, dtype="float8")
+
+
+def test_changing_the_revision_of_a_collection_is_refused(minilm_embedder):
+    ef = JinaEmbeddingFunction(embedder=minilm_embedder)
+    old = ef.get_config()
+    ef.validate_config_update(old, {**old, "max_batch_tokens": 1024})  # harmless
+    with pytest.raises(EmbedderMismatchError, match="revision"):
+        ef.validate_config_update(old, {**old, "revision": "v2"})
+
+
 @pytest.mark.slow
 def test_collection_stores_the_function_and_gets_it_back(
     tmp_path, corpus, minilm_embedder, expected_first

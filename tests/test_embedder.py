@@ -249,3 +249,30 @@ def test_half_precision_compute_stays_finite_and_close(tiny_checkpoints, embedde
 def test_model_runs_in_float32_on_cpu_with_auto_dtype(embedders):
     for emb in embedders.values():
         assert {p.dtype for p in emb.model.parameters()} == {torch.float32}
+
+
+def test_truncation_warns_with_its_own_category_and_numbers(tiny_checkpoints):
+    import pickle
+
+    emb = jinarag.Embedder.from_pretrained(
+        tiny_checkpoints["v2_geglu_8h"], device="cpu", max_length=16
+    )
+    texts = ["short text", *[" ".join(["boundary layer separation"] * 9)] * 7]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", jinarag.TruncationWarning)
+        emb.embed(texts)
+    (warning,) = [w for w in caught if issubclass(w.category, jinarag.TruncationWarning)]
+    assert issubclass(warning.category, UserWarning)  # filters on UserWarning still apply
+    message = warning.message
+    assert (message.count, message.total, message.max_length, message.what) == (7, 8, 16, "texts")
+    assert message.summary == "7 of 8 texts exceeded max_length=16 tokens and were truncated"
+    assert str(message).startswith(message.summary + " (indices 1, 2, 3, 4, 5 …)")
+    assert "truncate=False" in str(message)
+    copy = pickle.loads(pickle.dumps(message))
+    assert (str(copy), copy.count) == (str(message), 7)
+    # Ignoring the category silences it, and nothing else is raised in its place.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", jinarag.TruncationWarning)
+        emb.embed(texts)
+    assert caught == []

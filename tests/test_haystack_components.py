@@ -20,7 +20,12 @@ from haystack.utils import ComponentDevice
 
 import jinarag
 from jinarag.errors import InputError
-from jinarag.haystack import JinaDocumentEmbedder, JinaRanker, JinaTextEmbedder
+from jinarag.haystack import (
+    JinaDocumentEmbedder,
+    JinaHybridRetriever,
+    JinaRanker,
+    JinaTextEmbedder,
+)
 
 
 def cranfield_docs(cranfield_dir: Path, n: int, words: int = 40) -> list[Document]:
@@ -251,6 +256,98 @@ def test_device_given_as_component_device_loads_on_it(minilm_dir):
     assert isinstance(component.device, ComponentDevice)
     component.warm_up()
     assert str(component.embedder.device) == "cpu"
+
+
+# --- loading options ----------------------------------------------------------------------
+
+# Every loading option away from its default; `device` is Haystack's own parameter. (A local
+# directory ignores the revision, but it is still checked and passed on.)
+EVERY_OPTION = {
+    "dtype": "bfloat16",
+    "max_length": 32,
+    "revision": "main",
+    "local_files_only": True,
+    "max_batch_tokens": 256,
+}
+COMPONENTS = [
+    (JinaTextEmbedder, "v2_geglu_8h", "embedder"),
+    (JinaDocumentEmbedder, "v2_geglu_8h", "embedder"),
+    (JinaRanker, "reranker_bf16", "reranker"),
+]
+
+
+@pytest.mark.parametrize(("cls", "variant", "attribute"), COMPONENTS)
+def test_every_loading_option_reaches_the_model(tiny_checkpoints, cls, variant, attribute):
+    component = cls(model=tiny_checkpoints[variant], device="cpu", **EVERY_OPTION)
+    assert getattr(component, attribute) is None  # checked now, loaded by warm_up
+    component.warm_up()
+    model = getattr(component, attribute)
+    assert model.options == jinarag.LoadOptions(device="cpu", **EVERY_OPTION)
+    assert (model.max_length, model.max_batch_tokens) == (32, 256)
+    assert str(model.dtype) == "torch.bfloat16"
+
+
+def test_the_retriever_loads_its_embedder_with_every_option():
+    from jinarag.haystack._common import load_options
+
+    retriever = JinaHybridRetriever(
+        model="small", device=ComponentDevice.from_str("cpu"), **EVERY_OPTION
+    )
+    assert load_options(retriever) == jinarag.LoadOptions(device="cpu", **EVERY_OPTION)
+
+
+ALL_COMPONENTS = [JinaTextEmbedder, JinaDocumentEmbedder, JinaRanker, JinaHybridRetriever]
+
+
+@pytest.mark.parametrize("cls", ALL_COMPONENTS, ids=lambda cls: cls.__name__)
+def test_a_yaml_round_trip_keeps_every_option(cls):
+    import yaml
+
+    component = cls(model="small", device="cpu", **EVERY_OPTION)
+    data = component.to_dict()
+    assert {name: data["init_parameters"][name] for name in EVERY_OPTION} == EVERY_OPTION
+    restored = cls.from_dict(yaml.safe_load(yaml.safe_dump(data)))
+    assert restored.load_options == component.load_options
+    assert restored.to_dict() == data
+    # Defaults are written too, so a pipeline file shows every option it can set.
+    defaults = cls(model="small").to_dict()["init_parameters"]
+    assert {name: defaults[name] for name in EVERY_OPTION} == {
+        name: None if name != "dtype" else "auto" for name in EVERY_OPTION
+    }
+
+
+@pytest.mark.parametrize("cls", ALL_COMPONENTS, ids=lambda cls: cls.__name__)
+def test_an_unknown_option_is_an_input_error_listing_the_accepted_ones(cls):
+    with pytest.raises(InputError) as info:
+        cls(model="small", token="hf_x")
+    message = str(info.value)
+    assert cls.__name__ in message
+    assert "token" in message
+    assert "hf_x" not in message
+    for name in ("model", "device", *EVERY_OPTION):
+        assert name in message
+    with pytest.raises(InputError, match="top_k"):
+        cls(model="small", top_kk=3)  # a near miss is named, with the parameter it missed
+    with pytest.raises(InputError, match="float8"):
+        cls(model="small", dtype="float8")  # bad values fail at creation, not at warm_up
+
+
+def test_no_adapter_imports_the_cli():
+    import ast
+
+    integrations = Path(__file__).parent.parent / "integrations"
+    offenders = []
+    for path in sorted(integrations.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("jinarag.cli")]
+    assert offenders == []
 
 
 @pytest.mark.slow

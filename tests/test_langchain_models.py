@@ -180,6 +180,53 @@ def test_langchain_chroma_vector_store_with_our_embeddings(tmp_path, minilm_embe
     )
 
 
+# --- loading options ----------------------------------------------------------------------
+
+# Every loading option away from its default (a local directory ignores the revision, but it
+# is still checked and passed on).
+EVERY_OPTION = {
+    "device": "cpu",
+    "dtype": "bfloat16",
+    "max_length": 32,
+    "revision": "main",
+    "local_files_only": True,
+    "max_batch_tokens": 256,
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "variant", "attribute"),
+    [(JinaEmbeddings, "v2_geglu_8h", "embedder"), (JinaReranker, "reranker_bf16", "reranker")],
+)
+def test_every_loading_option_reaches_the_model(tiny_checkpoints, cls, variant, attribute):
+    adapter = cls(str(tiny_checkpoints[variant]), **EVERY_OPTION)
+    model = getattr(adapter, attribute)
+    assert model.options == jinarag.LoadOptions(**EVERY_OPTION)
+    assert (model.max_length, model.max_batch_tokens) == (32, 256)
+    assert str(model.dtype) == "torch.bfloat16"
+    # The options are pydantic fields named as in LoadOptions, one each.
+    assert set(jinarag.LoadOptions.names()) <= set(cls.model_fields)
+    assert {name: getattr(adapter, name) for name in EVERY_OPTION} == EVERY_OPTION
+
+
+@pytest.mark.parametrize(
+    ("cls", "variant"), [(JinaEmbeddings, "v2_geglu_8h"), (JinaReranker, "reranker_bf16")]
+)
+def test_an_unknown_option_is_an_input_error_listing_the_accepted_ones(
+    tiny_checkpoints, cls, variant
+):
+    with pytest.raises(jinarag.InputError) as info:
+        cls(str(tiny_checkpoints[variant]), token="hf_x")
+    message = str(info.value)
+    assert cls.__name__ in message
+    assert "token" in message
+    for name in (*EVERY_OPTION, "model", "batch_size"):
+        assert name in message
+    # A bad value is the core's error too, not a pydantic ValidationError.
+    with pytest.raises(jinarag.InputError, match="float8"):
+        cls(str(tiny_checkpoints[variant]), dtype="float8")
+
+
 # --- without LangChain -------------------------------------------------------------------
 
 # `None` in sys.modules makes `import langchain_core` fail as if it were not installed; removing

@@ -233,6 +233,62 @@ def test_rerank_in_a_query_engine_under_mock_llm(corpus, minilm_embedder, minilm
     assert retrieved[expected[0].index].node.get_content()[:60] in str(response)
 
 
+# --- loading options ----------------------------------------------------------------------
+
+# Every loading option away from its default (a local directory ignores the revision, but it
+# is still checked and passed on).
+EVERY_OPTION = {
+    "device": "cpu",
+    "dtype": "bfloat16",
+    "max_length": 32,
+    "revision": "main",
+    "local_files_only": True,
+    "max_batch_tokens": 256,
+}
+ADAPTERS = [(JinaEmbedding, "v2_geglu_8h", "embedder"), (JinaRerank, "reranker_bf16", "reranker")]
+
+
+@pytest.mark.parametrize(("cls", "variant", "attribute"), ADAPTERS)
+def test_every_loading_option_reaches_the_model(tiny_checkpoints, cls, variant, attribute):
+    import jinarag
+
+    adapter = cls(str(tiny_checkpoints[variant]), **EVERY_OPTION)
+    model = getattr(adapter, attribute)
+    assert model.options == jinarag.LoadOptions(**EVERY_OPTION)
+    assert (model.max_length, model.max_batch_tokens) == (32, 256)
+    assert str(model.dtype) == "torch.bfloat16"
+    # Fields named as in LoadOptions: LlamaIndex's own serialisation keeps them.
+    data = adapter.to_dict()
+    assert {name: data[name] for name in EVERY_OPTION} == EVERY_OPTION
+    restored = cls.from_dict(data)
+    assert getattr(restored, attribute).options == model.options
+
+
+@pytest.mark.parametrize(("cls", "variant", "attribute"), ADAPTERS)
+@pytest.mark.parametrize("unknown", ["token", "query_instruction", "cache_folder"])
+def test_an_unknown_option_is_an_input_error_listing_the_accepted_ones(
+    tiny_checkpoints, cls, variant, attribute, unknown
+):
+    with pytest.raises(InputError) as info:
+        cls(str(tiny_checkpoints[variant]), **{unknown: "x"})
+    message = str(info.value)
+    assert cls.__name__ in message
+    assert unknown in message
+    for name in (*EVERY_OPTION, attribute, "callback_manager"):
+        assert name in message
+
+
+def test_framework_fields_still_pass_through(minilm_embedder, minilm_reranker):
+    from llama_index.core.callbacks import CallbackManager
+
+    callbacks = CallbackManager([])
+    embed = JinaEmbedding(embedder=minilm_embedder, num_workers=2, callback_manager=callbacks)
+    assert embed.num_workers == 2
+    assert embed.callback_manager is callbacks
+    rerank = JinaRerank(reranker=minilm_reranker, callback_manager=callbacks)
+    assert rerank.callback_manager is callbacks
+
+
 # --- packaging ----------------------------------------------------------------------------
 
 

@@ -143,3 +143,200 @@ def test_a_cross_encoder_body_can_be_used_as_an_embedder(tiny_checkpoints):
     # The pooler and classifier are not part of an embedding; they are set aside, not an error.
     emb = jinarag.Embedder.from_pretrained(tiny_checkpoints["reranker_bf16"], device="cpu")
     assert emb.embed(TEXTS).shape == (len(TEXTS), 32)
+
+
+# --------------------------------------------------------------------------- loading options
+
+EMBEDDER = "v2_geglu_8h"
+# Every loading option with a value other than its default (revision is not used for a local
+# directory, but it is still checked and kept).
+EVERY_OPTION = {
+    "device": "cpu",
+    "dtype": "bfloat16",
+    "max_length": 32,
+    "revision": "main",
+    "local_files_only": True,
+    "max_batch_tokens": 256,
+}
+
+
+def test_load_options_fields_defaults_and_exports():
+    from jinarag.options import LoadOptions
+
+    assert jinarag.LoadOptions is LoadOptions
+    assert "LoadOptions" in jinarag.__all__
+    assert LoadOptions.names() == tuple(EVERY_OPTION)
+    assert LoadOptions().to_dict() == {
+        "device": "auto",
+        "dtype": "auto",
+        "max_length": None,
+        "revision": None,
+        "local_files_only": None,
+        "max_batch_tokens": None,
+    }
+
+
+def test_load_options_dict_round_trip_is_plain_data():
+    import json
+
+    import torch
+
+    options = jinarag.LoadOptions(**EVERY_OPTION)
+    assert jinarag.LoadOptions.from_dict(json.loads(json.dumps(options.to_dict()))) == options
+    # torch values serialise as their names, which load the same way.
+    typed = jinarag.LoadOptions(device=torch.device("cpu"), dtype=torch.float16)
+    assert typed.to_dict()["device"] == "cpu"
+    assert typed.to_dict()["dtype"] == "float16"
+    assert jinarag.LoadOptions.from_dict({}) == jinarag.LoadOptions()
+    assert jinarag.LoadOptions.from_dict({"max_length": np.int64(64)}).max_length == 64
+
+
+def test_load_options_from_dict_refuses_unknown_keys_and_non_mappings():
+    with pytest.raises(jinarag.InputError) as info:
+        jinarag.LoadOptions.from_dict({"max_length": 64, "quantise": True})
+    assert "quantise" in str(info.value)
+    assert "max_batch_tokens" in str(info.value)
+    with pytest.raises(jinarag.InputError, match="mapping"):
+        jinarag.LoadOptions.from_dict(["max_length", 64])
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "named"),
+    [
+        ("device", "gpu0", "gpu0"),
+        ("device", 0, "device=0"),
+        ("dtype", "float8", "float8"),
+        ("dtype", None, "dtype=None"),
+        ("max_length", 2, "max_length=2"),
+        ("max_length", 64.0, "64.0"),
+        ("max_length", True, "True"),
+        ("revision", "", "revision=''"),
+        ("revision", 3, "revision=3"),
+        ("local_files_only", "yes", "'yes'"),
+        ("max_batch_tokens", 0, "max_batch_tokens"),
+        ("max_batch_tokens", -5, "-5"),
+    ],
+)
+def test_bad_option_values_are_refused_when_the_options_are_built(field, bad, named):
+    with pytest.raises(jinarag.InputError) as info:
+        jinarag.LoadOptions(**{field: bad})
+    assert named in str(info.value)
+
+
+def test_an_unknown_keyword_names_itself_and_the_accepted_ones(tiny_checkpoints):
+    path = tiny_checkpoints[EMBEDDER]
+    with pytest.raises(jinarag.InputError) as info:
+        jinarag.Embedder.from_pretrained(path, token="hf_secret_value")
+    message = str(info.value)
+    assert "Embedder.from_pretrained" in message
+    assert "token" in message
+    assert "hf_secret_value" not in message  # values may be secrets: never echoed
+    for name in (*EVERY_OPTION, "query_prefix", "document_prefix"):
+        assert name in message
+    # A reranker has no prefixes; a near miss gets a suggestion.
+    with pytest.raises(jinarag.InputError) as info:
+        jinarag.Reranker.from_pretrained(tiny_checkpoints["reranker_bf16"], max_len=16)
+    assert "did you mean max_length?" in str(info.value)
+    assert "query_prefix" not in str(info.value)
+
+
+def test_options_as_a_value_equal_options_as_keywords(tiny_checkpoints):
+    path = tiny_checkpoints[EMBEDDER]
+    options = jinarag.LoadOptions(**EVERY_OPTION)
+    by_value = jinarag.Embedder.from_pretrained(path, options)
+    by_keywords = jinarag.Embedder.from_pretrained(path, **EVERY_OPTION)
+    for model in (by_value, by_keywords):
+        assert model.options == options
+        assert model.max_length == 32
+        assert model.max_batch_tokens == 256
+        assert str(model.dtype) == "torch.bfloat16"
+        assert model.device.type == "cpu"
+    np.testing.assert_array_equal(by_value.embed(TEXTS), by_keywords.embed(TEXTS))
+    # Keywords override the fields of `options`; subclass keywords still reach the subclass.
+    mixed = jinarag.Embedder.from_pretrained(path, options, max_length=24, query_prefix="q: ")
+    assert mixed.max_length == 24
+    assert mixed.options.dtype == "bfloat16"
+    assert mixed.query_prefix == "q: "
+
+
+def test_options_must_be_a_load_options(tiny_checkpoints):
+    with pytest.raises(jinarag.InputError, match="LoadOptions"):
+        jinarag.Embedder.from_pretrained(tiny_checkpoints[EMBEDDER], "cpu")
+
+
+def test_defaults_leave_the_engine_and_checkpoint_limits(tiny_checkpoints):
+    from jinarag.inference.batching import DEFAULT_MAX_BATCH_TOKENS
+
+    model = jinarag.Embedder.from_pretrained(tiny_checkpoints[EMBEDDER], device="cpu")
+    assert model.options == jinarag.LoadOptions(device="cpu")
+    assert model.max_batch_tokens == DEFAULT_MAX_BATCH_TOKENS
+
+
+def _forward_calls(model, call):
+    """``call()``'s result and the (rows, longest) shape of each forward pass it made."""
+    calls = []
+    # The embedding layer runs once per pass, for embedders and cross-encoders alike.
+    hook = model.model.embeddings.register_forward_hook(
+        lambda module, args, out: calls.append(tuple(args[0].shape))
+    )
+    try:
+        return call(), calls
+    finally:
+        hook.remove()
+
+
+@pytest.mark.parametrize("kind", ["embedder", "reranker"])
+def test_max_batch_tokens_bounds_each_forward_pass(tiny_checkpoints, kind):
+    texts = [" ".join(["wing slipstream lift"] * n) for n in (1, 6, 2, 9, 3, 4, 7, 5)]
+    if kind == "embedder":
+        path, cls = tiny_checkpoints[EMBEDDER], jinarag.Embedder
+
+        def run(model):
+            return model.embed(texts, batch_size=8)
+    else:
+        path, cls = tiny_checkpoints["reranker_bf16"], jinarag.Reranker
+
+        def run(model):
+            return model.score("lift", texts, batch_size=8)
+
+    roomy = cls.from_pretrained(path, device="cpu", dtype="float32")
+    tight = cls.from_pretrained(path, device="cpu", dtype="float32", max_batch_tokens=64)
+    roomy_out, roomy_calls = _forward_calls(roomy, lambda: run(roomy))
+    tight_out, tight_calls = _forward_calls(tight, lambda: run(tight))
+    assert len(roomy_calls) == 1
+    assert len(tight_calls) > 2
+    # Each batch stays within the budget unless it is a single row.
+    assert all(rows * longest <= 64 or rows == 1 for rows, longest in tight_calls)
+    np.testing.assert_allclose(tight_out, roomy_out, atol=1e-5)
+    # A loaded model's budget can be changed in place.
+    tight.max_batch_tokens = 100_000
+    assert len(_forward_calls(tight, lambda: run(tight))[1]) == 1
+
+
+def test_load_or_use_takes_options_and_checks_them_even_for_a_loaded_model(tiny_checkpoints):
+    path = tiny_checkpoints[EMBEDDER]
+    loaded = jinarag.Embedder.load_or_use(
+        "Adapter", path, None, options=jinarag.LoadOptions(max_length=24), device="cpu"
+    )
+    assert loaded.max_length == 24
+    assert loaded.options.device == "cpu"
+    assert jinarag.Embedder.load_or_use("Adapter", None, loaded, max_length=16) is loaded
+    with pytest.raises(jinarag.InputError) as info:
+        jinarag.Embedder.load_or_use("Adapter", None, loaded, cache_folder="/tmp")
+    assert "Adapter" in str(info.value)
+    assert "cache_folder" in str(info.value)
+
+
+def test_default_loaders_take_options(tiny_checkpoints):
+    from jinarag.inference.defaults import load_embedder, load_reranker
+
+    embedder, note = load_embedder(
+        str(tiny_checkpoints[EMBEDDER]), jinarag.LoadOptions(max_length=24), device="cpu"
+    )
+    assert note is None
+    assert (embedder.max_length, embedder.options.device) == (24, "cpu")
+    reranker, note = load_reranker(str(tiny_checkpoints["reranker_bf16"]), max_batch_tokens=128)
+    assert note is None
+    assert reranker.max_batch_tokens == 128
+    with pytest.raises(jinarag.InputError, match="token"):
+        load_embedder(str(tiny_checkpoints[EMBEDDER]), token="x")

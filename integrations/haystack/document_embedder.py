@@ -9,7 +9,14 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
-from jinarag.haystack._common import document_texts, fresh_copy, load_options, model_name
+from jinarag.haystack._common import (
+    checked_options,
+    document_texts,
+    fresh_copy,
+    load_options,
+    model_name,
+    options_init_parameters,
+)
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
 
@@ -22,6 +29,11 @@ class JinaDocumentEmbedder:
     values of `meta_fields_to_embed` are joined before the content with `embedding_separator`.
     The keyword names follow Haystack's SentenceTransformers embedders. The model is loaded by
     `warm_up()` (or by the first `run`), not when the component is created.
+
+    Loading options are keyword arguments named as in `jinarag.LoadOptions` (`dtype`,
+    `max_length`, `revision`, `local_files_only`, `max_batch_tokens`; `device` is the usual
+    Haystack parameter). They are checked when the component is created, kept in
+    `load_options`, and written by `to_dict`.
 
     Example:
         >>> from haystack import Document
@@ -42,9 +54,7 @@ class JinaDocumentEmbedder:
         normalize_embeddings: bool = True,
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
-        max_length: int | None = None,
-        revision: str | None = None,
-        local_files_only: bool | None = None,
+        **load_options: Any,
     ) -> None:
         self.model = model_name(model)
         self.device = device
@@ -57,15 +67,13 @@ class JinaDocumentEmbedder:
             list(meta_fields_to_embed) if meta_fields_to_embed is not None else []
         )
         self.embedding_separator = embedding_separator
-        self.max_length = max_length
-        self.revision = revision
-        self.local_files_only = local_files_only
+        self.load_options = checked_options(self, load_options)
         self.embedder: Embedder | None = None
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
         if self.embedder is None:
-            self.embedder = Embedder.from_pretrained(self.model, **load_options(self))
+            self.embedder = Embedder.from_pretrained(self.model, load_options(self))
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:
@@ -112,9 +120,7 @@ class JinaDocumentEmbedder:
             normalize_embeddings=self.normalize_embeddings,
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
-            max_length=self.max_length,
-            revision=self.revision,
-            local_files_only=self.local_files_only,
+            **options_init_parameters(self),
         )
 
     @classmethod

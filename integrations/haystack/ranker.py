@@ -9,7 +9,14 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
-from jinarag.haystack._common import document_texts, fresh_copy, load_options, model_name
+from jinarag.haystack._common import (
+    checked_options,
+    document_texts,
+    fresh_copy,
+    load_options,
+    model_name,
+    options_init_parameters,
+)
 from jinarag.inference.defaults import DEFAULT_RERANKER
 from jinarag.inference.reranker import Reranker
 
@@ -21,6 +28,11 @@ class JinaRanker:
     Returns new Documents, best first, with `score` set to the reranker's score: the sigmoid of
     its logit in (0, 1) when `scale_score` is true (what the Jina API calls `relevance_score`),
     the raw logit otherwise. The input Documents are left untouched.
+
+    Loading options are keyword arguments named as in `jinarag.LoadOptions` (`dtype`,
+    `max_length`, `revision`, `local_files_only`, `max_batch_tokens`; `device` is the usual
+    Haystack parameter). They are checked when the component is created, kept in
+    `load_options`, and written by `to_dict`.
 
     Example:
         >>> from haystack import Document
@@ -40,9 +52,7 @@ class JinaRanker:
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
         batch_size: int = 32,
-        max_length: int | None = None,
-        revision: str | None = None,
-        local_files_only: bool | None = None,
+        **load_options: Any,
     ) -> None:
         self.model = model_name(model)
         self.device = device
@@ -54,15 +64,13 @@ class JinaRanker:
         )
         self.embedding_separator = embedding_separator
         self.batch_size = batch_size
-        self.max_length = max_length
-        self.revision = revision
-        self.local_files_only = local_files_only
+        self.load_options = checked_options(self, load_options)
         self.reranker: Reranker | None = None
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
         if self.reranker is None:
-            self.reranker = Reranker.from_pretrained(self.model, **load_options(self))
+            self.reranker = Reranker.from_pretrained(self.model, load_options(self))
 
     @component.output_types(documents=list[Document])
     def run(
@@ -133,9 +141,7 @@ class JinaRanker:
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
             batch_size=self.batch_size,
-            max_length=self.max_length,
-            revision=self.revision,
-            local_files_only=self.local_files_only,
+            **options_init_parameters(self),
         )
 
     @classmethod

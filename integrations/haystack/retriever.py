@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
-from jinarag.haystack._common import load_options, model_name
+from jinarag.haystack._common import (
+    checked_options,
+    load_options,
+    model_name,
+    options_init_parameters,
+)
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
 
@@ -37,6 +42,11 @@ class JinaHybridRetriever:
     `filters` is a Chroma `where` filter (e.g. `{"year": {"$gte": 1960}}`) applied to both
     sources; a `filters` given to `run` replaces the one given here.
 
+    The embedder's loading options are keyword arguments named as in `jinarag.LoadOptions`
+    (`dtype`, `max_length`, `revision`, `local_files_only`, `max_batch_tokens`; `device` is the
+    usual Haystack parameter). They are checked when the component is created, kept in
+    `load_options`, and written by `to_dict`.
+
     Example:
         >>> from jinarag.haystack import JinaHybridRetriever
         >>> retriever = JinaHybridRetriever(path="./store", model="small", top_k=5)
@@ -55,9 +65,7 @@ class JinaHybridRetriever:
         weights: Sequence[float] | None = None,
         filters: dict[str, Any] | None = None,
         device: ComponentDevice | str | None = None,
-        max_length: int | None = None,
-        revision: str | None = None,
-        local_files_only: bool | None = None,
+        **load_options: Any,
     ) -> None:
         self.path = os.fspath(path) if path is not None else None
         self.url = url
@@ -70,9 +78,7 @@ class JinaHybridRetriever:
         self.weights = list(weights) if weights is not None else None
         self.filters = filters
         self.device = device
-        self.max_length = max_length
-        self.revision = revision
-        self.local_files_only = local_files_only
+        self.load_options = checked_options(self, load_options)
         self.index: HybridIndex | None = None
 
     def warm_up(self) -> None:
@@ -81,7 +87,7 @@ class JinaHybridRetriever:
             # Imported here: chromadb is slow to import and only the retriever needs it.
             from jinarag.retrieval.index import HybridIndex
 
-            embedder = Embedder.from_pretrained(self.model, **load_options(self))
+            embedder = Embedder.from_pretrained(self.model, load_options(self))
             self.index = HybridIndex(
                 path=self.path, url=self.url, collection=self.collection, embedder=embedder
             )
@@ -167,9 +173,7 @@ class JinaHybridRetriever:
             weights=self.weights,
             filters=self.filters,
             device=self.device,
-            max_length=self.max_length,
-            revision=self.revision,
-            local_files_only=self.local_files_only,
+            **options_init_parameters(self),
         )
 
     @classmethod

@@ -10,7 +10,12 @@ from haystack import component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
 from jinarag.errors import InputError
-from jinarag.haystack._common import load_options, model_name
+from jinarag.haystack._common import (
+    checked_options,
+    load_options,
+    model_name,
+    options_init_parameters,
+)
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
 
@@ -23,6 +28,11 @@ class JinaTextEmbedder:
     names follow Haystack's SentenceTransformers embedders (`progress_bar` is off by default
     here: one query is one batch). The model is loaded by `warm_up()`
     (or by the first `run`), not when the component is created.
+
+    Loading options are keyword arguments named as in `jinarag.LoadOptions` (`dtype`,
+    `max_length`, `revision`, `local_files_only`, `max_batch_tokens`; `device` is the usual
+    Haystack parameter). They are checked when the component is created, kept in
+    `load_options`, and written by `to_dict`.
 
     Example:
         >>> from jinarag.haystack import JinaTextEmbedder
@@ -39,9 +49,7 @@ class JinaTextEmbedder:
         batch_size: int = 32,
         progress_bar: bool = False,
         normalize_embeddings: bool = True,
-        max_length: int | None = None,
-        revision: str | None = None,
-        local_files_only: bool | None = None,
+        **load_options: Any,
     ) -> None:
         self.model = model_name(model)
         self.device = device
@@ -50,15 +58,13 @@ class JinaTextEmbedder:
         self.batch_size = batch_size
         self.progress_bar = progress_bar
         self.normalize_embeddings = normalize_embeddings
-        self.max_length = max_length
-        self.revision = revision
-        self.local_files_only = local_files_only
+        self.load_options = checked_options(self, load_options)
         self.embedder: Embedder | None = None
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
         if self.embedder is None:
-            self.embedder = Embedder.from_pretrained(self.model, **load_options(self))
+            self.embedder = Embedder.from_pretrained(self.model, load_options(self))
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, list[float]]:
@@ -100,9 +106,7 @@ class JinaTextEmbedder:
             batch_size=self.batch_size,
             progress_bar=self.progress_bar,
             normalize_embeddings=self.normalize_embeddings,
-            max_length=self.max_length,
-            revision=self.revision,
-            local_files_only=self.local_files_only,
+            **options_init_parameters(self),
         )
 
     @classmethod

@@ -6,18 +6,21 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from jinarag.inference.embedder import Embedder
+from jinarag.langchain._loading import LoadingFields, check_fields, load_options
 
 
-class JinaEmbeddings(BaseModel, Embeddings):
+class JinaEmbeddings(LoadingFields, Embeddings):
     """Jina embeddings computed locally, as a LangChain `Embeddings`.
 
-    Build it from a model name or path (loaded with `jinarag.Embedder.from_pretrained` and the
-    loading options below) or wrap an `Embedder` you already have. Documents go through the
-    document side and queries through the query side, which differ for models with a query
-    prefix. The async methods run the sync path in a worker thread (LangChain's default).
+    Build it from a model name or path (loaded with `jinarag.Embedder.from_pretrained`) or wrap
+    an `Embedder` you already have. The loading options are fields named as in
+    `jinarag.LoadOptions` (`device`, `dtype`, `max_length`, ...); an unknown keyword is an
+    `InputError`. Documents go through the document side and queries through the query side,
+    which differ for models with a query prefix. The async methods run the sync path in a
+    worker thread (LangChain's default).
 
     Example:
         >>> from jinarag.langchain import JinaEmbeddings
@@ -32,27 +35,16 @@ class JinaEmbeddings(BaseModel, Embeddings):
     """Alias (`"small"`, `"base"`, ...), Hub id or local directory (or give `embedder`)."""
     embedder: Embedder | None = None
     """An already loaded embedder to use instead of loading `model`."""
-    device: str = "auto"
-    dtype: Any = "auto"
-    max_length: int | None = None
-    revision: str | None = None
-    local_files_only: bool | None = None
     batch_size: int = 32
     normalize: bool = True
     """L2-normalise the vectors (cosine, dot product and Euclidean ranks then agree)."""
 
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
+        check_fields("JinaEmbeddings", type(self), data)
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.embedder = Embedder.load_or_use(
-            "JinaEmbeddings",
-            self.model,
-            self.embedder,
-            device=self.device,
-            dtype=self.dtype,
-            max_length=self.max_length,
-            revision=self.revision,
-            local_files_only=self.local_files_only,
+            "JinaEmbeddings", self.model, self.embedder, options=load_options(self)
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

@@ -12,9 +12,10 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict
 
 from jinarag.inference.reranker import Reranker
+from jinarag.langchain._loading import LoadingFields, check_fields, load_options
 
 
-class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):
+class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
     """Rerank LangChain documents with a local Jina cross-encoder.
 
     As a document compressor (for `ContextualCompressionRetriever`) it returns new documents,
@@ -22,7 +23,8 @@ class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):
     with its score in `metadata["relevance_score"]` (a sigmoid in (0, 1), as the Jina API
     reports it) and with its `id` and other metadata kept. The input documents are not changed.
     As a `BaseCrossEncoder` (for langchain-classic's `CrossEncoderReranker`) it scores
-    `(query, text)` pairs.
+    `(query, text)` pairs. The loading options are fields named as in `jinarag.LoadOptions`
+    (`device`, `dtype`, `max_length`, ...); an unknown keyword is an `InputError`.
 
     Example:
         >>> from langchain_core.documents import Document
@@ -39,11 +41,6 @@ class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):
     """Alias (`"turbo"`, `"tiny"`, `"base"`), Hub id or local directory; or give `reranker`."""
     reranker: Reranker | None = None
     """An already loaded reranker to use instead of loading `model`."""
-    device: str = "auto"
-    dtype: Any = "auto"
-    max_length: int | None = None
-    revision: str | None = None
-    local_files_only: bool | None = None
     top_n: int | None = 3
     """How many documents `compress_documents` keeps; None keeps them all."""
     score_threshold: float | None = None
@@ -51,17 +48,11 @@ class JinaReranker(BaseDocumentCompressor, BaseCrossEncoder):
     batch_size: int = 32
 
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
+        check_fields("JinaReranker", type(self), data)
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.reranker = Reranker.load_or_use(
-            "JinaReranker",
-            self.model,
-            self.reranker,
-            device=self.device,
-            dtype=self.dtype,
-            max_length=self.max_length,
-            revision=self.revision,
-            local_files_only=self.local_files_only,
+            "JinaReranker", self.model, self.reranker, options=load_options(self)
         )
 
     def compress_documents(

@@ -9,12 +9,15 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from jinarag.inference.embedder import Embedder
+from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
 
 
-class JinaEmbedding(BaseEmbedding):
+class JinaEmbedding(LoadingFields, BaseEmbedding):
     """LlamaIndex ``BaseEmbedding`` running a Jina embedding model locally.
 
-    Queries go through the embedder's query side, nodes through its document side.
+    Queries go through the embedder's query side, nodes through its document side. The
+    loading options are fields named as in ``jinarag.LoadOptions`` (``device``, ``dtype``,
+    ``max_length``, ...); an unknown keyword is an ``InputError``.
 
     Example:
         >>> from llama_index.core import VectorStoreIndex, Document
@@ -33,9 +36,6 @@ class JinaEmbedding(BaseEmbedding):
         model_name: str | None = None,
         *,
         embedder: Embedder | None = None,
-        device: str = "auto",
-        dtype: str = "auto",
-        max_length: int | None = None,
         normalize: bool = True,
         embed_batch_size: int = 32,
         **kwargs: Any,
@@ -45,22 +45,21 @@ class JinaEmbedding(BaseEmbedding):
         Args:
             model_name: Alias (``"small"``, ``"base"``), Hub id or local directory.
             embedder: A loaded ``jinarag.Embedder``, instead of ``model_name``.
-            device: Where to run a model loaded here (``"auto"``, ``"cpu"``, ``"cuda"``).
-            dtype: Weight dtype of a model loaded here.
-            max_length: Token limit per text for a model loaded here; ``None`` uses the model's.
             normalize: L2-normalise the vectors.
             embed_batch_size: Texts per batch.
-            **kwargs: Other ``BaseEmbedding`` fields (``callback_manager``, ``num_workers``).
+            **kwargs: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
+                ``max_length=256``, ...) for a model loaded here, and other ``BaseEmbedding``
+                fields (``callback_manager``, ``num_workers``).
         """
+        check_fields("JinaEmbedding", type(self), kwargs, "embedder")
         embedder = Embedder.load_or_use(
             "JinaEmbedding",
             model_name,
             embedder,
             name_arg="model_name",
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
+            options=load_options(kwargs),
         )
+        # The loading options stay in kwargs: they become the fields of the same names.
         super().__init__(
             model_name=embedder.name,
             normalize=normalize,

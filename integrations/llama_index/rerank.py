@@ -13,15 +13,18 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from jinarag.errors import InputError
 from jinarag.inference.reranker import Reranker
+from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
 
 dispatcher = get_dispatcher(__name__)
 
 
-class JinaRerank(BaseNodePostprocessor):
+class JinaRerank(LoadingFields, BaseNodePostprocessor):
     """Rerank retrieved nodes with a Jina cross-encoder running locally.
 
     Returns new ``NodeWithScore`` objects (the inputs are left untouched) scored by the
     reranker, best first; each node's previous score is kept as ``metadata["retrieval_score"]``.
+    The loading options are fields named as in ``jinarag.LoadOptions`` (``device``,
+    ``dtype``, ``max_length``, ...); an unknown keyword is an ``InputError``.
 
     Example:
         >>> from jinarag.llama_index import JinaRerank
@@ -45,9 +48,6 @@ class JinaRerank(BaseNodePostprocessor):
         top_n: int | None = None,
         batch_size: int = 32,
         metadata_mode: MetadataMode = MetadataMode.NONE,
-        device: str = "auto",
-        dtype: str = "auto",
-        max_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         """Load a reranker by name or path, or wrap a ``reranker`` that is already loaded.
@@ -59,19 +59,13 @@ class JinaRerank(BaseNodePostprocessor):
             batch_size: Query-document pairs per forward pass.
             metadata_mode: Metadata included in the text that is scored (none by default,
                 so retrieval scores in the metadata do not leak into the model input).
-            device: Where to run a model loaded here.
-            dtype: Weight dtype of a model loaded here.
-            max_length: Token limit per pair for a model loaded here.
-            **kwargs: Other ``BaseNodePostprocessor`` fields (``callback_manager``).
+            **kwargs: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
+                ``max_length=256``, ...) for a model loaded here, and other
+                ``BaseNodePostprocessor`` fields (``callback_manager``).
         """
-        reranker = Reranker.load_or_use(
-            "JinaRerank",
-            model,
-            reranker,
-            device=device,
-            dtype=dtype,
-            max_length=max_length,
-        )
+        check_fields("JinaRerank", type(self), kwargs, "reranker")
+        reranker = Reranker.load_or_use("JinaRerank", model, reranker, options=load_options(kwargs))
+        # The loading options stay in kwargs: they become the fields of the same names.
         super().__init__(
             model=reranker.name,
             top_n=top_n,

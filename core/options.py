@@ -1,0 +1,194 @@
+"""How a model is loaded: one :class:`LoadOptions` value that the core and every adapter take.
+
+The core's ``from_pretrained(name, options, **kwargs)``, the LangChain and LlamaIndex fields,
+the Haystack init parameters and the Chroma config all list the same options: the fields
+below, declared here once. Values are checked when a ``LoadOptions`` is built, and an unknown
+keyword is an :class:`~jinarag.errors.InputError` that lists the accepted ones.
+
+A leaf module: it imports only the errors and validation modules (torch only when a value
+has to be checked against it), so adapters and configs can use it without loading a model.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from jinarag.errors import InputError
+from jinarag.validation import check_keywords, positive_int
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DTYPE_NAMES", "LoadOptions"]
+
+# Accepted dtype spellings -> the torch attribute they name.
+DTYPE_NAMES: dict[str, str] = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+# The shortest max_length that leaves room for [CLS], [SEP] and some text.
+MIN_MAX_LENGTH = 4
+
+
+def _is_torch(value: Any, name: str) -> bool:
+    """Whether ``value`` is a ``torch.<name>`` (no torch import: such a value implies torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, getattr(torch, name))
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """Options for loading an :class:`~jinarag.Embedder` or :class:`~jinarag.Reranker`.
+
+    Every field has a default, so ``LoadOptions()`` loads the way ``from_pretrained(name)``
+    does. Bad values raise :class:`~jinarag.errors.InputError` here, before any loading.
+
+    Example:
+        >>> import jinarag
+        >>> options = jinarag.LoadOptions(device="cpu", max_length=256)
+        >>> embedder = jinarag.Embedder.from_pretrained("small", options)
+        >>> same = jinarag.Embedder.from_pretrained("small", device="cpu", max_length=256)
+        >>> jinarag.LoadOptions.from_dict(options.to_dict()) == options
+        True
+    """
+
+    device: str | torch.device = "auto"
+    """Where to run: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+    ``"cuda:1"``, ... or a ``torch.device``."""
+    dtype: str | torch.dtype = "auto"
+    """Compute precision: ``"auto"`` (float32 on CPU, float16 on a GPU), ``"float32"``,
+    ``"float16"``, ``"bfloat16"`` (or ``fp32``, ``fp16``, ``bf16``), or a ``torch.dtype``."""
+    max_length: int | None = None
+    """Tokens per text (per query-document pair for a reranker), longer inputs are truncated;
+    None: the checkpoint's own limit."""
+    revision: str | None = None
+    """The Hub branch, tag or commit to load; None: the default branch."""
+    local_files_only: bool | None = None
+    """True: never download, use the Hugging Face cache only; None: follow ``HF_HUB_OFFLINE``."""
+    max_batch_tokens: int | None = None
+    """Padded tokens per forward pass (rows x longest row), which bounds memory; None: 16384.
+    A single input longer than this still runs, alone."""
+
+    def __post_init__(self) -> None:
+        # Normalised copies (numpy integers become int); the dataclass is frozen.
+        object.__setattr__(self, "device", _check_device(self.device))
+        object.__setattr__(self, "dtype", _check_dtype(self.dtype))
+        object.__setattr__(self, "max_length", _check_max_length(self.max_length))
+        if self.revision is not None and (not isinstance(self.revision, str) or not self.revision):
+            raise InputError(
+                f"revision={self.revision!r} must be a non-empty string (a branch, tag or commit "
+                "hash) or None for the default branch."
+            )
+        if self.local_files_only is not None and not isinstance(self.local_files_only, bool):
+            raise InputError(
+                f"local_files_only={self.local_files_only!r} must be True, False or None."
+            )
+        object.__setattr__(
+            self,
+            "max_batch_tokens",
+            positive_int("max_batch_tokens", self.max_batch_tokens, allow_none=True),
+        )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names, in declaration order: what every adapter accepts."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """``{name: default}`` for every option."""
+        return {f.name: f.default for f in fields(cls)}
+
+    @classmethod
+    def from_kwargs(
+        cls,
+        kwargs: Mapping[str, Any],
+        *,
+        owner: str = "LoadOptions",
+        base: LoadOptions | None = None,
+        also_accepted: Collection[str] = (),
+    ) -> LoadOptions:
+        """Options from keyword arguments, on top of ``base`` (default: all defaults).
+
+        Keys in ``also_accepted`` are the caller's own keywords: allowed, and ignored here.
+        Any other unknown key is an InputError that names it, ``owner``, and every accepted
+        keyword.
+
+        Example:
+            >>> LoadOptions.from_kwargs({"max_length": 128}).max_length
+            128
+        """
+        check_keywords(owner, kwargs, (*cls.names(), *also_accepted))
+        if base is not None and not isinstance(base, LoadOptions):
+            raise InputError(
+                f"{owner} got options={base!r:.80}, a {type(base).__name__}; pass "
+                "jinarag.LoadOptions(...) or the options as keywords (device='cpu', ...)."
+            )
+        changes = {name: kwargs[name] for name in cls.names() if name in kwargs}
+        return replace(base if base is not None else cls(), **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option as plain JSON/YAML data (a torch dtype or device becomes its name)."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in self.names()}
+        if not isinstance(self.device, str):
+            data["device"] = str(self.device)
+        if not isinstance(self.dtype, str):
+            data["dtype"] = str(self.dtype).removeprefix("torch.")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadOptions:
+        """The options ``to_dict`` wrote; missing keys take their defaults."""
+        if not isinstance(data, Mapping):
+            raise InputError(
+                f"LoadOptions.from_dict needs a mapping, got {type(data).__name__} {data!r:.60}"
+            )
+        return cls.from_kwargs(data, owner="LoadOptions.from_dict")
+
+
+def _check_device(device: Any) -> Any:
+    if _is_torch(device, "device"):
+        return device
+    if not isinstance(device, str):
+        raise InputError(
+            f"device={device!r} must be a string or a torch.device; use 'auto', 'cpu', 'cuda' "
+            "or 'cuda:N'."
+        )
+    if device != "auto":
+        import torch
+
+        try:
+            torch.device(device)
+        except (RuntimeError, ValueError) as exc:
+            raise InputError(
+                f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+            ) from exc
+    return device
+
+
+def _check_dtype(dtype: Any) -> Any:
+    if _is_torch(dtype, "dtype") or (isinstance(dtype, str) and dtype in ("auto", *DTYPE_NAMES)):
+        return dtype
+    raise InputError(
+        f"dtype={dtype!r} is not supported; use 'auto', {', '.join(map(repr, DTYPE_NAMES))} "
+        "or a torch.dtype."
+    )
+
+
+def _check_max_length(max_length: Any) -> int | None:
+    if max_length is None:
+        return None
+    value = positive_int("max_length", max_length)
+    if value < MIN_MAX_LENGTH:
+        raise InputError(
+            f"max_length={max_length!r} is too short: use at least {MIN_MAX_LENGTH} tokens "
+            "([CLS], [SEP] and some text), or None for the checkpoint's own limit."
+        )
+    return value

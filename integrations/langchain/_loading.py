@@ -1,0 +1,30 @@
+"""The loading options as pydantic fields, shared by `JinaEmbeddings` and `JinaReranker`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, create_model
+
+from jinarag.options import LoadOptions
+from jinarag.validation import check_keywords
+
+# One field per `jinarag.LoadOptions` field, with its name and default: the options are listed
+# and documented once, there, and `LoadOptions` checks the values when the model is loaded.
+LoadingFields: type[BaseModel] = create_model(
+    "LoadingFields",
+    __doc__="The fields of `jinarag.LoadOptions`, as pydantic fields.",
+    **{name: (Any, default) for name, default in LoadOptions.defaults().items()},
+)
+
+
+def check_fields(owner: str, model: type[BaseModel], given: Iterable[str], *own: str) -> None:
+    """InputError (not pydantic's ValidationError) for a keyword that is neither a field of
+    `model` nor one of `own` (the constructor's other parameters)."""
+    check_keywords(owner, given, (*own, *model.model_fields))
+
+
+def load_options(model: BaseModel) -> LoadOptions:
+    """The `LoadOptions` held in `model`'s loading fields."""
+    return LoadOptions(**{name: getattr(model, name) for name in LoadOptions.names()})
