@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
     from jinarag.inference.reranker import RankedDocument, Reranker
     from jinarag.retrieval import fusion
-    from jinarag.retrieval.index import Hit, HybridIndex, SourceScore
+    from jinarag.retrieval.hits import Hit, SourceScore
+    from jinarag.retrieval.index import HybridIndex
 
 __version__ = "0.1.0"
 
@@ -62,8 +63,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Reranker": ("jinarag.inference.reranker", "Reranker"),
     "RankedDocument": ("jinarag.inference.reranker", "RankedDocument"),
     "HybridIndex": ("jinarag.retrieval.index", "HybridIndex"),
-    "Hit": ("jinarag.retrieval.index", "Hit"),
-    "SourceScore": ("jinarag.retrieval.index", "SourceScore"),
+    "Hit": ("jinarag.retrieval.hits", "Hit"),
+    "SourceScore": ("jinarag.retrieval.hits", "SourceScore"),
     "fusion": ("jinarag.retrieval.fusion", None),
     "evaluation": ("jinarag.evaluation", None),
 }

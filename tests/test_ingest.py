@@ -8,10 +8,9 @@ import re
 import pytest
 
 from jinarag.errors import InputError
-from jinarag.retrieval.ingest import (
+from jinarag.retrieval.chunking import chunk_document, chunk_spans
+from jinarag.retrieval.readers import (
     Document,
-    chunk_document,
-    chunk_spans,
     document_text,
     find_files,
     read_documents,

@@ -18,7 +18,7 @@ from jinarag.cli.common import add_store_options, count, open_index
 from jinarag.errors import InputError
 
 if TYPE_CHECKING:
-    from jinarag.retrieval.ingest import Record
+    from jinarag.retrieval.chunking import Record
 
 __all__ = ["add_parser", "run"]
 
@@ -63,7 +63,8 @@ def _groups(records: Sequence[Record], size: int) -> Iterator[list[Record]]:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from jinarag.retrieval.ingest import chunk_documents, find_files, read_documents
+    from jinarag.retrieval.chunking import chunk_documents
+    from jinarag.retrieval.readers import find_files, read_documents
 
     files = find_files(args.paths)  # fail on a bad path before loading any model
     if not files:

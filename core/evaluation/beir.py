@@ -2,7 +2,7 @@
 
 A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``,
 ``text``) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score`` with a header line).
-Documents are indexed with :func:`jinarag.retrieval.ingest.document_text`, the one title rule
+Documents are indexed with :func:`jinarag.retrieval.readers.document_text`, the one title rule
 every reader shares. Only queries with at least one relevant document are scored.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jinarag.errors import InputError
-from jinarag.retrieval.ingest import document_text
+from jinarag.retrieval.readers import document_text
 
 __all__ = ["Dataset", "load_beir"]
 
