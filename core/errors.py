@@ -8,6 +8,8 @@ Every message names the bad value and says how to fix it. The tree::
     ├── InputError (ValueError)     a bad argument: wrong type, unknown choice, bad length
     └── StoreError                  the index or its vector store failed
         ├── StoreUnavailableError   the Chroma server cannot be reached
+        ├── StoreBusyError          another process is writing to the same store
+        ├── StoreCorruptError       the store on disk is damaged or incomplete (says how to repair)
         └── EmbedderMismatchError   the collection was built with another embedder
 
     TruncationWarning (UserWarning) inputs longer than max_length were cut (a warning only)
@@ -24,6 +26,8 @@ __all__ = [
     "InputError",
     "JinaragError",
     "ModelNotFoundError",
+    "StoreBusyError",
+    "StoreCorruptError",
     "StoreError",
     "StoreUnavailableError",
     "TruncationWarning",
@@ -52,6 +56,15 @@ class StoreError(JinaragError):
 
 class StoreUnavailableError(StoreError):
     """The Chroma server at a URL cannot be reached."""
+
+
+class StoreBusyError(StoreError):
+    """Another process holds the store's write lock and did not release it in time."""
+
+
+class StoreCorruptError(StoreError):
+    """The store on disk (Chroma's files or the BM25 snapshot) is damaged, missing or altered;
+    the message names the path and the repair (``jinarag verify STORE --repair``, or restore)."""
 
 
 class EmbedderMismatchError(StoreError):
