@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import (
     CheckpointError,
+    CheckpointWarning,
     EmbedderMismatchError,
     InputError,
     JinaragError,
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "CheckpointWarning",
     "Embedder",
     "EmbedderMismatchError",
     "Hit",

@@ -13,6 +13,8 @@ Every message names the bad value and says how to fix it. The tree::
         └── EmbedderMismatchError   the collection was built with another embedder
 
     TruncationWarning (UserWarning) inputs longer than max_length were cut (a warning only)
+    CheckpointWarning (UserWarning) a checkpoint loads, but likely not as meant (a cross-encoder
+                                    loaded as an Embedder)
 
 Catch ``JinaragError`` to handle them all; ``InputError`` is also a ``ValueError`` so code
 that already guards against ``ValueError`` keeps working.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "CheckpointError",
+    "CheckpointWarning",
     "EmbedderMismatchError",
     "InputError",
     "JinaragError",
@@ -100,3 +103,9 @@ class TruncationWarning(UserWarning):
 
     def __reduce__(self) -> tuple[type, tuple]:
         return type(self), (self.count, self.total, self.max_length, self.what, self.detail)
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint loaded, but probably not the way it was meant to be used (a cross-encoder
+    loaded as an ``Embedder``). Filter it by category when the use is intended:
+    ``warnings.simplefilter("ignore", jinarag.CheckpointWarning)``."""

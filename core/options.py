@@ -33,6 +33,8 @@ DTYPE_NAMES: dict[str, str] = {
     "bfloat16": "bfloat16",
     "bf16": "bfloat16",
 }
+# The torch dtypes a model can compute in (float64 too, for exactness checks on CPU).
+TORCH_DTYPES = ("float32", "float16", "bfloat16", "float64")
 # The shortest max_length that leaves room for [CLS], [SEP] and some text.
 MIN_MAX_LENGTH = 4
 
@@ -174,11 +176,14 @@ def _check_device(device: Any) -> Any:
 
 
 def _check_dtype(dtype: Any) -> Any:
-    if _is_torch(dtype, "dtype") or (isinstance(dtype, str) and dtype in ("auto", *DTYPE_NAMES)):
+    if isinstance(dtype, str) and dtype in ("auto", *DTYPE_NAMES):
+        return dtype
+    # Weights are cast to this dtype: an integer or float8 type would not compute.
+    if _is_torch(dtype, "dtype") and str(dtype).removeprefix("torch.") in TORCH_DTYPES:
         return dtype
     raise InputError(
         f"dtype={dtype!r} is not supported; use 'auto', {', '.join(map(repr, DTYPE_NAMES))} "
-        "or a torch.dtype."
+        f"or one of {', '.join('torch.' + name for name in TORCH_DTYPES)}."
     )
 
 

@@ -8,20 +8,47 @@ from __future__ import annotations
 
 import difflib
 import numbers
-from collections.abc import Iterable, Sequence
+import re
+import sys
+from collections.abc import Iterable, Mapping, MappingView, Sequence, Set
 from typing import Any
 
 from jinarag.errors import InputError
 
-__all__ = ["check_choice", "check_keywords", "check_text", "check_texts", "positive_int"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_keywords",
+    "check_text",
+    "check_texts",
+    "positive_int",
+]
+
+# UTF-16 halves that are not part of a character: the tokenizer (and any UTF-8 writer) refuses
+# them, and they mean the text was decoded wrongly upstream.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
-    """A list of strings, or InputError naming the first bad item and its index."""
+    """A list of strings, or InputError naming the first bad item and its index.
+
+    Any ordered iterable is taken (a list, a tuple, a generator); a mapping or a set is
+    refused, because its order is not one the caller wrote down and a dict would give its keys.
+    """
     if isinstance(texts, (str, bytes)):
         raise InputError(
             f"{name} must be a list of strings, got {type(texts).__name__}; "
             "wrap a single text in a list: [text]"
+        )
+    if isinstance(texts, (Mapping, Set, MappingView)):
+        why = (
+            "a mapping would give its keys, not its values"
+            if isinstance(texts, Mapping)
+            else "its order is not one you chose, so results could not be matched to inputs"
+        )
+        raise InputError(
+            f"{name} must be a list of strings, got {type(texts).__name__} {texts!r:.60}: "
+            f"{why}; pass a list in the order you want, e.g. list(d.values()) or sorted({name})"
         )
     try:
         items = list(texts)
@@ -33,6 +60,7 @@ def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
                 f"{name}[{index}] is {type(item).__name__} {item!r:.60}; pass strings only "
                 "(convert the value, or drop it: None is not a text)"
             )
+        _check_unicode(item, f"{name}[{index}]")
     return items
 
 
@@ -42,7 +70,41 @@ def check_text(text: Any, name: str = "query") -> str:
         raise InputError(
             f"{name} must be a string, got {type(text).__name__} {text!r:.60}; pass one string"
         )
+    _check_unicode(text, name)
     return text
+
+
+def _check_unicode(text: str, name: str) -> None:
+    """InputError when ``text`` holds a lone surrogate (refused rather than replaced: the text
+    embedded or stored would silently differ from the one passed)."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return
+    position = found.start()
+    code = ord(found.group())
+    following = text[position + 1 : position + 2]
+    if 0xD800 <= code <= 0xDBFF and following and 0xDC00 <= ord(following) <= 0xDFFF:
+        # A high and a low half in a row: one character left split in two by a UTF-16 decode.
+        what = f"the split surrogate pair U+{code:04X} U+{ord(following):04X}"
+        fix = "join the pair, e.g. text.encode('utf-16', 'surrogatepass').decode('utf-16')"
+    else:
+        what = f"a lone surrogate U+{code:04X}"
+        fix = "fix the text's encoding, e.g. text.encode('utf-8', 'replace').decode()"
+    raise InputError(
+        f"{name} contains {what} at character {position} (not valid Unicode, often a file "
+        f"decoded with the wrong codec or errors='surrogateescape'); {fix}"
+    )
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` when it is True or False (numpy's too); anything else is an InputError, since
+    a string like ``"no"`` or a number would be read as truthy or falsy without a word."""
+    if isinstance(value, bool):
+        return value
+    numpy = sys.modules.get("numpy")  # a numpy bool implies numpy is imported
+    if numpy is not None and isinstance(value, numpy.bool_):
+        return bool(value)
+    raise InputError(f"{name} must be True or False, got {type(value).__name__} {value!r:.60}")
 
 
 def positive_int(

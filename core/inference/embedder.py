@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
-from jinarag.validation import check_text, check_texts
+from jinarag.validation import check_bool, check_text, check_texts, positive_int
 
 __all__ = ["Embedder"]
 
@@ -97,6 +97,8 @@ class Embedder(PretrainedModel):
     ) -> np.ndarray:
         """One query: a float32 vector of shape (dim,)."""
         text = check_text(text, "text")
+        check_bool("normalize", normalize)
+        check_bool("truncate", truncate)
         return self.embed_queries([text], normalize=normalize, truncate=truncate)[0]
 
     def _embed(
@@ -108,6 +110,11 @@ class Embedder(PretrainedModel):
         show_progress: bool,
         truncate: bool,
     ) -> np.ndarray:
+        # Checked before the empty case returns, so a bad argument never passes unseen.
+        batch_size = positive_int("batch_size", batch_size)
+        normalize = check_bool("normalize", normalize)
+        show_progress = check_bool("show_progress", show_progress)
+        truncate = check_bool("truncate", truncate)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if prefix:

@@ -18,8 +18,10 @@ from jinarag.inference.batching import DEFAULT_MAX_BATCH_TOKENS, length_sorted_b
 from jinarag.models.checkpoint import (
     Kind,
     load_encoder,
+    read_json_object,
     repo_id_for,
     resolve_checkpoint,
+    resolve_device,
     resolve_dtype,
 )
 from jinarag.models.encoder import Encoder, EncoderConfig
@@ -35,12 +37,8 @@ _EXTRA_FILES = ("sentence_bert_config.json", *TOKENIZER_FILES[1:])
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    """A torch device for a checked ``LoadOptions.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """A torch device for a checked ``LoadOptions.device``; InputError when it is missing here."""
+    return resolve_device(device)
 
 
 def _default_max_length(directory: Path, config: EncoderConfig) -> int:
@@ -53,7 +51,7 @@ def _default_max_length(directory: Path, config: EncoderConfig) -> int:
     ):
         path = directory / filename
         if path.is_file():
-            value = json.loads(path.read_text(encoding="utf-8")).get(key)
+            value = read_json_object(path).get(key)  # CheckpointError naming a corrupt file
             if isinstance(value, int) and 1 < value <= limit:
                 return value
     return limit
@@ -124,20 +122,21 @@ class PretrainedModel:
         float16 on GPU. ``max_length`` defaults to the checkpoint's own limit.
         """
         options = cls._options(f"{cls.__name__}.from_pretrained", options, kwargs)
+        # Device and dtype first: a missing GPU is reported before any download or read.
+        torch_device = _resolve_device(options.device)
+        torch_dtype = resolve_dtype(options.dtype, torch_device)
         directory = resolve_checkpoint(
             name_or_path,
             kind=cls.kind,
             revision=options.revision,
             local_files_only=options.local_files_only,
         )
-        torch_device = _resolve_device(options.device)
         model, config = load_encoder(
-            directory,
-            kind=cls.kind,
-            device=torch_device,
-            dtype=resolve_dtype(options.dtype, torch_device),
+            directory, kind=cls.kind, device=torch_device, dtype=torch_dtype
         )
-        tokenizer = TextTokenizer.from_dir(directory, pad_token_id=config.pad_token_id)
+        tokenizer = TextTokenizer.from_dir(
+            directory, pad_token_id=config.pad_token_id, vocab_size=config.vocab_size
+        )
         limit = None if config.alibi else config.max_position_embeddings
         max_length = options.max_length
         if max_length is None:

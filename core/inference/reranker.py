@@ -10,7 +10,7 @@ import numpy as np
 
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
-from jinarag.validation import check_choice, check_text, check_texts, positive_int
+from jinarag.validation import check_bool, check_choice, check_text, check_texts, positive_int
 
 __all__ = ["RankedDocument", "Reranker"]
 
@@ -56,6 +56,10 @@ class Reranker(PretrainedModel):
         query = check_text(query, "query")
         check_choice("activation", activation, ACTIVATIONS)
         docs = check_texts(documents, "documents")
+        # Checked before the empty case returns, so a bad argument never passes unseen.
+        batch_size = positive_int("batch_size", batch_size)
+        show_progress = check_bool("show_progress", show_progress)
+        truncate = check_bool("truncate", truncate)
         if not docs:
             return np.zeros((0,), dtype=np.float32)
         encoded = self.tokenizer.encode_pairs(

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
-from jinarag.errors import CheckpointError, ModelNotFoundError
+from jinarag.errors import CheckpointError, CheckpointWarning, InputError, ModelNotFoundError
 from jinarag.models.encoder import Encoder, EncoderConfig
 from jinarag.options import DTYPE_NAMES
 
@@ -22,9 +24,13 @@ __all__ = [
     "EMBEDDER_ALIASES",
     "RERANKER_ALIASES",
     "load_encoder",
+    "available_devices",
     "read_config",
+    "read_json",
+    "read_json_object",
     "repo_id_for",
     "resolve_checkpoint",
+    "resolve_device",
     "resolve_dtype",
 ]
 
@@ -180,16 +186,76 @@ def _not_found_message(
     return "\n".join(lines)
 
 
-def read_config(directory: Path) -> EncoderConfig:
-    path = directory / "config.json"
+def read_json(path: Path) -> Any:
+    """The JSON value in one checkpoint file; CheckpointError naming the file when it cannot
+    be read or parsed (JSONDecodeError and UnicodeDecodeError are both ValueErrors)."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise CheckpointError(
             f"{path} cannot be read as JSON ({exc}); the checkpoint is corrupt or half-written: "
             "copy or download it again."
         ) from exc
-    return EncoderConfig.from_dict(raw, source=str(path))
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """:func:`read_json` for a file that must hold an object (tokenizer and sentence-transformers
+    configs); any other JSON value is a CheckpointError naming the file."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise CheckpointError(
+            f"{path} holds {json.dumps(data)[:40]}, not a JSON object; the checkpoint is "
+            "corrupt: copy or download it again."
+        )
+    return data
+
+
+def read_config(directory: Path) -> EncoderConfig:
+    path = directory / "config.json"
+    return EncoderConfig.from_dict(read_json(path), source=str(path))
+
+
+def available_devices() -> list[str]:
+    """The devices a model can be put on here, e.g. ``["cpu", "cuda", "cuda:0"]``."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device for a checked ``LoadOptions.device``; ``"auto"``: CUDA when available,
+    else CPU. A device this machine lacks is an InputError listing the ones it has, raised
+    before any file is read (torch would fail later, with an AssertionError)."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if resolved.type == "cpu":
+        return resolved
+    backend = getattr(torch, resolved.type, None)  # torch.cuda, torch.mps, torch.xpu, ...
+    is_available = getattr(backend, "is_available", None)
+    if callable(is_available) and is_available():
+        count = getattr(backend, "device_count", lambda: 1)()
+        if resolved.index is None or resolved.index < count:
+            return resolved
+        why = f"there are {count} {resolved.type} device(s), numbered from 0"
+    elif resolved.type == "cuda" and not torch.backends.cuda.is_built():
+        why = f"this torch ({torch.__version__}) is built without CUDA"
+    else:
+        why = f"torch sees no {resolved.type} device on this machine"
+    shown = device if isinstance(device, str) else str(device)
+    raise InputError(
+        f"device={shown!r} is not available: {why}. Available here: "
+        f"{', '.join(map(repr, available_devices()))}; or pass 'auto' to use a GPU when there "
+        "is one."
+    )
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -199,8 +265,6 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     if dtype == "auto":
         return torch.float32 if device.type == "cpu" else torch.float16
     if dtype not in DTYPE_NAMES:
-        from jinarag.errors import InputError
-
         raise InputError(
             f"dtype={dtype!r} is not supported; use 'auto', {', '.join(map(repr, DTYPE_NAMES))}."
         )
@@ -219,11 +283,53 @@ def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
                 return load_file(str(path))
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # safetensors/pickle raise several types for a bad file
+            refused = _refused_pickle(exc)
+            if refused is not None:
+                raise CheckpointError(
+                    f"{path} was refused: its pickle asks to {refused}, and a pickle can carry "
+                    "code, so jinarag only loads pickled files that hold plain tensors. The file "
+                    "may be malicious, or saved with objects besides the weights. Prefer a "
+                    "model.safetensors from the model's source; if you trust this file, convert "
+                    "it to safetensors in an isolated, trusted environment (load it there with "
+                    "the library that wrote it, then save_pretrained(..., "
+                    "safe_serialization=True) or safetensors.torch.save_file(state_dict, "
+                    "'model.safetensors')) and remove pytorch_model.bin."
+                ) from None  # torch's own message suggests turning the safety check off
+            # An UnpicklingError is not chained: its text advises weights_only=False.
             raise CheckpointError(
-                f"{path} is corrupt or half-written ({type(exc).__name__}: {exc}). "
-                "Delete it and copy or download the checkpoint again."
-            ) from exc
+                f"{path} is corrupt or half-written ({type(exc).__name__}: "
+                f"{_torch_reason(exc)}). Delete it and copy or download the checkpoint again."
+            ) from (None if isinstance(exc, pickle.UnpicklingError) else exc)
     raise CheckpointError(f"{directory} has no weights: expected {' or '.join(WEIGHT_FILES)}.")
+
+
+# What torch's weights-only unpickler says when a pickle wants more than tensors (a global
+# to import, an object to build, a function to call): a refusal, not damage.
+_REFUSALS = (
+    (re.compile(r"GLOBAL (\S+)"), "import {0}"),
+    (re.compile(r"call reduce for unrecognized function (.+)"), "call {0}"),
+    (re.compile(r"Can only (?:create new object|build) .*? but got (.+)"), "build {0}"),
+)
+
+
+def _refused_pickle(exc: Exception) -> str | None:
+    """What a refused pickle asked for (e.g. "import posix.system"), or None for other errors."""
+    if not isinstance(exc, pickle.UnpicklingError):
+        return None
+    for pattern, template in _REFUSALS:
+        found = pattern.search(str(exc))
+        if found is not None:
+            return template.format(found.group(1).strip().rstrip("."))
+    return None
+
+
+def _torch_reason(exc: Exception) -> str:
+    """``exc``'s message without torch's advice to load with ``weights_only=False`` (which
+    would run whatever the pickle holds) or to allowlist globals."""
+    unsafe = ("weights_only", "Weights only", "safe_globals", "torch.load", "https://")
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [line for line in lines if line and not any(word in line for word in unsafe)]
+    return " ".join(kept)[:300] if kept else "unreadable pickle"
 
 
 def _normalise_keys(state: dict[str, torch.Tensor], *, keep_head: bool) -> dict[str, torch.Tensor]:
@@ -262,7 +368,22 @@ def load_encoder(
         )
     with torch.device("meta"):
         model = Encoder(config, with_classifier=with_classifier)
-    state = _normalise_keys(_read_weights(directory), keep_head=with_classifier)
+    raw_state = _read_weights(directory)
+    if not with_classifier and any(
+        key.removeprefix("bert.").startswith("classifier.") for key in raw_state
+    ):
+        # Mean-pooling a cross-encoder is occasionally meant, so a warning, not an error.
+        warnings.warn(
+            CheckpointWarning(
+                f"{directory} is a cross-encoder (it has classifier.* weights) loaded as an "
+                "Embedder: its classifier is dropped and its hidden states mean-pooled, which "
+                "is rarely what it was trained for. To score (query, document) pairs load it "
+                "with jinarag.Reranker.from_pretrained(...); filter jinarag.CheckpointWarning "
+                "if the embedding is intended."
+            ),
+            stacklevel=3,  # the caller of from_pretrained
+        )
+    state = _normalise_keys(raw_state, keep_head=with_classifier)
     expected = set(model.state_dict())
     missing, unexpected = expected - state.keys(), state.keys() - expected
     if missing or unexpected:

@@ -15,7 +15,9 @@ Module names follow the Hugging Face state-dict keys so checkpoints load without
 
 from __future__ import annotations
 
+import json
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +77,13 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "config.json") -> EncoderConfig:
-        """Read a Hugging Face BERT / JinaBERT config; unsupported options raise CheckpointError."""
+        """Read a Hugging Face BERT / JinaBERT config; a value the model cannot run with (a wrong
+        type, a size below 1, an unsupported option) raises CheckpointError naming the field."""
+        if not isinstance(raw, Mapping):
+            raise CheckpointError(
+                f"{source} holds {json.dumps(raw, default=repr)[:60]}, not a JSON object: the "
+                "file is corrupt or not a model config. Copy or download the checkpoint again."
+            )
         required = (
             "vocab_size",
             "hidden_size",
@@ -88,6 +96,14 @@ class EncoderConfig:
             raise CheckpointError(
                 f"{source} lacks {', '.join(missing)}: it is not a BERT-family config. "
                 "Point jinarag at a jina-embeddings-v2, jina-reranker-v1 or BERT checkpoint."
+            )
+        # Every size the modules are built with: a bad one would surface as a torch error later.
+        sizes = {key: _positive_int(raw, key, source) for key in required}
+        hidden, heads = sizes["hidden_size"], sizes["num_attention_heads"]
+        if hidden % heads:
+            raise CheckpointError(
+                f"{source}: hidden_size {hidden} is not divisible by num_attention_heads "
+                f"{heads}; the config is corrupt. {_RESTORE}"
             )
         position_type = raw.get("position_embedding_type", "absolute")
         if position_type not in ("alibi", "absolute"):
@@ -103,37 +119,73 @@ class EncoderConfig:
                 f"expected one of {', '.join(_FEED_FORWARD_TYPES)}."
             )
         hidden_act = raw.get("hidden_act", "gelu")
-        if feed_forward_type == "original" and hidden_act not in _ACTIVATIONS:
+        # Only the original FFN reads hidden_act (the gated MLPs fix their activation).
+        if feed_forward_type == "original" and (
+            not isinstance(hidden_act, str) or hidden_act not in _ACTIVATIONS
+        ):
             raise CheckpointError(
                 f"{source}: hidden_act={hidden_act!r} is not supported; "
                 f"expected one of {', '.join(sorted(_ACTIVATIONS))}."
             )
-        if raw["hidden_size"] % raw["num_attention_heads"]:
+        layer_norm_eps = raw.get("layer_norm_eps", 1e-12)
+        if (
+            isinstance(layer_norm_eps, bool)
+            or not isinstance(layer_norm_eps, numbers.Real)
+            or not math.isfinite(layer_norm_eps)
+            or layer_norm_eps <= 0
+        ):
             raise CheckpointError(
-                f"{source}: hidden_size {raw['hidden_size']} is not divisible by "
-                f"num_attention_heads {raw['num_attention_heads']}; the config is corrupt."
+                f"{source}: layer_norm_eps={layer_norm_eps!r} must be a positive finite number "
+                f"(BERT and Jina use 1e-12). {_RESTORE}"
+            )
+        pad_token_id = raw["pad_token_id"] if raw.get("pad_token_id") is not None else 0
+        if (
+            isinstance(pad_token_id, bool)
+            or not isinstance(pad_token_id, numbers.Integral)
+            or not 0 <= pad_token_id < sizes["vocab_size"]
+        ):
+            raise CheckpointError(
+                f"{source}: pad_token_id={pad_token_id!r} must be an integer from 0 to "
+                f"vocab_size - 1 = {sizes['vocab_size'] - 1}. {_RESTORE}"
+            )
+        id2label = raw.get("id2label")
+        if id2label is not None and not isinstance(id2label, Mapping):
+            raise CheckpointError(
+                f"{source}: id2label={id2label!r:.60} must be an object mapping label ids to "
+                f"names. {_RESTORE}"
             )
         # The code model is only recognisable by where its remote code lives.
         provenance = " ".join([str(raw.get("_name_or_path", "")), str(raw.get("auto_map", ""))])
-        id2label = raw.get("id2label")
-        num_labels = raw.get("num_labels", len(id2label) if id2label else 1)
         return cls(
-            vocab_size=raw["vocab_size"],
-            hidden_size=raw["hidden_size"],
-            num_hidden_layers=raw["num_hidden_layers"],
-            num_attention_heads=raw["num_attention_heads"],
-            intermediate_size=raw["intermediate_size"],
-            type_vocab_size=raw.get("type_vocab_size", 2),
-            max_position_embeddings=raw.get("max_position_embeddings", 512),
-            layer_norm_eps=raw.get("layer_norm_eps", 1e-12),
-            pad_token_id=raw["pad_token_id"] if raw.get("pad_token_id") is not None else 0,
+            **sizes,
+            type_vocab_size=_positive_int(raw, "type_vocab_size", source, default=2),
+            max_position_embeddings=_positive_int(
+                raw, "max_position_embeddings", source, default=512
+            ),
+            layer_norm_eps=float(layer_norm_eps),
+            pad_token_id=int(pad_token_id),
             position_embedding_type=position_type,
             feed_forward_type=feed_forward_type,
             hidden_act=hidden_act,
             qk_post_norm=_QK_POST_NORM_MARKER in provenance,
-            num_labels=num_labels,
+            num_labels=_positive_int(
+                raw, "num_labels", source, default=len(id2label) if id2label else 1
+            ),
             raw=dict(raw),
         )
+
+
+_RESTORE = "Restore config.json from the original checkpoint (copy or download it again)."
+
+
+def _positive_int(raw: Mapping[str, Any], key: str, source: str, *, default: int = 1) -> int:
+    """``raw[key]`` (``default`` when absent) as an int >= 1, else CheckpointError naming it."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise CheckpointError(
+            f"{source}: {key}={value!r:.60} must be a positive integer. {_RESTORE}"
+        )
+    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ BPE), so a pair is always cut on the document side.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from tokenizers import Encoding, Tokenizer, models, normalizers, pre_tokenizers, processors
 
 from jinarag.errors import CheckpointError, InputError
+from jinarag.models.checkpoint import read_json_object
 
 __all__ = ["Encoded", "TextTokenizer"]
 
@@ -50,23 +50,41 @@ class TextTokenizer:
         self._special_pair = tokenizer.num_special_tokens_to_add(True)
 
     @classmethod
-    def from_dir(cls, directory: Path, *, pad_token_id: int = 0) -> TextTokenizer:
+    def from_dir(
+        cls, directory: Path, *, pad_token_id: int = 0, vocab_size: int | None = None
+    ) -> TextTokenizer:
+        """The tokenizer of a checkpoint directory. With ``vocab_size`` (the model's embedding
+        rows), a tokenizer whose ids do not all fit is a CheckpointError, not an IndexError in
+        the first batch that meets a high id."""
         tokenizer_json = directory / "tokenizer.json"
         vocab_txt = directory / "vocab.txt"
         try:
             if tokenizer_json.is_file():
-                return cls(Tokenizer.from_file(str(tokenizer_json)), pad_token_id)
-            if vocab_txt.is_file():
-                return cls(_wordpiece_from_vocab(directory), pad_token_id)
+                tokenizer = Tokenizer.from_file(str(tokenizer_json))
+            elif vocab_txt.is_file():
+                tokenizer = _wordpiece_from_vocab(directory)
+            else:
+                raise CheckpointError(
+                    f"{directory} has no tokenizer: expected tokenizer.json (or vocab.txt for a "
+                    "WordPiece model). Copy the tokenizer files next to config.json."
+                )
+        except CheckpointError:
+            raise
         except Exception as exc:  # tokenizers raises plain Exception for a bad file
             raise CheckpointError(
                 f"The tokenizer in {directory} cannot be read ({exc}); copy or download "
                 "tokenizer.json again."
             ) from exc
-        raise CheckpointError(
-            f"{directory} has no tokenizer: expected tokenizer.json (or vocab.txt for a "
-            "WordPiece model). Copy the tokenizer files next to config.json."
-        )
+        if vocab_size is not None:
+            ids = tokenizer.get_vocab(with_added_tokens=True).values()
+            highest = max(ids, default=-1)
+            if highest >= vocab_size:
+                raise CheckpointError(
+                    f"The tokenizer in {directory} has token ids up to {highest}, but config.json "
+                    f"says vocab_size={vocab_size}: the tokenizer belongs to another model. Copy "
+                    "the tokenizer files that came with these weights."
+                )
+        return cls(tokenizer, pad_token_id)
 
     def save(self, directory: Path) -> None:
         self.tokenizer.save(str(directory / "tokenizer.json"))
@@ -145,7 +163,7 @@ class TextTokenizer:
 def _wordpiece_from_vocab(directory: Path) -> Tokenizer:
     """A BERT WordPiece tokenizer from ``vocab.txt`` (lower-casing per tokenizer_config.json)."""
     config_path = directory / "tokenizer_config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    config = read_json_object(config_path) if config_path.is_file() else {}
     lowercase = bool(config.get("do_lower_case", True))
     vocab = models.WordPiece.read_file(str(directory / "vocab.txt"))
     tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
