@@ -115,13 +115,30 @@ def test_k_beyond_the_corpus_returns_all(small):
     assert len(small.search("record", k=500)) == len(TEXTS)
 
 
+class _RefusingEmbedder:
+    """MiniLM, except that a batch holding a text with "REFUSE" in it gets 3-d vectors, which
+    Chroma refuses (the collection holds 384-d ones). Metadata is checked before anything is
+    written, so a refused batch in the middle of an add comes from Chroma this way."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.refuse = inner, inner.name, inner.dim, True
+
+    def embed_documents(self, texts):
+        vectors = self.inner.embed_documents(texts)
+        return vectors[:, :3] if self.refuse and any("REFUSE" in t for t in texts) else vectors
+
+    def embed_query(self, text):
+        return self.inner.embed_query(text)
+
+
 def test_a_refused_batch_leaves_both_sides_equal(minilm_embedder, tmp_path):
-    index = HybridIndex(tmp_path, embedder=minilm_embedder, batch_size=4)
+    refusing = _RefusingEmbedder(minilm_embedder)
+    index = HybridIndex(tmp_path, embedder=refusing, batch_size=4)
     index.add(["already there"], ids=["first"])
     texts = [f"text number {i}" for i in range(12)]
     ids = [f"t{i}" for i in range(12)]
     metas = [{"i": i} for i in range(12)]
-    metas[9] = {"bad": {"nested": "dicts are not allowed"}}
+    texts[9] = "text number 9 (REFUSE this batch)"
     with pytest.raises(InputError) as info:
         index.add(texts, ids=ids, metadatas=metas)
     assert "8 of 12 records were stored before this error" in str(info.value)
@@ -131,7 +148,7 @@ def test_a_refused_batch_leaves_both_sides_equal(minilm_embedder, tmp_path):
     # The snapshot on disk is the one from before the failed add: behind, never ahead.
     assert set(_snapshot(tmp_path)["ids"]) <= stored
     assert set(HybridIndex(tmp_path, embedder=minilm_embedder).bm25_index.ids) == stored
-    metas[9] = {"i": 9}
+    refusing.refuse = False
     index.add(texts, ids=ids, metadatas=metas)
     assert _chroma_ids(tmp_path) == set(index.bm25_index.ids) == {"first", *ids}
     assert set(_snapshot(tmp_path)["ids"]) == {"first", *ids}

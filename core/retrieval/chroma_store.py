@@ -1,11 +1,12 @@
 """The Chroma side of the hybrid index: one client, one collection, our errors.
 
 :class:`ChromaStore` connects (an embedded store in a folder, a server at a URL, or a private
-in-memory database), opens or claims the collection (cosine space, tagged with the embedder's
-name and dimension), keeps the write generation in the collection's metadata, and cuts every
-bulk operation into batches Chroma accepts (:meth:`ChromaStore.slices`). Each call to Chroma
-goes through :meth:`ChromaStore.call`, which turns Chroma's, httpx's and the OS's failures
-into ours with one table, :data:`_ERRORS`.
+in-memory database, see :mod:`jinarag.retrieval.chroma_client`), opens or claims the
+collection (cosine space, tagged with the embedder's name and dimension), keeps the write
+generation in the collection's metadata, stores each record's content hash (so unchanged
+records are never written again), and cuts every bulk operation into batches Chroma accepts
+(:meth:`ChromaStore.slices`). Each call to Chroma goes through :meth:`ChromaStore.call`, which
+turns Chroma's, httpx's and the OS's failures into ours with one table, :data:`_ERRORS`.
 
 Example:
     >>> store = ChromaStore(None, None, "notes", embedder="small", dim=512)
@@ -15,19 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import chromadb
 import httpx
-from chromadb.config import Settings
 from chromadb.errors import InvalidArgumentError
 
 from jinarag.errors import (
@@ -35,13 +31,37 @@ from jinarag.errors import (
     InputError,
     JinaragError,
     StoreError,
-    StoreUnavailableError,
 )
+from jinarag.retrieval.chroma_client import (
+    connect,
+    drop_system,
+    memory_client,
+    seen,
+    server_client,
+)
+from jinarag.retrieval.chroma_errors import (
+    bad_database,
+    bad_vectors,
+    failed,
+    lost,
+    no_permission,
+    not_a_folder,
+    raised_by_chroma,
+    read_only,
+    rejected,
+    says,
+    unreachable,
+)
+from jinarag.retrieval.redaction import redact_url
 
-__all__ = ["ChromaStore", "Records"]
+__all__ = ["HASH_KEY", "RESERVED_PREFIX", "ChromaStore", "Records"]
 
 logger = logging.getLogger(__name__)
 
+RESERVED_PREFIX = "jinarag:"
+"""Metadata keys of this prefix are ours (refused in records, never shown in results)."""
+HASH_KEY = "jinarag:hash"
+"""The record metadata key holding the content hash of the record's text and metadata."""
 _META_EMBEDDER = "jinarag:embedder"
 _META_DIM = "jinarag:dim"
 _META_GENERATION = "jinarag:generation"
@@ -53,41 +73,36 @@ Records = dict[str, tuple[str, dict[str, Any]]]
 """``{id: (text, metadata)}``."""
 
 
-def _raised_by_chroma(exc: BaseException) -> bool:
-    # ChromaError, and the few plain exceptions Chroma defines (migrations, auth, configuration).
-    return type(exc).__module__.split(".")[0] in ("chromadb", "chromadb_rust_bindings")
-
-
-def _unreachable(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
-    return StoreUnavailableError(
-        f"cannot reach the Chroma server at {store.url} ({type(exc).__name__}: {exc}). "
-        "Start it (chroma run --path DIR --host HOST --port PORT) or fix the URL, then try "
-        "again; add() is an upsert, so repeating an interrupted add completes it."
-    )
-
-
-def _failed(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
-    return StoreError(f"Chroma failed to {what} in {store.where}: {exc}")
-
-
-def _lost(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
-    # A dropped connection means the server went away; on an embedded store, a local failure.
-    return (_unreachable if store.url is not None else _failed)(store, what, exc)
-
-
-def _rejected(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
-    return InputError(f"Chroma rejected the request to {what}: {exc}")
-
-
 _Match = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 _Make = Callable[["ChromaStore", str, BaseException], JinaragError]
 
 _ERRORS: tuple[tuple[_Match, _Make], ...] = (
-    (httpx.TransportError, _unreachable),
-    ((ConnectionError, TimeoutError), _lost),
+    (httpx.TransportError, unreachable),
+    ((ConnectionError, TimeoutError), lost),
+    # Damage: sqlite's own words, then the vector index's (a missing, cut or altered HNSW
+    # segment; a write log Chroma cannot read back, e.g. after a NaN in a metadata list).
+    (says("database disk image is malformed", "file is not a database"), bad_database),
+    (
+        says(
+            "Error loading hnsw",
+            "hnsw segment",
+            "Error finding id",
+            "Error getting embedding",
+            "Error deserializing pickle",
+            "Error in compaction",
+        ),
+        bad_vectors,
+    ),
+    # The folder: read-only, not ours, or a file (Chroma's Rust core words, then Python's).
+    (says("readonly database"), read_only),
+    (says("Permission denied", "unable to open database file"), no_permission),
+    (says("File exists (os error 17)", "Not a directory (os error 20)"), not_a_folder),
+    (PermissionError, no_permission),
+    ((NotADirectoryError, FileExistsError, IsADirectoryError), not_a_folder),
     # Chroma's argument errors: a bad where filter, bad metadata, a bad collection name, ...
-    ((ValueError, InvalidArgumentError), _rejected),
-    (_raised_by_chroma, _failed),
+    ((ValueError, InvalidArgumentError), rejected),
+    (raised_by_chroma, failed),
+    (OSError, failed),
 )
 """How a failed Chroma call becomes our error: ``(exception classes or a predicate, factory)``,
 the first match wins; an exception no row matches propagates unchanged."""
@@ -113,6 +128,7 @@ class ChromaStore:
     Raises:
         StoreUnavailableError: the server at ``url`` cannot be reached.
         EmbedderMismatchError: the collection was built with another embedder.
+        StoreError, StoreCorruptError: the store folder cannot be used (see :data:`_ERRORS`).
 
     Example:
         >>> store = ChromaStore(Path("./store"), None, "jinarag", embedder="small", dim=512)
@@ -128,8 +144,11 @@ class ChromaStore:
         self.name = collection
         self.embedder = embedder
         self.dim = dim
-        self.where = _place(path, url)  # where the records live, for messages
+        self.shown_url = redact_url(url) if url is not None else None
+        self.where = _place(path, self.shown_url)  # where the records live, for messages
         self._finalizer: weakref.finalize | None = None
+        self._seen = seen(self.where) if url is None and path is not None else None
+        self._epoch = self._seen.epoch if self._seen is not None else 0
         self.client = self._connect()
         self.collection = self._open()
         self.max_batch = int(self.call("read the batch size", self.client.get_max_batch_size))
@@ -140,6 +159,8 @@ class ChromaStore:
         """Run one Chroma call, turning its failures into our errors (see :data:`_ERRORS`)."""
         try:
             return fn(*args, **kwargs)
+        except JinaragError:
+            raise
         except Exception as exc:
             for match, make in _ERRORS:
                 if _matches(match, exc):
@@ -157,37 +178,36 @@ class ChromaStore:
 
     def _connect(self) -> Any:
         if self.url is not None:
-            parts = urlsplit(self.url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise InputError(
-                    f"url must look like http://HOST:PORT (a Chroma server), got {self.url!r}"
-                )
-            port = parts.port if parts.port is not None else 8000
             try:
-                return chromadb.HttpClient(
-                    host=parts.hostname,
-                    port=port,
-                    ssl=parts.scheme == "https",
-                    settings=Settings(anonymized_telemetry=False),
-                )
+                return server_client(self.url)
+            except InputError:
+                raise
             except Exception as exc:
-                raise _unreachable(self, "connect", exc) from exc
+                raise unreachable(self, "connect", exc) from exc
         if self.path is not None:
-            where = self.where
-            client, _ = _local(lambda s: chromadb.PersistentClient(path=where, settings=s), where)
-            return client
-        # In memory: Chroma shares one in-memory system per process, so give this store a
-        # database of its own; otherwise two indexes with the same collection name would mix.
-        database = f"jinarag-{uuid.uuid4().hex}"
-        admin, settings = _local(chromadb.AdminClient, "memory")
-        admin.create_database(database)
-        self._finalizer = weakref.finalize(self, _drop_database, admin, database)
-        return chromadb.EphemeralClient(settings=settings, database=database)
+            return connect(self.path, self.call)
+        client, self._finalizer = memory_client(self)
+        return client
 
     def close(self) -> None:
         """Drop an in-memory store's database (a stored collection needs no closing)."""
         if self._finalizer is not None:
             self._finalizer()
+
+    def _follow(self, generation: str | None) -> None:
+        """Reopen an embedded store that another process wrote (see
+        :mod:`jinarag.retrieval.chroma_client`): its vector index in memory is stale."""
+        if self._seen is None:  # a server or an in-memory store: nothing is cached here
+            return
+        if self._seen.note(self.name, generation):
+            drop_system(self.client)
+            logger.info("%s was written by another process; reopening it", self.where)
+        if self._epoch != self._seen.epoch:
+            self._epoch = self._seen.epoch
+            self.client = self._connect()
+            self.collection = self.call(
+                f"open collection {self.name!r}", self.client.get_collection, self.name
+            )
 
     # -- the collection and its metadata ------------------------------------------------------
 
@@ -207,6 +227,9 @@ class ChromaStore:
                 "distance; HybridIndex needs cosine. Use another collection name."
             )
         meta = dict(collection.metadata or {})
+        self.collection = collection
+        self._follow(meta.get(_META_GENERATION))  # before anything reads the vectors
+        collection = self.collection
         if meta.get(_META_EMBEDDER) is None:
             # Made by someone else: claim it if its vectors can be ours (same dimension).
             self._check_dim_of_stored(collection)
@@ -250,14 +273,19 @@ class ChromaStore:
         return dict(fresh.metadata or {})
 
     def generation(self) -> str | None:
-        """The write generation recorded in the collection (None before the first write)."""
-        return self._fresh_metadata().get(_META_GENERATION)
+        """The write generation recorded in the collection (None before the first write);
+        reading it also reopens an embedded store another process wrote (see :meth:`_follow`)."""
+        generation = self._fresh_metadata().get(_META_GENERATION)
+        self._follow(generation)
+        return generation
 
     def set_generation(self, generation: str) -> None:
         """Record a new write generation, keeping the rest of the collection's metadata."""
         self._set_metadata(
             self.collection, {**self._fresh_metadata(), _META_GENERATION: generation}
         )
+        if self._seen is not None:  # our own write: this process's copy stays current
+            self._seen.generations[self.name] = generation
 
     # -- records ------------------------------------------------------------------------------
 
@@ -284,7 +312,16 @@ class ChromaStore:
 
     def records(self, ids: Sequence[str] | None, where: dict[str, Any] | None = None) -> Records:
         """``{id: (text, metadata)}`` for these ids (in batches) or, with None, all records;
-        with ``where``, only the matching ones."""
+        with ``where``, only the matching ones. Our own keys (``jinarag:*``) are left out."""
+        return {
+            doc_id: (text, {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX)})
+            for doc_id, (text, meta) in self.raw_records(ids, where).items()
+        }
+
+    def raw_records(
+        self, ids: Sequence[str] | None, where: dict[str, Any] | None = None
+    ) -> Records:
+        """Like :meth:`records`, with the metadata exactly as stored (our keys included)."""
         chunks = [None] if ids is None else [ids[s] for s in self.slices(len(ids))]
         out: Records = {}
         for chunk in chunks:
@@ -299,10 +336,27 @@ class ChromaStore:
                 out[i] = (t if t is not None else "", dict(m or {}))
         return out
 
+    def hashes(self, ids: Sequence[str]) -> dict[str, str | None]:
+        """``{id: stored content hash}`` for the records among ``ids`` that exist (None for a
+        record written before hashes were stored)."""
+        out: dict[str, str | None] = {}
+        for rows in self.slices(len(ids)):
+            got = self.call(
+                "read record hashes", self.collection.get, ids=ids[rows], include=["metadatas"]
+            )
+            for i, m in zip(got["ids"], got["metadatas"], strict=True):
+                out[i] = (m or {}).get(HASH_KEY)
+        return out
+
     def documents(self, ids: Sequence[str]) -> tuple[list[str], list[str]]:
         """``(ids, texts)`` of the records among ``ids`` (one batch at most) that still exist."""
         got = self.call("read documents", self.collection.get, ids=ids, include=["documents"])
         return got["ids"], [t if t is not None else "" for t in got["documents"]]
+
+    def embeddings(self, ids: Sequence[str]) -> tuple[list[str], Any]:
+        """``(ids, vectors)`` as stored, for the records among ``ids`` (one batch at most)."""
+        got = self.call("read vectors", self.collection.get, ids=ids, include=["embeddings"])
+        return got["ids"], got["embeddings"]
 
     def upsert(
         self,
@@ -310,8 +364,12 @@ class ChromaStore:
         vectors: Any,
         texts: Sequence[str],
         metadatas: Sequence[dict[str, Any] | None],
+        hashes: Sequence[str] | None = None,
     ) -> None:
-        """Insert or replace one batch of records (at most :attr:`max_batch`)."""
+        """Insert or replace one batch of records (at most :attr:`max_batch`), each with its
+        content hash (``hashes``) stored under :data:`HASH_KEY` when given."""
+        if hashes is not None:
+            metadatas = [{**(m or {}), HASH_KEY: h} for m, h in zip(metadatas, hashes, strict=True)]
         self.call(
             "upsert records",
             self.collection.upsert,
@@ -327,47 +385,28 @@ class ChromaStore:
 
     def query(self, vector: Any, n: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
         """The ``n`` nearest records as ``(id, cosine similarity)``, best first."""
+        return self.query_many([vector], n, where)[0]
+
+    def query_many(
+        self, vectors: Any, n: int, where: dict[str, Any] | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """:meth:`query` for several vectors in one call (one batch at most)."""
         got = self.call(
             "query",
             self.collection.query,
-            query_embeddings=[vector],
+            query_embeddings=vectors,
             n_results=n,
             where=where,
             include=["distances"],  # texts are fetched for the final hits only
         )
         # Chroma's cosine distance is 1 - cosine similarity; report the similarity.
         return [
-            (doc_id, 1.0 - float(dist))
-            for doc_id, dist in zip(got["ids"][0], got["distances"][0], strict=True)
+            [(doc_id, 1.0 - float(dist)) for doc_id, dist in zip(row_ids, row_dist, strict=True)]
+            for row_ids, row_dist in zip(got["ids"], got["distances"], strict=True)
         ]
 
 
-def _place(path: Path | None, url: str | None) -> str:
-    if url is not None:
-        return f"the Chroma server at {url}"
+def _place(path: Path | None, shown_url: str | None) -> str:
+    if shown_url is not None:
+        return f"the Chroma server at {shown_url}"
     return str(path) if path is not None else "memory"
-
-
-def _local(make: Any, where: str) -> tuple[Any, Settings]:
-    """An embedded Chroma client (and its settings) with telemetry off. Chroma allows one set
-    of settings per store and process: when this process already opened the store with
-    Chroma's defaults, share that instance rather than fail."""
-    settings = Settings(anonymized_telemetry=False)
-    try:
-        return make(settings), settings
-    except ValueError as exc:
-        if "different settings" not in str(exc):
-            raise
-    settings = Settings()
-    try:
-        return make(settings), settings
-    except ValueError as exc:
-        raise StoreError(
-            f"this process already opened the Chroma store {where!r} with other settings "
-            f"({exc}); open the index before other Chroma clients, or with the same settings"
-        ) from exc
-
-
-def _drop_database(admin: Any, database: str) -> None:
-    with contextlib.suppress(Exception):
-        admin.delete_database(database)

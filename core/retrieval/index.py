@@ -6,10 +6,14 @@ the store with the collection state it was built from, so a restart does not re-
 everything; when that state no longer matches Chroma, the BM25 index is rebuilt from Chroma.
 
 Every write goes in the same order, so a crash at any point leaves a state that the next open
-repairs: (1) a new generation id is written to the collection's metadata, which makes the BM25
-snapshot stale; (2) the records go to Chroma in batches; (3) the BM25 index follows each batch
-Chroma acknowledged; (4) the snapshot is saved atomically with the new generation. The
-snapshot never holds a record Chroma has not acknowledged.
+repairs: (0) the store's write lock is taken (one writer at a time, across processes) and the
+snapshot path checked; (1) a new generation id is written to the collection's metadata, which
+makes the BM25 snapshot stale; (2) the records go to Chroma in batches, each with a hash of its
+text and metadata, and records whose stored hash is the same are skipped (never written
+again); (3) the BM25 index follows each batch Chroma acknowledged; (4) a final generation is
+recorded and the snapshot saved atomically with it. The snapshot never holds a record Chroma
+has not acknowledged. :meth:`HybridIndex.verify` checks that every record is reachable by dense
+search and BM25 equals Chroma, and repairs what is not.
 
 Example:
     >>> import jinarag
@@ -24,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,8 +39,10 @@ import numpy as np
 from jinarag.errors import InputError
 from jinarag.retrieval import fusion as _fusion
 from jinarag.retrieval.bm25 import BM25Index, Tokenizer
+from jinarag.retrieval.chroma_files import check_store_files
 from jinarag.retrieval.chroma_store import ChromaStore
 from jinarag.retrieval.hits import SCORE_SPACES, Hit, SourceScore
+from jinarag.retrieval.lock import StoreLock
 from jinarag.retrieval.mirror import BM25Mirror
 from jinarag.retrieval.records import assign_ids, check_ids, check_metadatas
 from jinarag.retrieval.search import (
@@ -52,6 +59,8 @@ from jinarag.retrieval.search import (
     retrieve,
     to_hits,
 )
+from jinarag.retrieval.verify import VerifyReport, verify_index
+from jinarag.retrieval.writes import Batch, write
 from jinarag.validation import check_choice, check_text, check_texts, positive_int
 
 if TYPE_CHECKING:
@@ -69,9 +78,11 @@ __all__ = [
     "Hit",
     "HybridIndex",
     "SourceScore",
+    "VerifyReport",
 ]
 
 _BM25_DIR = "jinarag-bm25"
+DEFAULT_LOCK_TIMEOUT = 600.0  # seconds a writer waits for another one (an add may take minutes)
 
 
 class HybridIndex:
@@ -93,10 +104,19 @@ class HybridIndex:
         fusion, weights, rrf_k, candidates, rerank_top: defaults for :meth:`search`. With
             ``weights=None`` each fusion method uses its tuned :data:`DEFAULT_WEIGHTS`.
         batch_size: records embedded and written per step of :meth:`add`.
+        lock_timeout: seconds a write (:meth:`add`, :meth:`delete`, :meth:`verify`) waits
+            for another process writing to the same store before :class:`StoreBusyError`.
+            Writers to one store take turns through a lock file in ``path`` (``jinarag.lock``),
+            also with ``url``; with neither there is no local store to lock (in memory, the
+            index is private; several writers to one server without a ``path`` must take turns
+            themselves). Searches never wait for it.
 
     Raises:
         StoreUnavailableError: the server at ``url`` cannot be reached.
         EmbedderMismatchError: the collection was built with another embedder.
+        StoreCorruptError: the store is damaged (its vector index files, its database, or the
+            BM25 snapshot path); the message names the path and the repair.
+        StoreError: the store folder cannot be used (a file, read-only, no permission).
 
     Example:
         >>> index = jinarag.HybridIndex("./store", embedder=emb)
@@ -125,6 +145,7 @@ class HybridIndex:
         candidates: int = DEFAULT_CANDIDATES,
         rerank_top: int = DEFAULT_RERANK_TOP,
         batch_size: int = 256,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         if embedder is None:
             raise InputError(
@@ -140,6 +161,13 @@ class HybridIndex:
         self.candidates = positive_int("candidates", candidates)
         self.rerank_top = positive_int("rerank_top", rerank_top)
         self.batch_size = positive_int("batch_size", batch_size)
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, int | float)
+            or not math.isfinite(lock_timeout)
+            or lock_timeout < 0
+        ):
+            raise InputError(f"lock_timeout must be seconds (a number >= 0), got {lock_timeout!r}")
         self.url = url
         self.path = Path(path) if path is not None else None
         self.collection_name = collection
@@ -153,11 +181,14 @@ class HybridIndex:
             tokenizer=Tokenizer(stopwords),
         )
         snapshot = self.path / _BM25_DIR / f"{collection}.json" if self.path is not None else None
+        lock = StoreLock(self.path, lock_timeout) if self.path is not None else None
+        if self.path is not None and url is None:
+            check_store_files(self.path, collection, snapshot, wait=lock)
         # With a URL the records live on the server and the path holds the snapshot only.
         self._store = ChromaStore(
             self.path, url, collection, embedder=str(embedder.name), dim=int(embedder.dim)
         )
-        self._mirror = BM25Mirror(self._store, bm25_index, snapshot)
+        self._mirror = BM25Mirror(self._store, bm25_index, snapshot, lock)
         self._bm25 = bm25_index
 
     # -- records ------------------------------------------------------------------------------
@@ -170,22 +201,30 @@ class HybridIndex:
         *,
         show_progress: bool = False,
     ) -> list[str]:
-        """Insert or replace records; returns their ids.
+        """Insert or replace records; returns their ids (also of records already stored).
+
+        A record whose text and metadata are already stored under its id is not written again
+        (its stored content hash says so), so repeating an add, or indexing the same files
+        twice, writes nothing the second time.
 
         Args:
             texts: the texts to store and index.
             ids: one id per text; default: a hash of the text and metadata (so adding the same
                 record twice stores it once).
-            metadatas: one dict (or None) per text; values must be str, int, float or bool.
+            metadatas: one dict (or None) per text; keys are strings, values str, int (64-bit),
+                finite float, bool, or a non-empty list of one of those (docs/hybrid-search.md).
             show_progress: show a progress bar.
 
         Raises:
-            InputError: non-string texts or ids, duplicate ids, lengths that differ.
+            InputError: non-string texts or ids, duplicate ids, lengths that differ, metadata
+                Chroma cannot store (all checked before anything is written).
             StoreUnavailableError: the Chroma server went away; repeat the call to finish.
+            StoreBusyError: another process kept writing to the store for ``lock_timeout``.
         """
         texts = check_texts(texts)
-        metas = check_metadatas(metadatas, len(texts))
-        out, keep = assign_ids(texts, metas, ids)
+        given = check_ids(ids, len(texts)) if ids is not None else None
+        metas = check_metadatas(metadatas, len(texts), given, texts)
+        out, keep = assign_ids(texts, metas, given)
         if not texts:
             return []
         from tqdm.auto import tqdm
@@ -196,11 +235,8 @@ class HybridIndex:
             with bar, self._mirror.writing():
                 for start in range(0, len(keep), self.batch_size):
                     rows = keep[start : start + self.batch_size]
-                    batch = [texts[i] for i in rows]
-                    vectors = np.asarray(self.embedder.embed_documents(batch), dtype=np.float32)
-                    self._mirror.upsert(
-                        [out[i] for i in rows], vectors, batch, [metas[i] for i in rows]
-                    )
+                    records = Batch(out, texts, metas, rows)
+                    write(self._mirror, self.embedder, records.changed(self._store))
                     done += len(rows)
                     bar.update(len(rows))
         except InputError as exc:
@@ -251,6 +287,21 @@ class HybridIndex:
     def bm25_index(self) -> BM25Index:
         """The derived BM25 index (read it; write through :meth:`add` and :meth:`delete`)."""
         return self._bm25
+
+    def verify(self, repair: bool = False) -> VerifyReport:
+        """Check that every record Chroma counts is reachable by dense search and that BM25
+        and its snapshot equal Chroma; with ``repair``, mend what is not (unreachable records
+        are deleted and added again with their stored vectors, BM25 is rebuilt from Chroma).
+
+        Takes the store's write lock (it may wait ``lock_timeout``). Costs one query per
+        record; ``jinarag verify STORE`` runs it in a separate process.
+
+        Example:
+            >>> report = index.verify(repair=True)
+            >>> report.healthy, report.found_unreachable, report.repaired_vectors
+            (True, 0, 0)
+        """
+        return verify_index(self._mirror, self.embedder, self._store.where, repair)
 
     def refresh(self) -> None:
         """Rebuild the BM25 index from Chroma (needed only after another program changed the

@@ -4,9 +4,11 @@ Chroma is the source of truth; :class:`BM25Mirror` derives the BM25 index from i
 snapshot records the collection state it was built from (the write generation, the number of
 ids and a digest of them); on open, a snapshot with the current state is loaded, any other is
 ignored and the index rebuilt from Chroma. Writes follow the order that
-:mod:`jinarag.retrieval.index` describes: :meth:`BM25Mirror.writing` marks the snapshot stale
-first and saves it last, and :meth:`BM25Mirror.upsert` / :meth:`BM25Mirror.delete` change
-BM25 only after Chroma acknowledged each batch.
+:mod:`jinarag.retrieval.index` describes: :meth:`BM25Mirror.writing` takes the store's write
+lock and checks that the snapshot can be saved; the first record written marks the snapshot
+stale (a new generation); :meth:`BM25Mirror.upsert` / :meth:`BM25Mirror.delete` change BM25
+only after Chroma acknowledged each batch; the end of the write records a final generation and
+saves the snapshot. A write that changes no record changes nothing at all.
 
 Example:
     >>> mirror = BM25Mirror(store, BM25Index(), Path("./store/jinarag-bm25/jinarag.json"))
@@ -18,15 +20,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from jinarag.errors import JinaragError
 from jinarag.retrieval.bm25 import BM25Index
 from jinarag.retrieval.chroma_store import ChromaStore
+from jinarag.retrieval.lock import StoreLock
+from jinarag.retrieval.snapshot import check_snapshot_path
 
-__all__ = ["BM25Mirror"]
+__all__ = ["BM25Mirror", "current_state"]
+
+logger = logging.getLogger(__name__)
 
 
 def _ids_digest(ids: Sequence[str]) -> str:
@@ -41,6 +49,12 @@ def _state(ids: Sequence[str], generation: str | None) -> dict[str, Any]:
     return {"count": len(ids), "ids_sha256": _ids_digest(ids), "generation": generation}
 
 
+def current_state(store: ChromaStore) -> dict[str, Any]:
+    """The state a current snapshot of ``store``'s collection records."""
+    generation = store.generation()
+    return _state(store.ids(), generation)
+
+
 class BM25Mirror:
     """A BM25 index that follows one :class:`ChromaStore`.
 
@@ -48,17 +62,36 @@ class BM25Mirror:
         store: the collection to follow.
         bm25: the (empty) BM25 index to fill; it is loaded or rebuilt here.
         snapshot: the snapshot file, or None to keep BM25 in memory only.
+        lock: the store's write lock, or None (no local store to lock: a server without a
+            snapshot folder, or an in-memory index).
+
+    Raises:
+        StoreError, StoreCorruptError: the snapshot cannot be saved at ``snapshot``.
     """
 
-    def __init__(self, store: ChromaStore, bm25: BM25Index, snapshot: Path | None) -> None:
+    def __init__(
+        self,
+        store: ChromaStore,
+        bm25: BM25Index,
+        snapshot: Path | None,
+        lock: StoreLock | None = None,
+    ) -> None:
         self.store = store
         self.bm25 = bm25
         self.snapshot = snapshot
+        self.lock = lock
         self._generation: str | None = None  # the one BM25 matches; None while writing
-        self.sync(force=False)
+        self._began = False  # whether the current write changed a record yet
+        if snapshot is not None:
+            check_snapshot_path(snapshot)
+        self.sync(force=False, strict=True)
 
-    def sync(self, force: bool) -> None:
-        """Make the BM25 index match Chroma: load the snapshot if it is current, else rebuild."""
+    def sync(self, force: bool, *, strict: bool = False) -> None:
+        """Make the BM25 index match Chroma: load the snapshot if it is current, else rebuild.
+
+        A rebuilt snapshot is saved unless another process wrote meanwhile (it would be stale);
+        when saving fails, ``strict`` raises, else the failure is logged (BM25 in memory is
+        right, only the next open rebuilds again)."""
         generation = self.store.generation()
         ids = self.store.ids()
         state = _state(ids, generation)
@@ -68,11 +101,19 @@ class BM25Mirror:
         self.bm25.clear()
         for rows in self.store.slices(len(ids)):
             self.bm25.upsert(*self.store.documents(ids[rows]))
-        self._generation = generation
         if set(self.bm25.ids) != set(ids):  # records deleted while we read: try again
-            self.sync(force=True)
+            self.sync(force=True, strict=strict)
             return
-        self._save()
+        if self.store.generation() != generation:
+            self._generation = None  # written meanwhile: the next search rebuilds again
+            return
+        self._generation = generation
+        try:
+            self._save()
+        except (OSError, JinaragError) as exc:
+            if strict:
+                raise
+            logger.warning("could not save the BM25 snapshot %s: %s", self.snapshot, exc)
 
     def fresh(self) -> None:
         """Catch up with writes by other processes: they change the generation or the count."""
@@ -80,17 +121,38 @@ class BM25Mirror:
             self.sync(force=True)
 
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        """Bracket a write: a new generation first (the snapshot on disk turns stale), the
-        snapshot saved last. If the body fails, nothing is saved: the old snapshot stays,
-        marked stale by the generation, and the next search or open rebuilds from Chroma."""
-        self.fresh()  # start from what Chroma holds, including other processes' writes
-        generation = uuid.uuid4().hex
-        self.store.set_generation(generation)
-        self._generation = None
-        yield
-        self._generation = generation
-        self._save()
+    def writing(self, *, locked: bool = False) -> Iterator[None]:
+        """Bracket a write: the store's write lock (unless the caller holds it: ``locked``),
+        BM25 brought up to date and the snapshot path checked before anything is written; a
+        new generation before the first record changes (the snapshot on disk turns stale), a
+        final one and the snapshot saved last. If the body fails, nothing is saved: the old
+        snapshot stays, marked stale by the generation, and the next search or open rebuilds
+        from Chroma."""
+        unlocked = locked or self.lock is None
+        with contextlib.nullcontext() if unlocked else self.lock:
+            self.fresh()  # start from what Chroma holds, including other processes' writes
+            if self.snapshot is not None:
+                check_snapshot_path(self.snapshot)
+            self._began = False
+            try:
+                yield
+            except BaseException:
+                self._began = False
+                raise
+            if self._began:
+                # A final generation: readers that rebuilt from the middle of this write see
+                # that it moved on, and reload (their vectors too) instead of keeping a part.
+                final = uuid.uuid4().hex
+                self.store.set_generation(final)
+                self._generation = final
+                self._began = False
+                self._save()
+
+    def _begin(self) -> None:
+        if not self._began:
+            self.store.set_generation(uuid.uuid4().hex)
+            self._generation = None
+            self._began = True
 
     def upsert(
         self,
@@ -98,14 +160,23 @@ class BM25Mirror:
         vectors: Any,
         texts: Sequence[str],
         metadatas: Sequence[dict[str, Any] | None],
+        hashes: Sequence[str] | None = None,
     ) -> None:
-        """Write records to Chroma batch by batch, BM25 following each acknowledged batch."""
+        """Write records to Chroma batch by batch (with their content ``hashes``), BM25
+        following each acknowledged batch."""
+        if not ids:
+            return
+        self._begin()
         for rows in self.store.slices(len(ids)):
-            self.store.upsert(ids[rows], vectors[rows], texts[rows], metadatas[rows])
+            batch_hashes = hashes[rows] if hashes is not None else None
+            self.store.upsert(ids[rows], vectors[rows], texts[rows], metadatas[rows], batch_hashes)
             self.bm25.upsert(ids[rows], texts[rows])
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete from Chroma batch by batch, BM25 following each acknowledged batch."""
+        if not ids:
+            return
+        self._begin()
         for rows in self.store.slices(len(ids)):
             self.store.delete(ids[rows])
             self.bm25.delete(ids[rows])

@@ -165,7 +165,17 @@ def check_query_vector(
     """A given query vector as float32, checked against the embedder's dimension (None passes)."""
     if query_embedding is None:
         return None
-    vector = np.asarray(query_embedding, dtype=np.float32)
+    try:
+        raw = np.asarray(query_embedding)
+    except (TypeError, ValueError):  # ragged nesting, or an object numpy cannot read
+        raw = np.asarray(None)
+    if raw.dtype.kind not in "iuf":  # strings, bools, None, objects: not a vector
+        raise InputError(
+            f"query_embedding must be {dim} finite floats, got {type(query_embedding).__name__} "
+            f"{query_embedding!r:.60}; pass the query's vector (a list or array of numbers), "
+            "or leave query_embedding out to embed the query here."
+        )
+    vector = raw.astype(np.float32)
     if vector.shape != (dim,) or not np.isfinite(vector).all():
         raise InputError(
             f"query_embedding must be {dim} finite floats (the dimension of {embedder}), got "

@@ -1,0 +1,213 @@
+"""Checks of an embedded Chroma store's files, made before Chroma opens them.
+
+Chroma 1.5 keeps a store in one folder: ``chroma.sqlite3`` (texts, metadata, the write log)
+and, per collection, a vector segment folder named by its uuid with the HNSW graph in five
+files (``header.bin``, ``data_level0.bin``, ``length.bin``, ``link_lists.bin``,
+``index_metadata.pickle``). Records written since the last flush (Chroma's
+``sync_threshold``) live in the sqlite log only, so a segment without files is normal until
+the first flush; after it, sqlite's ``max_seq_id`` row for the segment says so.
+
+A damaged graph is worse than an error inside Chroma: a missing segment is silently replaced by
+an empty one (the flushed records vanish from dense search), a truncated file is read past its
+end (garbage vectors, or the process dies with SIGSEGV). :func:`check_store_files` finds these
+cheaply (file sizes against the header, the link lists walked, the pickle's opcodes read
+without running them) and raises :class:`StoreCorruptError` instead.
+
+Not checked here: whether sqlite itself is readable (Chroma reports that, and
+:mod:`jinarag.retrieval.chroma_store`'s error table names it), and whether every record is
+reachable in the graph (that is :mod:`jinarag.retrieval.verify`'s coverage check).
+
+Example:
+    >>> check_store_files(Path("./store"), "jinarag", Path("./store/jinarag-bm25/jinarag.json"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import pickletools
+import sqlite3
+import struct
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from jinarag.errors import StoreCorruptError
+
+__all__ = ["HNSW_FILES", "SQLITE_FILE", "check_store_files", "rebuild_hint"]
+
+SQLITE_FILE = "chroma.sqlite3"
+HNSW_FILES = (
+    "header.bin",
+    "data_level0.bin",
+    "length.bin",
+    "link_lists.bin",
+    "index_metadata.pickle",
+)
+# hnswlib's persisted header (chroma-core/hnswlib, PERSISTENCE_VERSION 1): version, offsetLevel0,
+# max_elements, cur_element_count, size_data_per_element, label_offset, offsetData, maxlevel,
+# enterpoint_node, maxM, maxM0, M, mult, ef_construction.
+_HEADER = struct.Struct("<iQQQQQQiIQQQdQ")
+
+
+def rebuild_hint(path: Path, collection: str) -> str:
+    """The two ways back from a damaged store, for messages."""
+    return (
+        f"restore the folder {path} from a backup, or rebuild the vector index from the stored "
+        f"texts: jinarag verify {path} --collection {collection} --repair "
+        "(or delete the folder and index your files again)"
+    )
+
+
+def check_store_files(
+    path: Path,
+    collection: str,
+    snapshot: Path | None,
+    wait: AbstractContextManager[Any] | None = None,
+) -> None:
+    """Raise :class:`StoreCorruptError` when the store at ``path`` is visibly damaged: its
+    database deleted while a BM25 snapshot of records remains, or the collection's vector
+    segment missing or inconsistent. A store that does not exist yet, or one sqlite cannot
+    read, passes (Chroma creates the first and reports the second).
+
+    ``wait`` (the store's write lock) is taken to look a second time when the first look
+    fails: a writer in the middle of saving the vector index leaves files that disagree for
+    a moment, and it releases the lock once they agree again."""
+    try:
+        _check(path, collection, snapshot)
+    except StoreCorruptError:
+        if wait is None:
+            raise
+        with wait:
+            _check(path, collection, snapshot)
+
+
+def _check(path: Path, collection: str, snapshot: Path | None) -> None:
+    if not path.is_dir():
+        return
+    database = path / SQLITE_FILE
+    if not database.exists():
+        _check_no_orphan_snapshot(path, collection, snapshot)
+        return
+    segment = _vector_segment(database, collection)
+    if segment is None:
+        return
+    segment_id, flushed, dim = segment
+    folder = path / segment_id
+    if not folder.is_dir():
+        if flushed:
+            raise StoreCorruptError(
+                f"the vector index of collection {collection!r} is missing: {folder} does not "
+                f"exist, but Chroma's database says records were written to it. Opening the "
+                f"store would silently drop those records from dense search. Fix: "
+                f"{rebuild_hint(path, collection)}."
+            )
+        return
+    problem = _hnsw_problem(folder, flushed, dim)
+    if problem is not None:
+        raise StoreCorruptError(
+            f"the vector index of collection {collection!r} in {folder} is damaged: {problem}. "
+            f"Opening it could return wrong results or crash the process. Fix: "
+            f"{rebuild_hint(path, collection)}."
+        )
+
+
+def _check_no_orphan_snapshot(path: Path, collection: str, snapshot: Path | None) -> None:
+    if snapshot is None or not snapshot.is_file():
+        return
+    try:
+        records = len(json.loads(snapshot.read_bytes()).get("ids", []))
+    except (OSError, ValueError, AttributeError, TypeError):
+        records = -1  # unreadable: still evidence that a store was here
+    if records == 0:
+        return
+    held = f"{records} records" if records > 0 else "records"
+    raise StoreCorruptError(
+        f"Chroma's database {path / SQLITE_FILE} is missing, but the BM25 snapshot {snapshot} "
+        f"still lists {held} of collection {collection!r}: the store was damaged or partly "
+        "deleted, and opening it would start an empty index. Restore the folder from a backup; "
+        f"or, to start over on purpose, delete {snapshot} (and index your files again)."
+    )
+
+
+def _vector_segment(database: Path, collection: str) -> tuple[str, bool, int | None] | None:
+    """``(segment id, flushed, dimension)`` of the collection's vector segment, read from
+    sqlite without writing; None when there is none or sqlite cannot be read."""
+    uri = f"{database.resolve().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as con:
+            row = con.execute(
+                "SELECT s.id, c.dimension FROM segments s JOIN collections c "
+                "ON s.collection = c.id WHERE c.name = ? AND s.scope = 'VECTOR'",
+                (collection,),
+            ).fetchone()
+            if row is None:
+                return None
+            seq = con.execute(
+                "SELECT seq_id FROM max_seq_id WHERE segment_id = ?", (row[0],)
+            ).fetchone()
+    except sqlite3.Error:
+        return None  # Chroma will report it; its error table names the damage
+    flushed = seq is not None and isinstance(seq[0], int) and seq[0] > 0
+    return str(row[0]), flushed, row[1] if isinstance(row[1], int) else None
+
+
+def _hnsw_problem(folder: Path, flushed: bool, dim: int | None) -> str | None:
+    """What is wrong with the HNSW files in ``folder``, or None."""
+    missing = [name for name in HNSW_FILES if not (folder / name).is_file()]
+    header_path = folder / "header.bin"
+    if "header.bin" in missing:
+        return "header.bin is missing" if flushed or len(missing) < len(HNSW_FILES) else None
+    raw = header_path.read_bytes()
+    if len(raw) != _HEADER.size:
+        return f"header.bin has {len(raw)} bytes, not {_HEADER.size}"
+    (version, _, max_elements, count, size, label_offset, offset_data, max_level, entry,
+     max_m, max_m0, _, _, _) = _HEADER.unpack(raw)  # fmt: skip
+    if version != 1:
+        return f"header.bin has persistence version {version}, not 1"
+    if count > max_elements or (count and entry >= count) or max_level < -1:
+        return f"header.bin is inconsistent ({count} elements of {max_elements}, entry {entry})"
+    links0 = 4 + 4 * max_m0
+    if offset_data != links0 or label_offset >= size or size != label_offset + 8:
+        return f"header.bin describes an impossible element layout ({size} bytes per element)"
+    if dim is not None and label_offset - offset_data != 4 * dim:
+        return f"header.bin is for {(label_offset - offset_data) // 4}-d vectors, not {dim}-d"
+    if count == 0:
+        return None
+    if missing:
+        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+    for name, need in (("data_level0.bin", count * size), ("length.bin", count * 4)):
+        have = (folder / name).stat().st_size
+        if have < need:
+            return f"{name} has {have} bytes; its {count} elements need {need}"
+    problem = _link_lists_problem(folder / "link_lists.bin", count, 4 + 4 * max_m)
+    if problem is not None:
+        return problem
+    return _pickle_problem(folder / "index_metadata.pickle")
+
+
+def _link_lists_problem(path: Path, count: int, per_level: int) -> str | None:
+    # One entry per element: a uint32 size (a multiple of one level's links), then that many bytes.
+    data = path.read_bytes()
+    pos = 0
+    for element in range(count):
+        if pos + 4 > len(data):
+            return f"link_lists.bin ends after {element} of {count} elements"
+        (size,) = struct.unpack_from("<I", data, pos)
+        if size % per_level:
+            return f"link_lists.bin has a bad entry for element {element} ({size} bytes)"
+        pos += 4 + size
+    if pos > len(data):
+        return f"link_lists.bin ends inside the links of its last element ({len(data)} bytes)"
+    return None
+
+
+def _pickle_problem(path: Path) -> str | None:
+    # Walk the opcodes without executing them: a cut file ends before its STOP.
+    try:
+        for _ in pickletools.genops(io.BytesIO(path.read_bytes())):
+            pass
+    except (ValueError, EOFError) as exc:
+        return f"index_metadata.pickle is truncated or damaged ({exc})"
+    return None
