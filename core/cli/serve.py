@@ -11,8 +11,21 @@ the models and runs uvicorn. Needs the ``server`` extra (FastAPI and uvicorn).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from jinarag.cli.common import add_model_option, add_reranker_option, load_embedder, load_reranker
+from jinarag.cli.common import (
+    add_model_option,
+    add_reranker_option,
+    count,
+    load_embedder,
+    load_reranker,
+)
+from jinarag.serving.limits import (
+    DEFAULT_CHARS_PER_TOKEN,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_INPUTS,
+    DEFAULT_MAX_REQUEST_TOKENS,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -25,6 +38,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_reranker_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080)
+    limits = parser.add_argument_group("limits (a request over one is refused with 413)")
+    limits.add_argument(
+        "--max-body-bytes",
+        type=count,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"bytes of a request body (default {DEFAULT_MAX_BODY_BYTES})",
+    )
+    limits.add_argument(
+        "--max-inputs",
+        type=count,
+        default=DEFAULT_MAX_INPUTS,
+        help=f"texts in input or documents (default {DEFAULT_MAX_INPUTS})",
+    )
+    limits.add_argument(
+        "--max-request-tokens",
+        type=count,
+        default=DEFAULT_MAX_REQUEST_TOKENS,
+        help="tokens the model reads for one request, each text counted up to max_length "
+        f"(default {DEFAULT_MAX_REQUEST_TOKENS})",
+    )
+    limits.add_argument(
+        "--chars-per-token",
+        type=count,
+        default=DEFAULT_CHARS_PER_TOKEN,
+        help="a text is cut to this many characters per max_length token before it is "
+        f"tokenised (default {DEFAULT_CHARS_PER_TOKEN})",
+    )
+    parser.add_argument(
+        "--graceful-timeout",
+        type=count,
+        default=5,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, running model calls stop at their next batch; a request "
+        "still running after this many seconds is cancelled (default 5)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -36,5 +84,24 @@ def run(args: argparse.Namespace) -> int:
 
     embedder = load_embedder(args.model)
     reranker = load_reranker(args.reranker)
-    uvicorn.run(create_app(embedder, reranker), host=args.host, port=args.port)
+    app = create_app(
+        embedder,
+        reranker,
+        max_body_bytes=args.max_body_bytes,
+        max_inputs=args.max_inputs,
+        chars_per_token=args.chars_per_token,
+        max_request_tokens=args.max_request_tokens,
+    )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn waits for running requests before it exits; make them stop at their
+            # next batch instead of running to the end.
+            app.state.shutting_down.set()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, timeout_graceful_shutdown=args.graceful_timeout
+    )
+    Server(config).run()
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 import numpy as np
@@ -50,14 +50,23 @@ class Embedder(PretrainedModel):
         normalize: bool = True,
         show_progress: bool = False,
         truncate: bool = True,
+        stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
         """Embed documents: a float32 array of shape (len(texts), dim), rows in input order.
 
         With ``normalize=False`` the rows are exactly the mean of the last hidden states over
-        the attention mask (accumulated in float32).
+        the attention mask (accumulated in float32). ``stop``, when given, is asked before each
+        batch; once it returns True the call raises
+        :class:`~jinarag.inference.pretrained.Cancelled`.
         """
         return self._embed(
-            check_texts(texts), self.document_prefix, batch_size, normalize, show_progress, truncate
+            check_texts(texts),
+            self.document_prefix,
+            batch_size,
+            normalize,
+            show_progress,
+            truncate,
+            stop=stop,
         )
 
     def embed_documents(
@@ -109,6 +118,7 @@ class Embedder(PretrainedModel):
         normalize: bool,
         show_progress: bool,
         truncate: bool,
+        stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
         # Checked before the empty case returns, so a bad argument never passes unseen.
         batch_size = positive_int("batch_size", batch_size)
@@ -128,5 +138,10 @@ class Embedder(PretrainedModel):
             return F.normalize(pooled, dim=-1) if normalize else pooled
 
         return self._run(
-            encoded, mean_pool, batch_size=batch_size, show_progress=show_progress, what="texts"
+            encoded,
+            mean_pool,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            what="texts",
+            should_stop=stop,
         )

@@ -29,11 +29,19 @@ from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
 from jinarag.options import LoadOptions
 from jinarag.validation import positive_int
 
-__all__ = ["PretrainedModel"]
+__all__ = ["Cancelled", "PretrainedModel"]
 
 Self = TypeVar("Self", bound="PretrainedModel")
 # Files copied verbatim by save_pretrained (the tokenizer writes tokenizer.json itself).
 _EXTRA_FILES = ("sentence_bert_config.json", *TOKENIZER_FILES[1:])
+
+
+class Cancelled(Exception):
+    """A batched run stopped because its ``should_stop()`` returned True (the server passes
+    one that turns True when the client disconnects or the server shuts down).
+
+    Not a :class:`~jinarag.errors.JinaragError`: nothing was wrong with the input.
+    """
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -215,9 +223,14 @@ class PretrainedModel:
         batch_size: int,
         show_progress: bool,
         what: str,
+        should_stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
         """Run ``step(input_ids, attention_mask, token_type_ids) -> (rows, ...)`` over
-        length-sorted batches and return the rows in input order, as float32 numpy."""
+        length-sorted batches and return the rows in input order, as float32 numpy.
+
+        ``should_stop`` is asked before each batch; when it returns True the run raises
+        :class:`Cancelled` (the batches already computed are dropped).
+        """
         batch_size = positive_int("batch_size", batch_size)
         if encoded.truncated:
             first = ", ".join(str(i) for i in encoded.truncated[:5])
@@ -243,7 +256,14 @@ class PretrainedModel:
             batches = length_sorted_batches(
                 lengths, batch_size=batch_size, max_tokens=self.max_batch_tokens
             )
-            for batch in batches:
+            for done, batch in enumerate(batches):
+                # Between batches: the finest point at which work can stop without torch help.
+                if should_stop is not None and should_stop():
+                    finished = sum(row is not None for row in results)
+                    raise Cancelled(
+                        f"stopped before batch {done + 1}: should_stop() returned True after "
+                        f"{finished} of {len(lengths)} {what}"
+                    )
                 input_ids = pad(
                     [encoded.input_ids[i] for i in batch], self.tokenizer.pad_token_id, device
                 )

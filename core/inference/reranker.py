@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -51,8 +51,11 @@ class Reranker(PretrainedModel):
         activation: str | None = "sigmoid",
         show_progress: bool = False,
         truncate: bool = True,
+        stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
-        """One float32 score per document, in input order."""
+        """One float32 score per document, in input order. ``stop``, when given, is asked
+        before each batch; once it returns True the call raises
+        :class:`~jinarag.inference.pretrained.Cancelled`."""
         query = check_text(query, "query")
         check_choice("activation", activation, ACTIVATIONS)
         docs = check_texts(documents, "documents")
@@ -71,6 +74,7 @@ class Reranker(PretrainedModel):
             batch_size=batch_size,
             show_progress=show_progress,
             what="documents",
+            should_stop=stop,
         )
         if activation == "sigmoid":
             return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
@@ -86,8 +90,10 @@ class Reranker(PretrainedModel):
         activation: str | None = "sigmoid",
         show_progress: bool = False,
         truncate: bool = True,
+        stop: Callable[[], bool] | None = None,
     ) -> list[RankedDocument]:
-        """The documents best first (ties keep input order), at most ``top_n`` of them."""
+        """The documents best first (ties keep input order), at most ``top_n`` of them.
+        ``stop`` is :meth:`score`'s."""
         top_n = positive_int("top_n", top_n, allow_none=True, allow_zero=True)
         docs = check_texts(documents, "documents")
         scores = self.score(
@@ -97,6 +103,7 @@ class Reranker(PretrainedModel):
             activation=activation,
             show_progress=show_progress,
             truncate=truncate,
+            stop=stop,
         )
         order = np.argsort(-scores, kind="stable")[: top_n if top_n is not None else len(docs)]
         return [RankedDocument(int(i), float(scores[i]), docs[i]) for i in order]
