@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     from jinarag.retrieval.chunking import chunk_documents
     from jinarag.retrieval.readers import find_files, read_documents
+    from jinarag.retrieval.redaction import redact_url
 
     files = find_files(args.paths)  # fail on a bad path before loading any model
     if not files:
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     seconds = time.perf_counter() - started
-    where = args.chroma_url if args.chroma_url is not None else str(index.path)
+    where = redact_url(args.chroma_url) if args.chroma_url is not None else str(index.path)
     print(
         f"indexed {len(records)} chunks from {len(docs)} documents in {len(files)} files "
         f"into {where} (collection {args.collection!r}) in {seconds:.1f}s"

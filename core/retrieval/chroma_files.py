@@ -35,7 +35,15 @@ from typing import Any
 
 from jinarag.errors import StoreCorruptError
 
-__all__ = ["HNSW_FILES", "SQLITE_FILE", "check_store_files", "rebuild_hint"]
+__all__ = [
+    "HNSW_FILES",
+    "SQLITE_FILE",
+    "check_store_files",
+    "collection_names",
+    "rebuild_hint",
+    "recorded_embedder",
+    "vector_folder",
+]
 
 SQLITE_FILE = "chroma.sqlite3"
 HNSW_FILES = (
@@ -81,6 +89,8 @@ def check_store_files(
             raise
         with wait:
             _check(path, collection, snapshot)
+    except OSError:
+        return  # cannot look (no permission): Chroma says so, and its error table names it
 
 
 def _check(path: Path, collection: str, snapshot: Path | None) -> None:
@@ -131,30 +141,74 @@ def _check_no_orphan_snapshot(path: Path, collection: str, snapshot: Path | None
     )
 
 
-def _vector_segment(database: Path, collection: str) -> tuple[str, bool, int | None] | None:
-    """``(segment id, flushed, dimension)`` of the collection's vector segment, read from
-    sqlite without writing; None when there is none or sqlite cannot be read."""
+def _read(database: Path, sql: str, *args: str | int) -> list[tuple[Any, ...]] | None:
+    """Rows of a read-only query on Chroma's sqlite, or None when it cannot be read (Chroma
+    then reports it, and its error table names the damage)."""
     uri = f"{database.resolve().as_uri()}?mode=ro"
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as con:
-            row = con.execute(
-                "SELECT s.id, c.dimension FROM segments s JOIN collections c "
-                "ON s.collection = c.id WHERE c.name = ? AND s.scope = 'VECTOR'",
-                (collection,),
-            ).fetchone()
-            if row is None:
-                return None
-            seq = con.execute(
-                "SELECT seq_id FROM max_seq_id WHERE segment_id = ?", (row[0],)
-            ).fetchone()
+            return con.execute(sql, args).fetchall()
     except sqlite3.Error:
-        return None  # Chroma will report it; its error table names the damage
-    flushed = seq is not None and isinstance(seq[0], int) and seq[0] > 0
-    return str(row[0]), flushed, row[1] if isinstance(row[1], int) else None
+        return None
 
 
-def _hnsw_problem(folder: Path, flushed: bool, dim: int | None) -> str | None:
-    """What is wrong with the HNSW files in ``folder``, or None."""
+def _vector_segment(database: Path, collection: str) -> tuple[str, int, int | None] | None:
+    """``(segment id, records flushed to it, dimension)`` of the collection's vector segment,
+    read from sqlite without writing; None when there is none or sqlite cannot be read.
+
+    A record is in the vector index's files once the segment's ``max_seq_id`` reached the
+    record's last write (``embeddings.seq_id`` of the collection's metadata segment)."""
+    rows = _read(
+        database,
+        "SELECT s.id, c.dimension, m.seq_id, c.id FROM segments s JOIN collections c "
+        "ON s.collection = c.id LEFT JOIN max_seq_id m ON m.segment_id = s.id "
+        "WHERE c.name = ? AND s.scope = 'VECTOR'",
+        collection,
+    )
+    if not rows:
+        return None
+    segment, dim, seq, collection_id = rows[0]
+    flushed = 0
+    if isinstance(seq, int) and seq > 0:
+        counted = _read(
+            database,
+            "SELECT count(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
+            "WHERE s.collection = ? AND s.scope = 'METADATA' AND e.seq_id <= ?",
+            str(collection_id),
+            seq,
+        )
+        flushed = int(counted[0][0]) if counted else 0
+    return str(segment), flushed, dim if isinstance(dim, int) else None
+
+
+def vector_folder(path: Path, collection: str) -> Path | None:
+    """The folder of the collection's vector segment in the store at ``path`` (it may not
+    exist), or None when sqlite does not name one."""
+    segment = _vector_segment(path / SQLITE_FILE, collection)
+    return path / segment[0] if segment is not None else None
+
+
+def collection_names(path: Path) -> set[str]:
+    """The names of the collections in the store at ``path`` (empty when it cannot be read)."""
+    rows = _read(path / SQLITE_FILE, "SELECT name FROM collections")
+    return {str(row[0]) for row in rows or []}
+
+
+def recorded_embedder(path: Path, collection: str) -> str | None:
+    """The embedder name the collection records (``jinarag:embedder``), read without opening
+    Chroma; None when there is none or it cannot be read."""
+    rows = _read(
+        path / SQLITE_FILE,
+        "SELECT m.str_value FROM collection_metadata m JOIN collections c "
+        "ON m.collection_id = c.id WHERE c.name = ? AND m.key = 'jinarag:embedder'",
+        collection,
+    )
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def _hnsw_problem(folder: Path, flushed: int, dim: int | None) -> str | None:
+    """What is wrong with the HNSW files in ``folder`` (which should hold at least
+    ``flushed`` live records), or None."""
     missing = [name for name in HNSW_FILES if not (folder / name).is_file()]
     header_path = folder / "header.bin"
     if "header.bin" in missing:
@@ -173,6 +227,10 @@ def _hnsw_problem(folder: Path, flushed: bool, dim: int | None) -> str | None:
         return f"header.bin describes an impossible element layout ({size} bytes per element)"
     if dim is not None and label_offset - offset_data != 4 * dim:
         return f"header.bin is for {(label_offset - offset_data) // 4}-d vectors, not {dim}-d"
+    if count < flushed:  # every flushed record is an element (deleted ones stay as elements)
+        return (
+            f"it holds {count} vectors, but Chroma's database lists {flushed} records written to it"
+        )
     if count == 0:
         return None
     if missing:

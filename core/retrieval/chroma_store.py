@@ -98,7 +98,7 @@ _ERRORS: tuple[tuple[_Match, _Make], ...] = (
     (says("Permission denied", "unable to open database file"), no_permission),
     (says("File exists (os error 17)", "Not a directory (os error 20)"), not_a_folder),
     (PermissionError, no_permission),
-    ((NotADirectoryError, FileExistsError, IsADirectoryError), not_a_folder),
+    ((NotADirectoryError, FileExistsError), not_a_folder),
     # Chroma's argument errors: a bad where filter, bad metadata, a bad collection name, ...
     ((ValueError, InvalidArgumentError), rejected),
     (raised_by_chroma, failed),

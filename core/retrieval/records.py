@@ -116,7 +116,8 @@ def _check_entry(record: str, key: Any, value: Any) -> None:
         raise InputError(
             f"{where} is {type(value).__name__} {value!r:.60}; metadata values must be str, "
             "int, float, bool or a list of one of those (None, dicts and other objects are not "
-            "stored); leave the key out, or convert the value (e.g. json.dumps for a dict)"
+            "stored); leave the key out, or convert the value (v.item() for a numpy number, "
+            "json.dumps(v) for a dict)"
         )
     _check_scalar(where, value)
 

@@ -87,27 +87,34 @@ class VerifyReport:
 
     def lines(self) -> list[str]:
         """The report as short lines of text, for a terminal or a log."""
-        out = [f"store: {self.store} (collection {self.collection!r}), {self.records} records"]
+        out = [f"store: {self.store} (collection {self.collection!r}), {_n(self.records)}"]
         if self.found_unreachable:
-            first = ", ".join(repr(i) for i in self.unreachable[:5])
-            out.append(
-                f"dense search: {self.found_unreachable} records unreachable"
-                + (f"; repaired {self.repaired_vectors}" if self.repaired_vectors else "")
-                + (f"; still unreachable: {len(self.unreachable)} ({first})" if first else "")
-            )
+            line = f"dense search: {_n(self.found_unreachable)} unreachable"
+            if self.repaired_vectors:
+                line += f"; {_n(self.repaired_vectors)} added again"
+            if self.unreachable:
+                first = ", ".join(repr(i) for i in self.unreachable[:5])
+                line += f"; still unreachable: {len(self.unreachable)} ({first})"
+            out.append(line)
         else:
-            out.append(f"dense search: all {self.records} records reachable")
+            out.append(f"dense search: all {_n(self.records)} reachable")
         if self.bm25_mismatches:
             out.append(
                 f"bm25: {self.bm25_missing} missing, {self.bm25_extra} extra, "
-                f"{self.bm25_changed} changed"
+                f"{self.bm25_changed} changed against Chroma"
                 + ("; rebuilt from Chroma" if self.rebuilt_bm25 else "")
             )
         else:
-            out.append("bm25: equal to Chroma" + ("; rebuilt" if self.rebuilt_bm25 else ""))
+            out.append(
+                "bm25: equal to Chroma" + ("; rebuilt from Chroma" if self.rebuilt_bm25 else "")
+            )
         out.append(f"snapshot: {self.snapshot}")
         out.append("healthy" if self.healthy else "NOT healthy")
         return out
+
+
+def _n(count: int) -> str:
+    return f"{count} record" if count == 1 else f"{count} records"
 
 
 def _vectors(store: ChromaStore, embedder: Embedder, ids: Sequence[str]) -> tuple[list[str], Any]:
