@@ -146,6 +146,8 @@ BAD_INPUTS = [
     ("not-utf8", "/v1/embeddings", b'{"input": "\xff\xfe"}', 400, "not UTF-8"),
     ("json-list", "/v1/embeddings", b'["a"]', 422, "must be a JSON object"),
     ("json-string", "/v1/rerank", b'"q"', 422, "must be a JSON object"),
+    ("json-too-deep", "/v1/embeddings", b"[" * 100_000 + b"]" * 100_000, 400, "recursion"),
+    ("json-huge-int", "/v1/rerank", b'{"top_n": ' + b"9" * 5000 + b"}", 400, "4300 digits"),
     # over the default limits (2048 texts, 16 MiB)
     ("inputs-100k", "/v1/embeddings", body(input=["a"] * 100_000), 413, "--max-inputs 100000"),
     ("body-20mb", "/v1/embeddings", body(input="word " * 4_000_000), 413, "20000013 bytes"),
@@ -182,6 +184,7 @@ OVERSIZE = [
 
 
 def check_refusal(response: httpx.Response, seconds: float, status: int, piece: str) -> None:
+    assert 400 <= status < 500
     assert response.status_code == status, response.text[:300]
     detail = response.json()["detail"]
     assert isinstance(detail, str)
@@ -238,6 +241,35 @@ def test_a_long_input_is_cut_to_its_character_budget_before_tokenising(app, mini
     assert response.json()["usage"]["total_tokens"] == 256
 
 
+def test_a_surrogate_pair_is_one_character_and_fine(app, minilm_embedder):
+    response = call(app, "POST", "/v1/embeddings", raw(r'{"input": ["wing \ud83d\ude80"]}'))
+    assert response.status_code == 200, response.text[:300]
+    served = response.json()["data"][0]["embedding"]
+    np.testing.assert_allclose(served, minilm_embedder.embed(["wing \U0001f680"])[0], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_request_run_in_several_model_calls_equals_one_call(
+    app, minilm_embedder, minilm_reranker
+):
+    # Over 256 texts the server calls the model 256 at a time (to stop soon on a disconnect).
+    texts = [f"wing {i} " + "flutter " * (i % 7) for i in range(260)]
+    response = call(app, "POST", "/v1/embeddings", body(input=texts))
+    served = np.array([item["embedding"] for item in response.json()["data"]], np.float32)
+    np.testing.assert_allclose(served, minilm_embedder.embed(texts), atol=1e-5)
+    results = call(app, "POST", "/v1/rerank", body(query="wing flutter", documents=texts, top_n=5))
+    expected = minilm_reranker.rank("wing flutter", texts, top_n=5)
+    assert [r["index"] for r in results.json()["results"]] == [e.index for e in expected]
+    scores = [r["relevance_score"] for r in results.json()["results"]]
+    assert scores == pytest.approx([e.score for e in expected], abs=1e-5)
+
+
+def test_the_openapi_schema_shows_both_bodies(app):
+    schema = call(app, "GET", "/openapi.json").json()
+    body = schema["paths"]["/v1/rerank"]["post"]["requestBody"]["content"]["application/json"]
+    assert {"query", "documents", "top_n"} <= set(body["schema"]["properties"])
+
+
 def test_every_jinarag_error_is_a_4xx(app, minilm_embedder, monkeypatch):
     from jinarag.errors import CheckpointError
 
@@ -250,16 +282,21 @@ def test_every_jinarag_error_is_a_4xx(app, minilm_embedder, monkeypatch):
     assert response.json() == {"detail": "the weights went missing; reload the model"}
 
 
-def test_a_bug_is_a_logged_json_500(app, minilm_embedder, monkeypatch, caplog):
+class Panic(BaseException):
+    """Like pyo3's PanicException (a Rust panic in the tokenizer): not an Exception."""
+
+
+@pytest.mark.parametrize("bug", [RuntimeError, Panic])
+def test_a_bug_is_a_logged_json_500(app, minilm_embedder, monkeypatch, caplog, bug):
     def broken(*_args, **_kwargs):
-        raise RuntimeError("a bug")
+        raise bug("a bug")
 
     monkeypatch.setattr(minilm_embedder, "embed", broken)
     with caplog.at_level(logging.ERROR, logger="jinarag.serving"):
         response = call(app, "POST", "/v1/embeddings", body(input="a"))
     assert response.status_code == 500
     assert response.json()["detail"].startswith("internal server error")
-    assert "RuntimeError: a bug" in caplog.text  # the traceback is in the log
+    assert f"{bug.__name__}: a bug" in caplog.text  # the traceback is in the log
 
 
 def test_no_response_shows_the_model_directory(app, minilm_embedder, minilm_reranker):
@@ -371,9 +408,11 @@ def server(minilm_dir, minilm_reranker_dir, tmp_path_factory):
     running.stop()
 
 
-# Inputs that take the model tens of seconds on a CPU, in batches of a fraction of a second.
+# 2000 texts of about 60 tokens (120k tokens, under the default limit): tens of seconds of
+# model work on a CPU, in batches of a fraction of a second.
 MANY = [
-    f"note {i}: shock waves, boundary layers and heat transfer on swept wings" for i in range(2000)
+    f"note {i}: " + "shock waves, boundary layers and heat transfer on swept wings. " * 5
+    for i in range(2000)
 ]
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from jinarag.errors import InputError, JinaragError
 
 try:
@@ -62,6 +64,9 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's code: the client left, nobody reads the a
 # Texts tokenised at a time while counting a request's tokens: one over the limit is refused
 # after about max_request_tokens tokens of work, not after all of it.
 COUNT_CHUNK = 64
+# Texts per model call: a model call tokenises all its texts at once, which cannot stop
+# halfway, so a request is run in calls of this many to stop soon after a disconnect.
+WORK_CHUNK = 256
 
 
 def require_fastapi() -> Any:
@@ -180,12 +185,16 @@ def create_app(
                 truncate=body.truncate,
                 should_stop=should_stop,
             )
-            vectors = model.embed(
-                cut, normalize=body.normalized, truncate=body.truncate, stop=should_stop
-            )
+            rows = [
+                row
+                for chunk in _chunks(cut)
+                for row in model.embed(
+                    chunk, normalize=body.normalized, truncate=body.truncate, stop=should_stop
+                )
+            ]
             data = [
                 {"object": "embedding", "index": i, "embedding": _vector(row, encoding)}
-                for i, row in enumerate(vectors)
+                for i, row in enumerate(rows)
             ]
             usage = {"total_tokens": tokens, "prompt_tokens": tokens}
             payload = {"model": display_name(model), "object": "list", "data": data}
@@ -222,14 +231,19 @@ def create_app(
                 truncate=body.truncate,
                 should_stop=should_stop,
             )
-            ranked = model.rank(
-                query, cut, top_n=body.top_n, truncate=body.truncate, stop=should_stop
+            scores = np.concatenate(
+                [
+                    model.score(query, chunk, truncate=body.truncate, stop=should_stop)
+                    for chunk in _chunks(cut)
+                ]
             )
+            # Reranker.rank's order: best first, ties in input order, at most top_n.
+            order = np.argsort(-scores, kind="stable")[: body.top_n]
             results = []
-            for item in ranked:
-                result: dict[str, Any] = {"index": item.index, "relevance_score": item.score}
+            for index in order.tolist():
+                result: dict[str, Any] = {"index": index, "relevance_score": float(scores[index])}
                 if body.return_documents:
-                    result["document"] = {"text": documents[item.index]}  # as sent, uncut
+                    result["document"] = {"text": documents[index]}  # as sent, uncut
                 results.append(result)
             usage = {"total_tokens": tokens, "prompt_tokens": tokens}
             payload = {"model": display_name(model), "results": results, "usage": usage}
@@ -260,6 +274,10 @@ def _texts(field: str, value: Any, limits: ServerLimits, *, single: bool) -> lis
     if not value:
         raise InputError(f"{field} is an empty list; send at least one text")
     return check_texts(value, field)
+
+
+def _chunks(texts: list[str]) -> list[list[str]]:
+    return [texts[start : start + WORK_CHUNK] for start in range(0, len(texts), WORK_CHUNK)]
 
 
 def _count_tokens(

@@ -114,7 +114,9 @@ class Guard:
 
         try:
             await self.app(scope, replay, send_tracked)
-        except Exception:
+        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # also a Rust panic (pyo3's PanicException is a BaseException)
             # Only a bug gets here: every refusal of a request is a JinaragError handled by the
             # app. Log the traceback, answer 500 with JSON like every other answer.
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])

@@ -77,6 +77,12 @@ def parse_body(raw: bytes, shape: type[Body]) -> Body:
             f"(near {near!r}); send one JSON object, e.g. {_example(shape)}",
             status_code=400,
         ) from exc
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; deep nesting
+        raise BodyError(
+            f"the body cannot be read as JSON ({str(exc)[:100]}); send one JSON object, e.g. "
+            f"{_example(shape)}",
+            status_code=400,
+        ) from exc
     if not isinstance(data, dict):
         raise BodyError(
             f"the body must be a JSON object, got {type(data).__name__} {data!r:.60}; "
