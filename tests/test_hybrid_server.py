@@ -166,3 +166,19 @@ def test_server_stopped_in_the_middle_of_an_ingest(server, minilm_embedder, tmp_
     ids = reopened.add(texts)  # repeating the same call completes the ingest
     assert server.ids("ingest") == set(reopened.bm25_index.ids) == {"before", *ids}
     assert _snapshot_ids(snap, "ingest") == {"before", *ids}
+
+
+def test_credentials_in_the_url_are_never_shown(server, minilm_embedder, tmp_path):
+    url = server.url.replace("http://", "http://ana:s3cret@")
+    index = HybridIndex(
+        path=tmp_path / "snap", url=url, collection="auth", embedder=minilm_embedder
+    )
+    index.add(["a record sent with basic authentication"], ids=["a"])
+    assert server.ids("auth") == {"a"}
+    assert "s3cret" not in repr(index) and "***@127.0.0.1" in repr(index)
+    report = index.verify()
+    assert report.healthy and report.records == 1 and "s3cret" not in report.store
+    server.stop()
+    with pytest.raises(StoreUnavailableError) as info:
+        index.add(["written after the server went away"], ids=["b"])
+    assert "s3cret" not in str(info.value) and "http://***@127.0.0.1" in str(info.value)

@@ -1,4 +1,5 @@
-"""Chroma clients: an embedded store in a folder, a server at a URL, a private in-memory one.
+"""Chroma clients (an embedded store in a folder, a server at a URL, a private in-memory one),
+and the check that a collection may be used by an embedder (:func:`claim`).
 
 Chroma keeps one "system" per store folder and process, shared by every client opened on that
 folder, and that system holds the collection's vector index in memory. When another process
@@ -16,21 +17,40 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import uuid
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import chromadb
 from chromadb.config import Settings
 
-from jinarag.errors import InputError, StoreError
+from jinarag.errors import EmbedderMismatchError, InputError, StoreError
 from jinarag.retrieval.redaction import redact_url
 
-__all__ = ["Seen", "connect", "drop_system", "memory_client", "seen", "server_client"]
+if TYPE_CHECKING:
+    from jinarag.retrieval.chroma_store import ChromaStore
+
+__all__ = [
+    "META_DIM",
+    "META_EMBEDDER",
+    "Seen",
+    "claim",
+    "connect",
+    "drop_system",
+    "memory_client",
+    "seen",
+    "server_client",
+]
+
+logger = logging.getLogger(__name__)
+
+META_EMBEDDER = "jinarag:embedder"  # collection metadata: the embedder's name ...
+META_DIM = "jinarag:dim"  # ... and its dimension
 
 
 @dataclass
@@ -109,6 +129,49 @@ def memory_client(owner: object) -> tuple[Any, weakref.finalize]:
     admin.create_database(database)
     finalizer = weakref.finalize(owner, _drop_database, admin, database)
     return chromadb.EphemeralClient(settings=settings, database=database), finalizer
+
+
+def claim(store: ChromaStore, collection: Any, meta: dict[str, Any]) -> bool:
+    """Check that ``store``'s embedder may use ``collection`` (cosine distance; the embedder
+    and dimension it records, or, when it records none, the size of its stored vectors).
+    Returns True when the collection records no embedder yet: the caller then claims it.
+
+    Raises:
+        StoreError: the collection uses another distance.
+        EmbedderMismatchError: it was built with another embedder, or holds other-sized vectors.
+    """
+    where, name = store.where, store.name
+    space = (collection.configuration or {}).get("hnsw", {}) or {}
+    if space.get("space", "cosine") != "cosine":
+        raise StoreError(
+            f"collection {name!r} in {where} uses {space['space']!r} distance; HybridIndex "
+            "needs cosine. Use another collection name."
+        )
+    recorded = meta.get(META_EMBEDDER)
+    if recorded is not None:
+        if recorded != store.embedder or meta.get(META_DIM) != store.dim:
+            raise EmbedderMismatchError(
+                f"collection {name!r} in {where} was built with embedder {recorded!r} (dim "
+                f"{meta.get(META_DIM)}), but this index uses {store.embedder!r} (dim "
+                f"{store.dim}); mixing them would compare vectors from different spaces. Open "
+                "it with the same embedder, or use another collection name or path."
+            )
+        return False
+    # Made by someone else: it can be ours if its vectors have our dimension.
+    got = store.call("read a stored vector", collection.get, limit=1, include=["embeddings"])
+    vectors = got.get("embeddings")
+    if vectors is not None and len(vectors) and len(vectors[0]) != store.dim:
+        raise EmbedderMismatchError(
+            f"collection {name!r} in {where} holds {len(vectors[0])}-d vectors but embedder "
+            f"{store.embedder!r} makes {store.dim}-d ones; use another collection name."
+        )
+    if vectors is not None and len(vectors):
+        logger.warning(
+            "collection %r has records but no record of its embedder; assuming %r",
+            name,
+            store.embedder,
+        )
+    return True
 
 
 def drop_system(client: Any) -> None:

@@ -27,12 +27,13 @@ import httpx
 from chromadb.errors import InvalidArgumentError
 
 from jinarag.errors import (
-    EmbedderMismatchError,
     InputError,
     JinaragError,
-    StoreError,
 )
 from jinarag.retrieval.chroma_client import (
+    META_DIM,
+    META_EMBEDDER,
+    claim,
     connect,
     drop_system,
     memory_client,
@@ -62,8 +63,6 @@ RESERVED_PREFIX = "jinarag:"
 """Metadata keys of this prefix are ours (refused in records, never shown in results)."""
 HASH_KEY = "jinarag:hash"
 """The record metadata key holding the content hash of the record's text and metadata."""
-_META_EMBEDDER = "jinarag:embedder"
-_META_DIM = "jinarag:dim"
 _META_GENERATION = "jinarag:generation"
 # HNSW search breadth for new collections (Chroma's default is 100). At least as wide as the
 # candidate lists we ask for, so a shorter list is exactly the head of a longer one.
@@ -212,55 +211,21 @@ class ChromaStore:
     # -- the collection and its metadata ------------------------------------------------------
 
     def _open(self) -> Any:
-        collection = self.call(
+        self.collection = self.call(
             f"open collection {self.name!r}",
             self.client.get_or_create_collection,
             self.name,
             configuration={"hnsw": {"space": "cosine", "ef_search": _EF_SEARCH}},
-            metadata={_META_EMBEDDER: self.embedder, _META_DIM: self.dim},
+            metadata={META_EMBEDDER: self.embedder, META_DIM: self.dim},
             embedding_function=None,  # we always pass vectors; Chroma must never embed
         )
-        space = (collection.configuration or {}).get("hnsw", {}) or {}
-        if space.get("space", "cosine") != "cosine":
-            raise StoreError(
-                f"collection {self.name!r} in {self.where} uses {space['space']!r} "
-                "distance; HybridIndex needs cosine. Use another collection name."
-            )
-        meta = dict(collection.metadata or {})
-        self.collection = collection
+        meta = dict(self.collection.metadata or {})
         self._follow(meta.get(_META_GENERATION))  # before anything reads the vectors
-        collection = self.collection
-        if meta.get(_META_EMBEDDER) is None:
-            # Made by someone else: claim it if its vectors can be ours (same dimension).
-            self._check_dim_of_stored(collection)
+        if claim(self, self.collection, meta):
             self._set_metadata(
-                collection, {**meta, _META_EMBEDDER: self.embedder, _META_DIM: self.dim}
+                self.collection, {**meta, META_EMBEDDER: self.embedder, META_DIM: self.dim}
             )
-        elif meta.get(_META_EMBEDDER) != self.embedder or meta.get(_META_DIM) != self.dim:
-            raise EmbedderMismatchError(
-                f"collection {self.name!r} in {self.where} was built with embedder "
-                f"{meta.get(_META_EMBEDDER)!r} (dim {meta.get(_META_DIM)}), but this index uses "
-                f"{self.embedder!r} (dim {self.dim}); mixing them would compare vectors from "
-                "different spaces. Open it with the same embedder, or use another collection "
-                "name or path."
-            )
-        return collection
-
-    def _check_dim_of_stored(self, collection: Any) -> None:
-        got = self.call("read a stored vector", collection.get, limit=1, include=["embeddings"])
-        vectors = got.get("embeddings")
-        if vectors is not None and len(vectors) and len(vectors[0]) != self.dim:
-            raise EmbedderMismatchError(
-                f"collection {self.name!r} in {self.where} holds {len(vectors[0])}-d "
-                f"vectors but embedder {self.embedder!r} makes {self.dim}-d ones; use another "
-                "collection name."
-            )
-        if vectors is not None and len(vectors):
-            logger.warning(
-                "collection %r has records but no record of its embedder; assuming %r",
-                self.name,
-                self.embedder,
-            )
+        return self.collection
 
     def _set_metadata(self, collection: Any, meta: dict[str, Any]) -> None:
         # Chroma refuses "hnsw:*" keys in modify() (the space is fixed at creation).
