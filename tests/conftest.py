@@ -16,12 +16,19 @@ import pytest  # noqa: E402
 
 DATA_DIR = Path(__file__).parent / "data"
 CRANFIELD_DIR = DATA_DIR / "cranfield"
+CACM_DIR = DATA_DIR / "cacm"
 
 
 @pytest.fixture(scope="session")
 def cranfield_dir() -> Path:
     """The Cranfield collection in BEIR layout (corpus.jsonl, queries.jsonl, qrels/)."""
     return CRANFIELD_DIR
+
+
+@pytest.fixture(scope="session")
+def cacm_dir() -> Path:
+    """The CACM collection in BEIR layout (3204 documents, 52 judged queries)."""
+    return CACM_DIR
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +84,21 @@ def tiny_checkpoints(tmp_path_factory) -> dict[str, Path]:
 def cranfield_index(cranfield_dir, minilm_embedder, tmp_path_factory):
     """A HybridIndex (collection "beir") over the whole Cranfield corpus, embedded once per
     session with MiniLM at 256 tokens into a temporary store. Read it; do not write to it."""
+    return _beir_index(cranfield_dir, minilm_embedder, tmp_path_factory.mktemp("cranfield-index"))
+
+
+def _beir_index(folder: Path, embedder, store: Path):
     import warnings
 
     from jinarag.evaluation import build_index, load_beir
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # long abstracts are cut at 256 tokens
-        return build_index(
-            load_beir(cranfield_dir), minilm_embedder, tmp_path_factory.mktemp("cranfield-index")
-        )
+        return build_index(load_beir(folder), embedder, store)
+
+
+@pytest.fixture(scope="session")
+def cacm_index(cacm_dir, minilm_embedder, tmp_path_factory):
+    """A HybridIndex (collection "beir") over the whole CACM corpus, embedded once per session
+    with MiniLM at 256 tokens into a temporary store. Read it; do not write to it."""
+    return _beir_index(cacm_dir, minilm_embedder, tmp_path_factory.mktemp("cacm-index"))

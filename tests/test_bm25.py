@@ -48,6 +48,35 @@ def test_tokenizer_rules():
         Tokenizer("french")  # type: ignore[arg-type]
 
 
+def test_stemming():
+    stem = Tokenizer(stopwords="english", stemmer="english")
+    assert stem("The Flows over swept WINGS, and flowing") == ["flow", "swept", "wing", "flow"]
+    assert Tokenizer(stemmer="english")("the wings") == ["the", "wing"]  # stopwords stay off
+    assert Tokenizer(stemmer="porter")("generalizations") == ["gener"]
+    assert Tokenizer()("wings") == ["wings"]  # no stemming unless asked
+    assert stem.spec() == {"stopwords": "english", "stemmer": "english"}
+    assert Tokenizer().spec() == {"stopwords": None, "stemmer": None}
+    with pytest.raises(InputError, match=r"stemmer must be None or a Snowball stemmer name.*'eng'"):
+        Tokenizer(stemmer="eng")
+    with pytest.raises(InputError, match="stemmer must be None"):
+        Tokenizer(stemmer=True)  # type: ignore[arg-type]
+    # Documents and queries go through the same analyser: a plural query finds the singular.
+    index = BM25Index(tokenizer=stem)
+    index.upsert(["a", "b", "c"], ["a swept wing", "heat flux", "thin shells"])
+    assert [d for d, _ in index.search("wings", k=3)] == ["a"]
+
+
+def test_snapshot_made_with_another_stemmer_is_not_reused(tmp_path):
+    path = tmp_path / "bm25.json"
+    stemmed = BM25Index(tokenizer=Tokenizer("english", "english"))
+    stemmed.upsert(["a"], ["swept wings"])
+    stemmed.save(path, {"generation": "g"})
+    assert BM25Index(tokenizer=Tokenizer("english")).load(path) is None
+    restored = BM25Index(tokenizer=Tokenizer("english", "english"))
+    assert restored.load(path) == {"generation": "g"}
+    assert restored.tokens("a") == ["swept", "wing"]
+
+
 @pytest.mark.parametrize(
     ("variant", "cls", "options"),
     [

@@ -16,7 +16,14 @@ import jinarag
 from jinarag.errors import EmbedderMismatchError, InputError
 from jinarag.retrieval import fusion
 from jinarag.retrieval.bm25 import BM25Index, Tokenizer
-from jinarag.retrieval.index import DEFAULT_FUSION, DEFAULT_WEIGHTS, Hit, HybridIndex, SourceScore
+from jinarag.retrieval.index import (
+    DEFAULT_FUSION,
+    DEFAULT_RRF_K,
+    DEFAULT_WEIGHTS,
+    Hit,
+    HybridIndex,
+    SourceScore,
+)
 
 TEXTS = [
     "The wing stalls at a high angle of attack when the flow separates.",
@@ -99,7 +106,7 @@ def test_dense_scores_are_cosine_similarities(store, minilm_embedder):
 
 
 def test_bm25_scores_match_a_standalone_bm25(store):
-    reference = BM25Index(tokenizer=Tokenizer("english"))
+    reference = BM25Index(tokenizer=Tokenizer("english", "english"))
     reference.upsert(IDS, TEXTS)
     hits = store.search("flat plate boundary layer", k=5, mode="bm25")
     expected = reference.search("flat plate boundary layer", k=5)
@@ -113,7 +120,7 @@ def test_hybrid_is_the_fusion_of_both_sources(store):
     assert dense and bm25
     for method in fusion.FUSION_METHODS:
         hits = store.search(query, k=6, fusion=method)
-        expected = fusion.fuse(method, [dense, bm25], DEFAULT_WEIGHTS[method])[:6]
+        expected = fusion.fuse(method, [dense, bm25], DEFAULT_WEIGHTS[method], DEFAULT_RRF_K)[:6]
         assert [h.id for h in hits] == [d for d, _ in expected]
         assert [h.score for h in hits] == pytest.approx([s for _, s in expected])
         assert {h.score_space for h in hits} == {method}
@@ -291,13 +298,28 @@ def test_another_embedder_is_refused(minilm_embedder, minilm_dir, tmp_path, stor
 
 def test_bm25_options_reach_the_keyword_side(minilm_embedder):
     with HybridIndex(
-        embedder=minilm_embedder, bm25="bm25plus", k1=1.2, delta=0.8, stopwords=None
+        embedder=minilm_embedder, bm25="bm25plus", k1=1.2, delta=0.8, stopwords=None, stemmer=None
     ) as index:
         index.add(TEXTS, ids=IDS)
         reference = BM25Index("bm25plus", k1=1.2, delta=0.8, tokenizer=Tokenizer(None))
         reference.upsert(IDS, TEXTS)
         got = [(h.id, h.score) for h in index.search("the flat plate", k=4, mode="bm25")]
         assert got == [(d, pytest.approx(s)) for d, s in reference.search("the flat plate", k=4)]
+
+
+def test_the_analyser_is_stored_with_the_snapshot(minilm_embedder, tmp_path):
+    with HybridIndex(tmp_path, embedder=minilm_embedder) as index:  # stems by default
+        index.add(TEXTS, ids=IDS)
+        assert index.bm25_index.tokens("doc-0")[:3] == ["wing", "stall", "high"]
+        assert [h.id for h in index.search("stalling wings", k=1, mode="bm25")] == ["doc-0"]
+    snapshot = json.loads((tmp_path / "jinarag-bm25" / "jinarag.json").read_text())
+    assert snapshot["tokenizer"] == {"stopwords": "english", "stemmer": "english"}
+    # Opened with another analyser, BM25 is rebuilt from Chroma with it, queries included.
+    with HybridIndex(tmp_path, embedder=minilm_embedder, stemmer=None) as plain:
+        assert plain.bm25_index.tokens("doc-0")[:3] == ["wing", "stalls", "high"]
+        assert plain.search("stalling wings", k=1, mode="bm25") == []
+    with pytest.raises(InputError, match="stemmer must be None or a Snowball stemmer name"):
+        HybridIndex(embedder=minilm_embedder, stemmer="klingon")
 
 
 def test_bm25s_backend_in_the_index(minilm_embedder):

@@ -149,3 +149,41 @@ def test_eval_adds_a_rerank_row(
     rows = _rows(out)
     assert list(rows)[-1] == "hybrid + rerank" and len(rows) == 6
     assert 0.0 <= rows["hybrid + rerank"][0] <= 1.0
+
+
+@pytest.mark.slow
+def test_eval_writes_json_and_shows_progress(
+    cranfield_dir, cranfield_index, minilm_dir, capsys, tmp_path
+):
+    output = tmp_path / "eval.json"
+    code, out, err = _run(
+        capsys, "eval", cranfield_dir, "--store", cranfield_index.path, "--model", minilm_dir,
+        "--no-rerank", "--limit", "4", "--format", "json", "--output", output,
+    )  # fmt: skip
+    assert code == 0, err
+    assert out == ""  # the result went to the file
+    # A line per configuration on stderr, also when stderr is not a terminal.
+    for label in ("bm25", "dense", "hybrid rrf", "hybrid relative", "hybrid dbsf"):
+        assert f"eval: cranfield: {label}\n" in err
+    report = json.loads(output.read_text())["cranfield"]
+    assert report["queries"] == "all" and "1400 documents" in report["summary"]
+    assert [r["label"] for r in report["rows"]][:2] == ["bm25", "dense"]
+    assert all(r["queries"] == 4 and 0 <= r["ndcg10"] <= 1 for r in report["rows"])
+
+
+@pytest.mark.slow
+def test_eval_tune_ranks_by_the_worst_case_over_datasets(
+    cranfield_dir, cranfield_index, cacm_dir, cacm_index, minilm_dir, capsys, tmp_path
+):
+    stores = tmp_path / "stores"
+    stores.mkdir()
+    (stores / "cranfield").symlink_to(cranfield_index.path)
+    (stores / "cacm").symlink_to(cacm_index.path)
+    code, out, err = _run(
+        capsys, "eval", cranfield_dir, cacm_dir, "--tune", "--store", stores,
+        "--model", minilm_dir, "--limit", "6",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "cranfield: 1400 documents" in out and "cacm: 3204 documents" in out
+    assert "| worst gain | worst nDCG@10 | cranfield nDCG@10 (gain) | cacm nDCG@10 (gain) |" in out
+    assert "\ndefaults: {'weights':" in out

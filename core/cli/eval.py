@@ -1,20 +1,27 @@
-"""`jinarag eval`: retrieval quality of every search mode on a BEIR dataset folder, or with
+"""`jinarag eval`: retrieval quality of every search mode on BEIR dataset folders, or with
 ``--tune`` the fusion sweep that chose the index's defaults.
 
 Examples::
 
     jinarag eval tests/data/cranfield                    # nDCG@10, Recall@100, p50 per mode
     jinarag eval tests/data/cranfield --queries even     # the half not used for tuning
-    jinarag eval tests/data/cranfield --tune             # the sweep, on the odd queries
+    jinarag eval tests/data/cranfield tests/data/cacm --tune   # the worst-case sweep, odd queries
+    jinarag eval tests/data/cacm --format json --output cacm.json
+
+Progress (a line per dataset and configuration) goes to stderr, terminal or not; the result
+goes to stdout, or to ``--output``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from jinarag.cli.common import (
     add_max_length_option,
@@ -25,19 +32,26 @@ from jinarag.cli.common import (
     load_reranker,
     note,
 )
-from jinarag.errors import TruncationWarning
+from jinarag.errors import InputError, TruncationWarning
 from jinarag.evaluation import QUERY_SETS  # light: the index and models load in run()
 
-__all__ = ["add_parser", "run"]
+if TYPE_CHECKING:
+    from jinarag.evaluation import Dataset
+    from jinarag.inference.embedder import Embedder
+    from jinarag.retrieval.index import HybridIndex
+
+__all__ = ["FORMATS", "add_parser", "run"]
+
+FORMATS = ("md", "json")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="nDCG@10 and Recall@100 of every search mode on a BEIR dataset folder "
+        help="nDCG@10 and Recall@100 of every search mode on BEIR dataset folders "
         "(--tune: the fusion sweep)",
     )
-    parser.add_argument("dataset", type=Path, metavar="DATASET_DIR")
+    parser.add_argument("dataset", type=Path, nargs="+", metavar="DATASET_DIR")
     add_model_option(parser)
     add_max_length_option(parser)
     add_reranker_option(parser, help="reranker for the 'hybrid + rerank' row (default: Jina turbo)")
@@ -46,10 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--tune",
         action="store_true",
         help="sweep fusion weights, RRF k and candidate counts instead, and print the defaults "
-        "they imply (no reranker)",
+        "they imply (no reranker); with several datasets, settings rank by their worst case",
     )
     parser.add_argument(
-        "--store", type=Path, help="keep the index here and reuse it (default: in memory)"
+        "--store",
+        type=Path,
+        help="keep the index here and reuse it (default: in memory); with several datasets, "
+        "one subfolder per dataset",
     )
     parser.add_argument(
         "--queries",
@@ -57,13 +74,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="which queries to score (default: all; odd with --tune)",
     )
     parser.add_argument("--limit", type=count, help="score only the first N of those queries")
+    parser.add_argument(
+        "--format", choices=FORMATS, default="md", help="Markdown tables (default) or JSON"
+    )
+    parser.add_argument("--output", type=Path, help="write the result to this file (not stdout)")
     parser.set_defaults(handler=run)
+
+
+def _progress(text: str) -> None:
+    print(f"eval: {text}", file=sys.stderr, flush=True)
+
+
+def _open(dataset: Dataset, embedder: Embedder, store: Path | None) -> HybridIndex:
+    from jinarag.evaluation import build_index
+
+    _progress(f"{dataset.name}: indexing {len(dataset.corpus)} documents")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TruncationWarning)
+        index = build_index(dataset, embedder, store, show_progress=sys.stderr.isatty())
+    if any(issubclass(w.category, TruncationWarning) for w in caught):  # cut at max_length
+        note(f"{dataset.name}: documents longer than {embedder.max_length} tokens were truncated")
+    return index
 
 
 def run(args: argparse.Namespace) -> int:
     from jinarag.evaluation import (
         CANDIDATES_GRID,
-        build_index,
         evaluate,
         format_sweep,
         format_table,
@@ -71,32 +107,69 @@ def run(args: argparse.Namespace) -> int:
         select_queries,
         source_lists,
         sweep,
+        sweep_worst_case,
     )
 
-    dataset = load_beir(args.dataset)
+    datasets = [load_beir(path) for path in args.dataset]
+    names = [d.name for d in datasets]
+    if len(set(names)) != len(names):
+        raise InputError(f"the dataset folders must have different names, got {names}")
     which = args.queries if args.queries is not None else ("odd" if args.tune else "all")
-    qids = select_queries(dataset, which)
-    if args.limit is not None:
-        qids = qids[: args.limit]
     options = {"max_length": args.max_length} if args.max_length is not None else {}
     embedder = load_embedder(args.model, **options)
     reranker = None if args.tune or args.no_rerank else load_reranker(args.reranker)
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TruncationWarning)
-        index = build_index(dataset, embedder, args.store, show_progress=sys.stderr.isatty())
-    if any(issubclass(w.category, TruncationWarning) for w in caught):  # cut at max_length
-        note(f"documents longer than {embedder.max_length} tokens were truncated")
-    print(
-        f"{dataset.name}: {len(dataset.corpus)} documents indexed in "
-        f"{time.perf_counter() - started:.0f}s, {len(qids)} {which} queries; embedder "
-        f"{embedder.name} (max {embedder.max_length} tokens)"
-        + (f"; reranker {reranker.name}" if reranker is not None else "")
-    )
+    several = len(datasets) > 1
+    headers: list[str] = []
+    result: dict[str, Any] = {}
+    tables: list[str] = []
+    runs = {}
+    for dataset in datasets:
+        qids = select_queries(dataset, which)
+        if args.limit is not None:
+            qids = qids[: args.limit]
+        store = args.store / dataset.name if several and args.store is not None else args.store
+        started = time.perf_counter()
+        index = _open(dataset, embedder, store)
+        header = (
+            f"{dataset.name}: {len(dataset.corpus)} documents indexed in "
+            f"{time.perf_counter() - started:.0f}s, {len(qids)} {which} queries; embedder "
+            f"{embedder.name} (max {embedder.max_length} tokens)"
+            + (f"; reranker {reranker.name}" if reranker is not None else "")
+        )
+        headers.append(header)
+        if args.tune:
+            _progress(f"{dataset.name}: candidate lists of {len(qids)} queries")
+            runs[dataset.name] = (
+                source_lists(index, dataset, qids, max(CANDIDATES_GRID)),
+                dataset,
+                qids,
+            )
+            continue
+
+        def progress(label: str, name: str = dataset.name) -> None:
+            _progress(f"{name}: {label}")
+
+        rows = evaluate(index, dataset, query_ids=qids, reranker=reranker, progress=progress)
+        result[dataset.name] = {
+            "summary": header,
+            "queries": which,
+            "rows": [dataclasses.asdict(r) for r in rows],
+        }
+        tables.append(header + "\n" + format_table(rows))
     if args.tune:
-        result = sweep(source_lists(index, dataset, qids, max(CANDIDATES_GRID)), dataset, qids)
-        print(format_sweep(result))
-        print(f"\ndefaults: {result.defaults()}")
+        _progress("sweeping fusion settings")
+        if several:
+            swept = sweep_worst_case(runs)
+        else:
+            (lists, dataset, qids), *_ = runs.values()
+            swept = sweep(lists, dataset, qids)
+        defaults = swept.defaults(swept.best()["fusion"])
+        result = {"summary": headers, "queries": which, "defaults": defaults, "rows": swept.rows}
+        tables.append("\n".join(headers) + "\n" + format_sweep(swept) + f"\n\ndefaults: {defaults}")
+    text = json.dumps(result, indent=2) if args.format == "json" else "\n\n".join(tables)
+    if args.output is not None:
+        args.output.write_text(text + "\n", encoding="utf-8")
+        _progress(f"wrote {args.output}")
     else:
-        print(format_table(evaluate(index, dataset, query_ids=qids, reranker=reranker)))
+        print(text)
     return 0

@@ -29,8 +29,10 @@ from jinarag.evaluation.tuning import (
     WEIGHT_GRID,
     SweepResult,
     format_sweep,
+    single_sources,
     source_lists,
     sweep,
+    sweep_worst_case,
 )
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "ndcg_at_k",
     "recall_at_k",
     "select_queries",
+    "single_sources",
     "source_lists",
     "sweep",
+    "sweep_worst_case",
 ]

@@ -1,6 +1,11 @@
 """The fusion sweep that chose HybridIndex's defaults: weights, RRF k and candidate counts tried
 on the tuning queries, from candidate lists retrieved once.
 
+:func:`sweep` scores every setting on one collection; :func:`sweep_worst_case` runs it on
+several and ranks each setting by its worst case: the smallest gain, over the collections, of
+its nDCG@10 over the better single source (dense or BM25) of that collection. A default must
+help on every collection, not shine on one.
+
 Reproduce it (odd-numbered queries; ``jinarag eval DATASET_DIR`` then reports the even ones)::
 
     jinarag eval tests/data/cranfield --tune
@@ -8,13 +13,14 @@ Reproduce it (odd-numbered queries; ``jinarag eval DATASET_DIR`` then reports th
 Example:
     >>> lists = source_lists(index, dataset, select_queries(dataset, "odd"))
     >>> sweep(lists, dataset, select_queries(dataset, "odd")).defaults()
+    >>> sweep_worst_case({"cranfield": (lists, dataset, odd), "cacm": (...)}).best()
 """
 
 from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +39,10 @@ __all__ = [
     "Lists",
     "SweepResult",
     "format_sweep",
+    "single_sources",
     "source_lists",
     "sweep",
+    "sweep_worst_case",
 ]
 
 WEIGHT_GRID = (
@@ -55,13 +63,19 @@ Lists = dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]]
 
 @dataclass
 class SweepResult:
-    """Every setting tried, with its mean nDCG@10 and Recall@100 on the tuning queries."""
+    """Every setting tried, with its mean nDCG@10 and Recall@100 on the tuning queries.
+
+    ``key`` is the row field that ranks the settings: ``"ndcg10"`` for one collection,
+    ``"worst_gain"`` for :func:`sweep_worst_case` (whose rows also hold each collection's
+    numbers under ``"collections"``).
+    """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
+    key: str = "ndcg10"
 
     def best(self, fusion: str | None = None, candidates: int | None = None) -> dict[str, Any]:
         """The best row (of one fusion method, at one candidate count, when given): the highest
-        nDCG@10; on a tie the fewer candidates (cheaper), then the earlier row of the grid."""
+        :attr:`key`; on a tie the fewer candidates (cheaper), then the earlier row of the grid."""
         pool = [
             (n, r)
             for n, r in enumerate(self.rows)
@@ -70,7 +84,7 @@ class SweepResult:
         ]
         if not pool:
             raise InputError(f"the sweep has no rows for fusion {fusion!r}")
-        _, row = min(pool, key=lambda p: (-p[1]["ndcg10"], p[1]["candidates"], p[0]))
+        _, row = min(pool, key=lambda p: (-round(p[1][self.key], 12), p[1]["candidates"], p[0]))
         return row
 
     def defaults(self, fusion: str = "rrf") -> dict[str, Any]:
@@ -138,22 +152,89 @@ def sweep(
     return result
 
 
+def single_sources(lists: Lists, dataset: Dataset, query_ids: Sequence[str]) -> dict[str, float]:
+    """Mean nDCG@10 of each source alone: ``{"dense": ..., "bm25": ...}``."""
+    if not query_ids:
+        raise InputError(f"no judged queries to score in {dataset.name!r}")
+    return {
+        source: statistics.fmean(
+            ndcg_at_k([d for d, _ in lists[q][i]], dataset.qrels[q], 10) for q in query_ids
+        )
+        for i, source in enumerate(("dense", "bm25"))
+    }
+
+
+def sweep_worst_case(
+    runs: Mapping[str, tuple[Lists, Dataset, Sequence[str]]],
+    *,
+    weights: Sequence[tuple[float, float]] = WEIGHT_GRID,
+    rrf_ks: Sequence[float] = RRF_K_GRID,
+    candidates: Sequence[int] = CANDIDATES_GRID,
+) -> SweepResult:
+    """Sweep each collection (``{name: (lists, dataset, query_ids)}``) with the same grid and
+    rank every setting by its worst case: ``worst_gain`` is the smallest, over the
+    collections, of its nDCG@10 minus the better single source's on that collection.
+
+    Each row keeps the setting, ``worst_gain``, the worst ``ndcg10`` and ``recall100``, and
+    ``collections``: ``{name: {"ndcg10", "recall100", "gain"}}``.
+    """
+    if not runs:
+        raise InputError("sweep_worst_case needs at least one collection")
+    grid = {"weights": weights, "rrf_ks": rrf_ks, "candidates": candidates}
+    swept = {name: sweep(lists, ds, qids, **grid) for name, (lists, ds, qids) in runs.items()}
+    best_single = {
+        name: max(single_sources(lists, ds, qids).values())
+        for name, (lists, ds, qids) in runs.items()
+    }
+    result = SweepResult(key="worst_gain")
+    for rows in zip(*(r.rows for r in swept.values()), strict=True):
+        per = {
+            name: {
+                "ndcg10": row["ndcg10"],
+                "recall100": row["recall100"],
+                "gain": row["ndcg10"] - best_single[name],
+            }
+            for name, row in zip(swept, rows, strict=True)
+        }
+        setting = {key: rows[0][key] for key in ("fusion", "weights", "rrf_k", "candidates")}
+        result.rows.append(
+            {
+                **setting,
+                "worst_gain": min(c["gain"] for c in per.values()),
+                "ndcg10": min(c["ndcg10"] for c in per.values()),
+                "recall100": min(c["recall100"] for c in per.values()),
+                "collections": per,
+            }
+        )
+    return result
+
+
 def format_sweep(result: SweepResult, top: int = 10) -> str:
-    """Markdown tables of each fusion method's ``top`` settings by nDCG@10."""
+    """Markdown tables of each fusion method's ``top`` settings by :attr:`SweepResult.key`
+    (with each collection's nDCG@10 and gain for a worst-case sweep)."""
+    names = list(result.rows[0].get("collections", {})) if result.rows else []
     lines = []
     for method in _fusion.FUSION_METHODS:
         rows = sorted(
-            (r for r in result.rows if r["fusion"] == method), key=lambda r: -r["ndcg10"]
+            (r for r in result.rows if r["fusion"] == method), key=lambda r: -r[result.key]
         )[:top]
         lines.append(
             f"\n{method}: best {len(rows)} of {sum(r['fusion'] == method for r in result.rows)}"
         )
-        lines.append("| weights (dense, bm25) | rrf k | candidates | nDCG@10 | Recall@100 |")
-        lines.append("|---|---:|---:|---:|---:|")
+        head = "| weights (dense, bm25) | rrf k | candidates | nDCG@10 | Recall@100 |"
+        rule = "|---|---:|---:|---:|---:|"
+        if names:
+            head = head.replace("nDCG@10 | Recall@100", "worst gain | worst nDCG@10")
+            head += "".join(f" {n} nDCG@10 (gain) |" for n in names)
+            rule += "---:|" * len(names)
+        lines += [head, rule]
         for r in rows:
             k = "-" if r["rrf_k"] is None else r["rrf_k"]
-            lines.append(
-                f"| {r['weights']} | {k} | {r['candidates']} | {r['ndcg10']:.4f} | "
-                f"{r['recall100']:.4f} |"
-            )
+            if names:
+                cells = f"{r['worst_gain']:+.4f} | {r['ndcg10']:.4f} |" + "".join(
+                    f" {c['ndcg10']:.4f} ({c['gain']:+.4f}) |" for c in r["collections"].values()
+                )
+            else:
+                cells = f"{r['ndcg10']:.4f} | {r['recall100']:.4f} |"
+            lines.append(f"| {r['weights']} | {k} | {r['candidates']} | {cells}")
     return "\n".join(lines)

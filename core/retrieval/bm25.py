@@ -3,7 +3,9 @@
 The tokenizer (used for documents and queries alike) applies Unicode NFKC normalisation,
 case-folds (lowercase), and splits into runs of letters and digits (``"Mach-2.5 wings"`` →
 ``["mach", "2", "5", "wings"]``); with ``stopwords="english"`` (or your own word list) it
-drops stopwords too. There is no stemming.
+drops stopwords too, and with ``stemmer="english"`` it reduces each remaining word to its
+Snowball stem (PyStemmer: ``"wings"`` → ``"wing"``, ``"flows"`` → ``"flow"``). The analyser
+settings are stored with the snapshot, so documents and queries are always cut the same way.
 
 Backends: ``"rank_bm25"`` (the default, the rank-bm25 package: ``okapi``, ``bm25l``,
 ``bm25plus``) and ``"bm25s"`` (the bm25s package, extra ``fast-bm25``: the same variants, sparse
@@ -46,6 +48,7 @@ __all__ = [
     "VARIANTS",
     "BM25Index",
     "Tokenizer",
+    "stemmer_names",
     "tokenize",
 ]
 
@@ -69,6 +72,28 @@ ENGLISH_STOPWORDS = frozenset(_ENGLISH.split())
 _WORD = re.compile(r"[^\W_]+")
 
 
+def stemmer_names() -> list[str]:
+    """The Snowball stemmers PyStemmer offers (``"english"``, ``"porter"``, ``"german"`` ...)."""
+    import Stemmer
+
+    return sorted(Stemmer.algorithms())
+
+
+def _make_stemmer(name: str) -> Any:
+    try:
+        import Stemmer
+    except ImportError as exc:  # a core dependency; missing only in a broken install
+        raise ImportError(
+            "stemming needs the PyStemmer package: pip install PyStemmer (or pass stemmer=None)"
+        ) from exc
+    if name not in Stemmer.algorithms():
+        raise InputError(
+            f"stemmer must be None or a Snowball stemmer name, got {name!r}; choose one of "
+            f"{stemmer_names()} (e.g. 'english'), or None for no stemming"
+        )
+    return Stemmer.Stemmer(name)
+
+
 def tokenize(text: str, stopwords: Collection[str] | None = None) -> list[str]:
     """Split ``text`` into BM25 terms (see the module docstring for the rules).
 
@@ -90,16 +115,28 @@ class Tokenizer:
 
     Args:
         stopwords: None (keep every word), ``"english"`` (:data:`ENGLISH_STOPWORDS`) or your own
-            words (compared after case folding).
+            words (compared after case folding, before stemming).
+        stemmer: None (no stemming) or a Snowball stemmer name, e.g. ``"english"``
+            (:func:`stemmer_names` lists them).
 
     Example:
         >>> Tokenizer(stopwords="english")("The drag of a cone")
         ['drag', 'cone']
+        >>> Tokenizer(stopwords="english", stemmer="english")("Flows over swept wings")
+        ['flow', 'swept', 'wing']
     """
 
     stopwords: str | frozenset[str] | None = None
+    stemmer: str | None = None
 
     def __post_init__(self) -> None:
+        if self.stemmer is not None and not isinstance(self.stemmer, str):
+            raise InputError(
+                f"stemmer must be None or a Snowball stemmer name such as 'english', "
+                f"got {self.stemmer!r}"
+            )
+        stem = _make_stemmer(self.stemmer) if self.stemmer is not None else None
+        object.__setattr__(self, "_stem", stem)
         sw = self.stopwords
         if sw is None or sw == "english":
             return
@@ -123,12 +160,15 @@ class Tokenizer:
         return frozenset(self.stopwords)
 
     def __call__(self, text: str) -> list[str]:
-        return tokenize(text, self.words)
+        words = tokenize(text, self.words)
+        stem = self._stem  # type: ignore[attr-defined]
+        return stem.stemWords(words) if stem is not None and words else words
 
     def spec(self) -> dict[str, Any]:
         """A JSON-able description, stored in snapshots to tell whether their tokens still fit."""
         sw = self.stopwords
-        return {"stopwords": sorted(sw) if isinstance(sw, frozenset) else sw}
+        words = sorted(sw) if isinstance(sw, frozenset) else sw
+        return {"stopwords": words, "stemmer": self.stemmer}
 
 
 def _check_param(name: str, value: float | None) -> float | None:

@@ -50,6 +50,8 @@ from jinarag.retrieval.search import (
     DEFAULT_FUSION,
     DEFAULT_RERANK_TOP,
     DEFAULT_RRF_K,
+    DEFAULT_STEMMER,
+    DEFAULT_STOPWORDS,
     DEFAULT_WEIGHTS,
     MODES,
     check_query_vector,
@@ -72,6 +74,8 @@ __all__ = [
     "DEFAULT_FUSION",
     "DEFAULT_RERANK_TOP",
     "DEFAULT_RRF_K",
+    "DEFAULT_STEMMER",
+    "DEFAULT_STOPWORDS",
     "DEFAULT_WEIGHTS",
     "MODES",
     "SCORE_SPACES",
@@ -98,7 +102,10 @@ class HybridIndex:
             records, query side for queries). The collection records its name and dimension.
         bm25: the BM25 variant, ``"okapi"``, ``"bm25l"`` or ``"bm25plus"``.
         k1, b, epsilon, delta: BM25 parameters (None: the library defaults).
-        stopwords: BM25 stopwords: ``"english"`` (default, tuned on Cranfield), None, or a list.
+        stopwords: BM25 stopwords: ``"english"`` (:data:`DEFAULT_STOPWORDS`), None, or a list.
+        stemmer: the BM25 stemmer: a Snowball name such as ``"english"``
+            (:data:`DEFAULT_STEMMER`) or None. Stopwords and stemmer are stored with the BM25
+            snapshot and applied to documents and queries alike; changing them rebuilds BM25.
         bm25_backend: ``"rank_bm25"`` or ``"bm25s"`` (``pip install 'jinarag[fast-bm25]'``).
         reranker: a :class:`jinarag.Reranker` used by ``search`` unless ``rerank=False``.
         fusion, weights, rrf_k, candidates, rerank_top: defaults for :meth:`search`. With
@@ -136,7 +143,8 @@ class HybridIndex:
         b: float | None = None,
         epsilon: float | None = None,
         delta: float | None = None,
-        stopwords: str | Sequence[str] | None = "english",
+        stopwords: str | Sequence[str] | None = DEFAULT_STOPWORDS,
+        stemmer: str | None = DEFAULT_STEMMER,
         bm25_backend: str = "rank_bm25",
         reranker: Reranker | None = None,
         fusion: str = DEFAULT_FUSION,
@@ -178,7 +186,7 @@ class HybridIndex:
             epsilon=epsilon,
             delta=delta,
             backend=bm25_backend,
-            tokenizer=Tokenizer(stopwords),
+            tokenizer=Tokenizer(stopwords, stemmer),
         )
         snapshot = self.path / _BM25_DIR / f"{collection}.json" if self.path is not None else None
         lock = StoreLock(self.path, lock_timeout) if self.path is not None else None
