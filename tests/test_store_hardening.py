@@ -13,6 +13,8 @@ import json
 import logging
 import math
 import os
+import pickle
+import re
 import shutil
 import socket
 import sqlite3
@@ -38,6 +40,7 @@ from jinarag.errors import (
 from jinarag.retrieval.chroma_client import drop_system
 from jinarag.retrieval.chroma_files import HNSW_FILES, vector_folder
 from jinarag.retrieval.index import HybridIndex
+from jinarag.retrieval.rebuild import rebuild_vector_index
 from jinarag.retrieval.redaction import redact, redact_url
 
 N = 200
@@ -445,6 +448,78 @@ def test_verify_finds_and_repairs_an_unreachable_record(store, minilm_embedder):
     assert lost in {i for i, _ in index.sources(text, candidates=5)[0]}
     drop_system(index._store.client)  # read the repaired files from disk, as a new process
     assert HybridIndex(store, embedder=minilm_embedder).verify().healthy
+
+
+def test_verify_rebuilds_a_vector_index_that_lost_a_record(store, minilm_embedder):
+    # Chroma's id -> label map loses one record: its vector can no longer be read, and every
+    # query that meets it fails ("Error finding id"). Deleting it would fail half-way, so the
+    # repair embeds every stored text again.
+    path = _segment(store) / "index_metadata.pickle"
+    meta = pickle.loads(path.read_bytes())  # Chroma's own file, in a test
+    meta["label_to_id"].pop(meta["id_to_label"].pop("r42"))
+    path.write_bytes(pickle.dumps(meta, protocol=2))
+    index = HybridIndex(store, embedder=minilm_embedder)
+    with pytest.raises(StoreCorruptError) as info:
+        index.verify()
+    assert "Error finding id" in str(info.value)
+    assert f"jinarag verify {store} --collection jinarag --repair" in str(info.value)
+    report = index.verify(repair=True)
+    assert report.rebuilt_vectors == N and report.unreachable == () and report.healthy
+    assert index.get(["r42"])[0].metadata == {"i": 42} and index.count() == N
+    assert "r42" in {i for i, _ in index.sources(TEXTS[42], candidates=5)[0]}
+
+
+_RAW_WRITER = textwrap.dedent(
+    """
+    import sys
+    import chromadb, numpy as np
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(sys.argv[1], Settings(anonymized_telemetry=False))
+    collection = client.get_collection("jinarag")
+    for line in sys.stdin:
+        a, b = map(int, line.split())
+        vectors = np.random.default_rng(a).normal(size=(b - a, 384)).astype(np.float32)
+        texts = [f"stale writer record {i} on lift {i % 9}" for i in range(a, b)]
+        collection.upsert(ids=[f"s{i}" for i in range(a, b)], embeddings=vectors, documents=texts)
+        print("ok", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_stale_writer_without_jinarag_is_caught_at_open(store, minilm_embedder):
+    # Plain chromadb in two processes: A writes, B writes, A writes again from its stale copy
+    # of the vector index and overwrites B's vectors on disk.
+    def writer() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-c", _RAW_WRITER, str(store)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+
+    a = writer()
+    a.stdin.write("0 60\n")
+    a.stdin.flush()
+    assert a.stdout.readline().strip() == "ok"
+    assert writer().communicate("60 120\n", timeout=120)[0].strip() == "ok"
+    a.stdin.write("120 180\n")
+    a.stdin.flush()
+    assert a.stdout.readline().strip() == "ok"
+    a.stdin.close()
+    assert a.wait(timeout=60) == 0
+    with pytest.raises(StoreCorruptError) as info:
+        HybridIndex(store, embedder=minilm_embedder)
+    assert re.search(
+        r"it holds \d+ vectors, but Chroma's database lists 380 records", str(info.value)
+    )
+    assert rebuild_vector_index(store, "jinarag", minilm_embedder) == N + 180
+    index = HybridIndex(store, embedder=minilm_embedder)
+    report = index.verify()
+    assert report.healthy and report.records == N + 180
+    assert index.get(["s77"])[0].text == "stale writer record 77 on lift 5"
 
 
 def test_exact_duplicate_vectors_are_not_reported(minilm_embedder, tmp_path):

@@ -129,13 +129,15 @@ def _work(task: dict[str, Any]) -> dict[str, Any]:
         return {"rebuilt": rebuild_vector_index(store, collection, embedder)}
     rebuilt = None
     try:
-        index = HybridIndex(store, collection=collection, embedder=embedder)
+        report = HybridIndex(store, collection=collection, embedder=embedder).verify(
+            repair=task["repair"]
+        )
     except StoreCorruptError as exc:
         if not task["repair"] or "vector index" not in str(exc):
             raise
         note(f"{exc}\nrebuilding the vector index from the stored texts")
         rebuilt = rebuild_vector_index(store, collection, embedder)
         index = HybridIndex(store, collection=collection, embedder=embedder)
-    report = index.verify(repair=task["repair"])
+        report = index.verify(repair=True)
     out: dict[str, Any] = {"report": {"lines": report.lines(), "healthy": report.healthy}}
     return {**out, "rebuilt": rebuilt} if rebuilt is not None else out

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import uuid
@@ -41,10 +42,16 @@ _BATCH = 256  # texts embedded per step
 
 
 def rebuild_vector_index(
-    path: Path, collection: str, embedder: Embedder, lock_timeout: float = 600.0
+    path: Path,
+    collection: str,
+    embedder: Embedder,
+    lock_timeout: float = 600.0,
+    *,
+    locked: bool = False,
 ) -> int:
     """Re-embed every record of ``collection`` in the embedded store at ``path`` into a new
-    vector index (see the module docstring); returns how many records it holds.
+    vector index (see the module docstring); returns how many records it holds. ``locked``:
+    the caller holds the store's write lock already.
 
     Raises:
         StoreBusyError: another process kept writing to the store for ``lock_timeout``.
@@ -52,7 +59,7 @@ def rebuild_vector_index(
     """
     name, dim = str(embedder.name), int(embedder.dim)
     temp = f"{collection}{_SUFFIX}"
-    with StoreLock(path, lock_timeout):
+    with contextlib.nullcontext() if locked else StoreLock(path, lock_timeout):
         if collection not in (names := collection_names(path)) and temp in names:
             # An earlier run stopped between dropping the old collection and the rename.
             new = ChromaStore(path, None, temp, embedder=name, dim=dim)

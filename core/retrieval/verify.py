@@ -10,8 +10,11 @@ got is an exact duplicate of it.)
 :func:`verify_index` adds the BM25 side (missing, extra and changed records against Chroma's
 texts) and the snapshot's state, and with ``repair=True`` mends what it found: unreachable
 records are deleted and added again with their stored vector, text and metadata (re-checked
-afterwards), BM25 and its snapshot are rebuilt from Chroma. The report says what was found
-and what was repaired.
+afterwards), BM25 and its snapshot are rebuilt from Chroma. A record whose stored vector the
+vector index cannot return (the index lost it, e.g. after two processes wrote at once) is never
+deleted: Chroma would fail half-way and keep the deletion; the whole vector index is rebuilt
+from the stored texts instead (:mod:`jinarag.retrieval.rebuild`). The report says what was
+found and what was repaired.
 
 Example:
     >>> report = index.verify()
@@ -30,6 +33,7 @@ import numpy as np
 
 from jinarag.errors import StoreCorruptError
 from jinarag.retrieval.mirror import BM25Mirror, current_state
+from jinarag.retrieval.rebuild import rebuild_vector_index
 from jinarag.retrieval.snapshot import inspect_snapshot
 
 if TYPE_CHECKING:
@@ -54,6 +58,7 @@ class VerifyReport:
         unreachable: ids that dense search cannot reach (after any repair), sorted.
         found_unreachable: how many were unreachable before the repair.
         repaired_vectors: records deleted and added again to the vector index.
+        rebuilt_vectors: records embedded again when the whole vector index was rebuilt.
         bm25_missing, bm25_extra, bm25_changed: records BM25 lacks, holds although Chroma does
             not, or holds with other terms than Chroma's text gives (before any repair).
         snapshot: the BM25 snapshot's state after any repair: ``"current"``, ``"stale"``,
@@ -68,6 +73,7 @@ class VerifyReport:
     unreachable: tuple[str, ...]
     found_unreachable: int
     repaired_vectors: int
+    rebuilt_vectors: int
     bm25_missing: int
     bm25_extra: int
     bm25_changed: int
@@ -92,6 +98,8 @@ class VerifyReport:
             line = f"dense search: {_n(self.found_unreachable)} unreachable"
             if self.repaired_vectors:
                 line += f"; {_n(self.repaired_vectors)} added again"
+            if self.rebuilt_vectors:
+                line += f"; vector index rebuilt from {_n(self.rebuilt_vectors)}"
             if self.unreachable:
                 first = ", ".join(repr(i) for i in self.unreachable[:5])
                 line += f"; still unreachable: {len(self.unreachable)} ({first})"
@@ -150,21 +158,34 @@ def unreachable_ids(
     return sorted(missing)
 
 
-def _readd(mirror: BM25Mirror, embedder: Embedder, ids: Sequence[str]) -> int:
+def _stored_vectors(store: ChromaStore, ids: Sequence[str]) -> dict[str, Any] | None:
+    """``{id: stored vector}`` for ``ids``, or None when the vector index cannot return one
+    of them (it lost the record)."""
+    out: dict[str, Any] = {}
+    for start in range(0, len(ids), _BATCH):
+        batch = list(ids[start : start + _BATCH])
+        try:
+            got, vectors = store.embeddings(batch)
+        except StoreCorruptError:
+            return None
+        if vectors is None or len(got) != len(batch) or len(vectors) != len(got):
+            return None
+        out.update(zip(got, np.asarray(vectors, dtype=np.float32), strict=True))
+    return out
+
+
+def _readd(mirror: BM25Mirror, ids: Sequence[str], vectors: dict[str, Any]) -> int:
     """Delete ``ids`` and add them again with their stored vector, text and metadata (the
     content hash included); returns how many were re-added."""
     store = mirror.store
     done = 0
     for start in range(0, len(ids), _BATCH):
-        batch = list(ids[start : start + _BATCH])
-        records = store.raw_records(batch)
-        got, vectors = _vectors(store, embedder, batch)
-        keep = [i for i, doc_id in enumerate(got) if doc_id in records]
-        chosen = [got[i] for i in keep]
+        records = store.raw_records(list(ids[start : start + _BATCH]))
+        chosen = [doc_id for doc_id in ids[start : start + _BATCH] if doc_id in records]
         mirror.delete(chosen)
         mirror.upsert(
             chosen,
-            vectors[keep],
+            np.stack([vectors[i] for i in chosen]) if chosen else np.zeros((0, 0)),
             [records[i][0] for i in chosen],
             [records[i][1] or None for i in chosen],
         )
@@ -207,13 +228,33 @@ def verify_index(
         # Read straight from the BM25 side as it is now (fresh() rebuilt it only if stale).
         differences = _bm25_differences(mirror)
         status = _snapshot_status(mirror)
-        unreachable = unreachable_ids(store, embedder)
-        found, repaired, rebuilt = len(unreachable), 0, False
-        if repair and unreachable:
+        embedded = store.path is not None and store.url is None
+        try:
+            unreachable = unreachable_ids(store, embedder)
+            broken = False
+        except StoreCorruptError:  # dense search fails outright ("Error finding id")
+            if not (repair and embedded):
+                raise
+            unreachable, broken = [], True
+        found = store.count() if broken else len(unreachable)
+        repaired, rebuilt_vectors, rebuilt = 0, 0, False
+        vectors = _stored_vectors(store, unreachable) if repair and unreachable else None
+        if vectors is not None:
             with mirror.writing(locked=True):
-                repaired = _readd(mirror, embedder, unreachable)
+                repaired = _readd(mirror, unreachable, vectors)
             unreachable = unreachable_ids(store, embedder, unreachable)
-        if repair and (any(differences) or _snapshot_status(mirror) not in ("current", "none")):
+        elif repair and embedded and (broken or unreachable):
+            # The vector index lost records: deleting them would fail half-way (and keep the
+            # deletion), so every record is embedded again into a new index.
+            assert store.path is not None
+            rebuilt_vectors = rebuild_vector_index(store.path, store.name, embedder, locked=True)
+            mirror.fresh()  # reopens the rebuilt collection (a new generation)
+            unreachable = unreachable_ids(store, embedder)
+        if repair and (
+            rebuilt_vectors
+            or any(differences)
+            or _snapshot_status(mirror) not in ("current", "none")
+        ):
             mirror.sync(force=True, strict=True)
             rebuilt = True
         if repair:
@@ -225,6 +266,7 @@ def verify_index(
             unreachable=tuple(unreachable),
             found_unreachable=found,
             repaired_vectors=repaired,
+            rebuilt_vectors=rebuilt_vectors,
             bm25_missing=differences[0],
             bm25_extra=differences[1],
             bm25_changed=differences[2],
