@@ -171,3 +171,10 @@ def test_no_buffer_grows_with_max_position_embeddings(loaded, name):
 def test_stored_half_precision_computes_in_float32_on_cpu(loaded, name):
     model, _ = loaded[name]
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_the_config_accepts_exactly_the_activations_the_encoder_implements():
+    from jinarag.models import encoder
+    from jinarag.models.config import ACTIVATION_NAMES
+
+    assert set(ACTIVATION_NAMES) == set(encoder._ACTIVATIONS)

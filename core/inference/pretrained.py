@@ -15,16 +15,10 @@ import torch
 
 from jinarag.errors import InputError, TruncationWarning
 from jinarag.inference.batching import DEFAULT_MAX_BATCH_TOKENS, length_sorted_batches, pad
-from jinarag.models.checkpoint import (
-    Kind,
-    load_encoder,
-    read_json_object,
-    repo_id_for,
-    resolve_checkpoint,
-    resolve_device,
-    resolve_dtype,
-)
-from jinarag.models.encoder import Encoder, EncoderConfig
+from jinarag.models.checkpoint import Kind, load_encoder, repo_id_for, resolve_checkpoint
+from jinarag.models.config import EncoderConfig, read_json_object
+from jinarag.models.encoder import Encoder
+from jinarag.models.placement import resolve_device, resolve_dtype
 from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
 from jinarag.options import LoadOptions
 from jinarag.validation import positive_int
@@ -42,11 +36,6 @@ class Cancelled(Exception):
 
     Not a :class:`~jinarag.errors.JinaragError`: nothing was wrong with the input.
     """
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    """A torch device for a checked ``LoadOptions.device``; InputError when it is missing here."""
-    return resolve_device(device)
 
 
 def _default_max_length(directory: Path, config: EncoderConfig) -> int:
@@ -131,7 +120,7 @@ class PretrainedModel:
         """
         options = cls._options(f"{cls.__name__}.from_pretrained", options, kwargs)
         # Device and dtype first: a missing GPU is reported before any download or read.
-        torch_device = _resolve_device(options.device)
+        torch_device = resolve_device(options.device)
         torch_dtype = resolve_dtype(options.dtype, torch_device)
         directory = resolve_checkpoint(
             name_or_path,

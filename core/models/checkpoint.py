@@ -6,32 +6,25 @@ from ``config.json`` and our own ``jinarag.models.encoder``.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 
-from jinarag.errors import CheckpointError, CheckpointWarning, InputError, ModelNotFoundError
-from jinarag.models.encoder import Encoder, EncoderConfig
-from jinarag.options import DTYPE_NAMES
+from jinarag.errors import CheckpointError, CheckpointWarning, ModelNotFoundError
+from jinarag.models.config import EncoderConfig, read_config
+from jinarag.models.encoder import Encoder
 
 __all__ = [
     "EMBEDDER_ALIASES",
     "RERANKER_ALIASES",
     "load_encoder",
-    "available_devices",
-    "read_config",
-    "read_json",
-    "read_json_object",
     "repo_id_for",
     "resolve_checkpoint",
-    "resolve_device",
-    "resolve_dtype",
 ]
 
 Kind = Literal["embedder", "reranker"]
@@ -184,91 +177,6 @@ def _not_found_message(
         f"local_files_only=False, check the network). Known {kind} aliases: {aliases}."
     )
     return "\n".join(lines)
-
-
-def read_json(path: Path) -> Any:
-    """The JSON value in one checkpoint file; CheckpointError naming the file when it cannot
-    be read or parsed (JSONDecodeError and UnicodeDecodeError are both ValueErrors)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise CheckpointError(
-            f"{path} cannot be read as JSON ({exc}); the checkpoint is corrupt or half-written: "
-            "copy or download it again."
-        ) from exc
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """:func:`read_json` for a file that must hold an object (tokenizer and sentence-transformers
-    configs); any other JSON value is a CheckpointError naming the file."""
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise CheckpointError(
-            f"{path} holds {json.dumps(data)[:40]}, not a JSON object; the checkpoint is "
-            "corrupt: copy or download it again."
-        )
-    return data
-
-
-def read_config(directory: Path) -> EncoderConfig:
-    path = directory / "config.json"
-    return EncoderConfig.from_dict(read_json(path), source=str(path))
-
-
-def available_devices() -> list[str]:
-    """The devices a model can be put on here, e.g. ``["cpu", "cuda", "cuda:0"]``."""
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
-    if torch.backends.mps.is_available():
-        devices.append("mps")
-    return devices
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """The torch device for a checked ``LoadOptions.device``; ``"auto"``: CUDA when available,
-    else CPU. A device this machine lacks is an InputError listing the ones it has, raised
-    before any file is read (torch would fail later, with an AssertionError)."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise InputError(
-            f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
-        ) from exc
-    if resolved.type == "cpu":
-        return resolved
-    backend = getattr(torch, resolved.type, None)  # torch.cuda, torch.mps, torch.xpu, ...
-    is_available = getattr(backend, "is_available", None)
-    if callable(is_available) and is_available():
-        count = getattr(backend, "device_count", lambda: 1)()
-        if resolved.index is None or resolved.index < count:
-            return resolved
-        why = f"there are {count} {resolved.type} device(s), numbered from 0"
-    elif resolved.type == "cuda" and not torch.backends.cuda.is_built():
-        why = f"this torch ({torch.__version__}) is built without CUDA"
-    else:
-        why = f"torch sees no {resolved.type} device on this machine"
-    shown = device if isinstance(device, str) else str(device)
-    raise InputError(
-        f"device={shown!r} is not available: {why}. Available here: "
-        f"{', '.join(map(repr, available_devices()))}; or pass 'auto' to use a GPU when there "
-        "is one."
-    )
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """``"auto"``: float32 on CPU (fp16 matmuls are slow there); on an accelerator, float16."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        return torch.float32 if device.type == "cpu" else torch.float16
-    if dtype not in DTYPE_NAMES:
-        raise InputError(
-            f"dtype={dtype!r} is not supported; use 'auto', {', '.join(map(repr, DTYPE_NAMES))}."
-        )
-    return getattr(torch, DTYPE_NAMES[dtype])
 
 
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:

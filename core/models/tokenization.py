@@ -14,7 +14,7 @@ from pathlib import Path
 from tokenizers import Encoding, Tokenizer, models, normalizers, pre_tokenizers, processors
 
 from jinarag.errors import CheckpointError, InputError
-from jinarag.models.checkpoint import read_json_object
+from jinarag.models.config import read_json_object
 
 __all__ = ["Encoded", "TextTokenizer"]
 

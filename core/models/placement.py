@@ -1,0 +1,67 @@
+"""Where and in what precision a model runs: the device and dtype a ``LoadOptions`` asks for,
+resolved against this machine before any file is read."""
+
+from __future__ import annotations
+
+import torch
+
+from jinarag.errors import InputError
+from jinarag.options import DTYPE_NAMES
+
+__all__ = ["available_devices", "resolve_device", "resolve_dtype"]
+
+
+def available_devices() -> list[str]:
+    """The devices a model can be put on here, e.g. ``["cpu", "cuda", "cuda:0"]``."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The torch device for a checked ``LoadOptions.device``; ``"auto"``: CUDA when available,
+    else CPU. A device this machine lacks is an InputError listing the ones it has, raised
+    before any file is read (torch would fail later, with an AssertionError)."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+    if resolved.type == "cpu":
+        return resolved
+    backend = getattr(torch, resolved.type, None)  # torch.cuda, torch.mps, torch.xpu, ...
+    is_available = getattr(backend, "is_available", None)
+    if callable(is_available) and is_available():
+        count = getattr(backend, "device_count", lambda: 1)()
+        if resolved.index is None or resolved.index < count:
+            return resolved
+        why = f"there are {count} {resolved.type} device(s), numbered from 0"
+    elif resolved.type == "cuda" and not torch.backends.cuda.is_built():
+        why = f"this torch ({torch.__version__}) is built without CUDA"
+    else:
+        why = f"torch sees no {resolved.type} device on this machine"
+    shown = device if isinstance(device, str) else str(device)
+    raise InputError(
+        f"device={shown!r} is not available: {why}. Available here: "
+        f"{', '.join(map(repr, available_devices()))}; or pass 'auto' to use a GPU when there "
+        "is one."
+    )
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """``"auto"``: float32 on CPU (fp16 matmuls are slow there); on an accelerator, float16."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.float32 if device.type == "cpu" else torch.float16
+    if dtype not in DTYPE_NAMES:
+        raise InputError(
+            f"dtype={dtype!r} is not supported; use 'auto', {', '.join(map(repr, DTYPE_NAMES))}."
+        )
+    return getattr(torch, DTYPE_NAMES[dtype])
