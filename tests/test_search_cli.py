@@ -8,6 +8,7 @@ import re
 import pytest
 
 from jinarag.cli import main
+from jinarag.errors import InputError
 from jinarag.evaluation import evaluate, load_beir, select_queries
 from jinarag.retrieval.index import DEFAULT_FUSION, HybridIndex
 
@@ -187,3 +188,38 @@ def test_eval_tune_ranks_by_the_worst_case_over_datasets(
     assert "cranfield: 1400 documents" in out and "cacm: 3204 documents" in out
     assert "| worst gain | worst nDCG@10 | cranfield nDCG@10 (gain) | cacm nDCG@10 (gain) |" in out
     assert "\ndefaults: {'weights':" in out
+
+
+@pytest.mark.slow
+def test_tune_writes_settings_that_the_index_reads(
+    cranfield_dir, cranfield_index, minilm_dir, minilm_embedder, capsys, tmp_path
+):
+    settings = tmp_path / "fusion.json"
+    code, out, err = _run(
+        capsys, "tune", cranfield_dir, "--store", cranfield_index.path, "--collection", "beir",
+        "--output", settings, "--model", minilm_dir, "--queries", "odd", "--limit", "8",
+    )  # fmt: skip
+    assert code == 0, err
+    payload = json.loads(settings.read_text())
+    assert payload["format"] == "jinarag-fusion/1"
+    assert payload["tuned_on"]["queries"] == "8 odd"
+    assert f"wrote {settings}: fusion {payload['fusion']}" in out
+    assert "fitted on 8 queries only" in err  # too few to trust: a note says so
+    # Beside a store, the file sets the index's fusion defaults; explicit arguments still win.
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "jinarag-fusion.json").write_text(settings.read_text())
+    with HybridIndex(store, embedder=minilm_embedder) as index:
+        assert (index.fusion, index.rrf_k, index.candidates) == (
+            payload["fusion"],
+            payload["rrf_k"],
+            payload["candidates"],
+        )
+        assert list(index.method_weights[index.fusion]) == payload["weights"][index.fusion]
+    with HybridIndex(store, embedder=minilm_embedder, fusion="relative", candidates=7) as index:
+        assert (index.fusion, index.candidates) == ("relative", 7)
+    (store / "jinarag-fusion.json").write_text("{}")
+    with pytest.raises(InputError, match="is not a usable fusion settings file.*jinarag tune"):
+        HybridIndex(store, embedder=minilm_embedder)
+    code, out, err = _run(capsys, "tune", cranfield_dir, "--model", minilm_dir)
+    assert code == 1 and "--store DIR" in err and "--output FILE" in err

@@ -41,6 +41,7 @@ from jinarag.retrieval import fusion as _fusion
 from jinarag.retrieval.bm25 import BM25Index, Tokenizer
 from jinarag.retrieval.chroma_files import check_store_files
 from jinarag.retrieval.chroma_store import ChromaStore
+from jinarag.retrieval.fusion_settings import FUSION_FILE, read_fusion_settings
 from jinarag.retrieval.hits import SCORE_SPACES, Hit, SourceScore
 from jinarag.retrieval.lock import StoreLock
 from jinarag.retrieval.mirror import BM25Mirror
@@ -108,8 +109,11 @@ class HybridIndex:
             snapshot and applied to documents and queries alike; changing them rebuilds BM25.
         bm25_backend: ``"rank_bm25"`` or ``"bm25s"`` (``pip install 'jinarag[fast-bm25]'``).
         reranker: a :class:`jinarag.Reranker` used by ``search`` unless ``rerank=False``.
-        fusion, weights, rrf_k, candidates, rerank_top: defaults for :meth:`search`. With
-            ``weights=None`` each fusion method uses its tuned :data:`DEFAULT_WEIGHTS`.
+        fusion, weights, rrf_k, candidates, rerank_top: defaults for :meth:`search`. Left
+            at None, they come from ``path/jinarag-fusion.json`` when that file exists
+            (written by ``jinarag tune``), else from the shipped :data:`DEFAULT_FUSION`,
+            :data:`DEFAULT_RRF_K`, :data:`DEFAULT_CANDIDATES`; with ``weights=None`` each
+            fusion method uses its own weights (the file's, else :data:`DEFAULT_WEIGHTS`).
         batch_size: records embedded and written per step of :meth:`add`.
         lock_timeout: seconds a write (:meth:`add`, :meth:`delete`, :meth:`verify`) waits
             for another process writing to the same store before :class:`StoreBusyError`.
@@ -147,10 +151,10 @@ class HybridIndex:
         stemmer: str | None = DEFAULT_STEMMER,
         bm25_backend: str = "rank_bm25",
         reranker: Reranker | None = None,
-        fusion: str = DEFAULT_FUSION,
+        fusion: str | None = None,
         weights: Sequence[float] | None = None,
-        rrf_k: float = DEFAULT_RRF_K,
-        candidates: int = DEFAULT_CANDIDATES,
+        rrf_k: float | None = None,
+        candidates: int | None = None,
         rerank_top: int = DEFAULT_RERANK_TOP,
         batch_size: int = 256,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
@@ -162,8 +166,18 @@ class HybridIndex:
             )
         self.embedder = embedder
         self.reranker = reranker
+        # Fusion defaults: the arguments, else the store's tuned file, else the shipped ones.
+        tuned = read_fusion_settings(Path(path) / FUSION_FILE) if path is not None else None
+        if fusion is None:
+            fusion = tuned.fusion if tuned is not None else DEFAULT_FUSION
+        if rrf_k is None:
+            rrf_k = tuned.rrf_k if tuned is not None else DEFAULT_RRF_K
+        if candidates is None:
+            candidates = tuned.candidates if tuned is not None else DEFAULT_CANDIDATES
+        self.tuned = tuned
         self.fusion = check_choice("fusion", fusion, _fusion.FUSION_METHODS)
         self.weights = tuple(_fusion.normalize_weights(weights, 2)) if weights is not None else None
+        self.method_weights = {**DEFAULT_WEIGHTS, **(tuned.weights if tuned is not None else {})}
         _fusion.rrf([], k=rrf_k)  # validates k
         self.rrf_k = rrf_k
         self.candidates = positive_int("candidates", candidates)

@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -75,6 +75,7 @@ class SearchDefaults(Protocol):
     reranker: Reranker | None
     fusion: str
     weights: Sequence[float] | None
+    method_weights: Mapping[str, Sequence[float]]  # used when weights is None
     rrf_k: float
     candidates: int
     rerank_top: int
@@ -125,7 +126,9 @@ def plan_search(
     if weights is not None:
         weights = _fusion.normalize_weights(weights, 2)
     else:
-        weights = defaults.weights if defaults.weights is not None else DEFAULT_WEIGHTS[fusion]
+        weights = (
+            defaults.weights if defaults.weights is not None else defaults.method_weights[fusion]
+        )
     rrf_k = rrf_k if rrf_k is not None else defaults.rrf_k
     if mode == "hybrid":
         _fusion.rrf([], k=rrf_k)  # validates rrf_k
