@@ -7,6 +7,7 @@ Examples::
     jinarag eval tests/data/cranfield --queries even     # the half not used for tuning
     jinarag eval tests/data/cranfield tests/data/cacm --tune   # the worst-case sweep, odd queries
     jinarag eval tests/data/cacm --format json --output cacm.json
+    jinarag eval tests/data/cranfield tests/data/cacm --chart quality.svg   # a bar chart too
 
 Progress (a line per dataset and configuration) goes to stderr, terminal or not; the result
 goes to stdout, or to ``--output``.
@@ -78,6 +79,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--format", choices=FORMATS, default="md", help="Markdown tables (default) or JSON"
     )
     parser.add_argument("--output", type=Path, help="write the result to this file (not stdout)")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        metavar="FILE.svg",
+        help="also draw nDCG@10 and Recall@100 per method (p50 latency beside) as an SVG chart",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -110,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
         sweep_worst_case,
     )
 
+    if args.chart is not None and args.tune:
+        raise InputError("--chart draws the eval table; leave it out with --tune")
+    if args.chart is not None and args.chart.suffix.lower() != ".svg":
+        raise InputError(f"--chart writes SVG: name the file *.svg, got {str(args.chart)!r}")
     datasets = [load_beir(path) for path in args.dataset]
     names = [d.name for d in datasets]
     if len(set(names)) != len(names):
@@ -123,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {}
     tables: list[str] = []
     runs = {}
+    charted: dict[str, list[Any]] = {}
     for dataset in datasets:
         qids = select_queries(dataset, which)
         if args.limit is not None:
@@ -156,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             "rows": [dataclasses.asdict(r) for r in rows],
         }
         tables.append(header + "\n" + format_table(rows))
+        charted[dataset.name] = rows
     if args.tune:
         _progress("sweeping fusion settings")
         if several:
@@ -166,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
         defaults = swept.defaults(swept.best()["fusion"])
         result = {"summary": headers, "queries": which, "defaults": defaults, "rows": swept.rows}
         tables.append("\n".join(headers) + "\n" + format_sweep(swept) + f"\n\ndefaults: {defaults}")
+    if args.chart is not None:
+        from jinarag.evaluation import svg_chart
+
+        args.chart.write_text(svg_chart(charted), encoding="utf-8")
+        _progress(f"wrote {args.chart}")
     text = json.dumps(result, indent=2) if args.format == "json" else "\n\n".join(tables)
     if args.output is not None:
         args.output.write_text(text + "\n", encoding="utf-8")

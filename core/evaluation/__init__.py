@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 from jinarag.evaluation.beir import Dataset, load_beir
+from jinarag.evaluation.chart import svg_chart
 from jinarag.evaluation.metrics import ndcg_at_k, recall_at_k
 from jinarag.evaluation.runner import (
     QUERY_SETS,
@@ -56,5 +57,6 @@ __all__ = [
     "single_sources",
     "source_lists",
     "sweep",
+    "svg_chart",
     "sweep_worst_case",
 ]
