@@ -41,7 +41,7 @@ from jinarag.retrieval import fusion as _fusion
 from jinarag.retrieval.bm25 import BM25Index, Tokenizer
 from jinarag.retrieval.chroma_files import check_store_files
 from jinarag.retrieval.chroma_store import ChromaStore
-from jinarag.retrieval.fusion_settings import FUSION_FILE, read_fusion_settings
+from jinarag.retrieval.fusion_settings import FUSION_FILE, FusionSettings, read_fusion_settings
 from jinarag.retrieval.hits import SCORE_SPACES, Hit, SourceScore
 from jinarag.retrieval.lock import StoreLock
 from jinarag.retrieval.mirror import BM25Mirror
@@ -167,7 +167,7 @@ class HybridIndex:
         self.embedder = embedder
         self.reranker = reranker
         # Fusion defaults: the arguments, else the store's tuned file, else the shipped ones.
-        tuned = read_fusion_settings(Path(path) / FUSION_FILE) if path is not None else None
+        tuned = _tuned_settings(Path(path)) if path is not None else None
         if fusion is None:
             fusion = tuned.fusion if tuned is not None else DEFAULT_FUSION
         if rrf_k is None:
@@ -413,3 +413,15 @@ class HybridIndex:
             f"HybridIndex(collection={self.collection_name!r}, store={self._store.where!r}, "
             f"embedder={self.embedder.name!r}, records={len(self._bm25)})"
         )
+
+
+def _tuned_settings(folder: Path) -> FusionSettings | None:
+    """The store's tuned fusion settings (None when there are none). Only a folder this process
+    can list holds them: a store path that is a file, or a folder without permission, is the
+    store's own error, which opening Chroma names (with the fix)."""
+    try:
+        with os.scandir(folder):
+            pass
+    except OSError:
+        return None
+    return read_fusion_settings(folder / FUSION_FILE)
