@@ -344,6 +344,11 @@ class ChromaStore:
             metadatas=metadatas,
         )
 
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Replace the metadata of one batch of existing records, their vectors untouched
+        (Chroma merges: a key set to None is removed)."""
+        self.call("update metadata", self.collection.update, ids=ids, metadatas=metadatas)
+
     def delete(self, ids: Sequence[str]) -> None:
         """Delete one batch of ids (at most :attr:`max_batch`); unknown ids are ignored."""
         self.call("delete records", self.collection.delete, ids=ids)

@@ -9,11 +9,12 @@ Every write goes in the same order, so a crash at any point leaves a state that 
 repairs: (0) the store's write lock is taken (one writer at a time, across processes) and the
 snapshot path checked; (1) a new generation id is written to the collection's metadata, which
 makes the BM25 snapshot stale; (2) the records go to Chroma in batches, each with a hash of its
-text and metadata, and records whose stored hash is the same are skipped (never written
-again); (3) the BM25 index follows each batch Chroma acknowledged; (4) a final generation is
-recorded and the snapshot saved atomically with it. The snapshot never holds a record Chroma
-has not acknowledged. :meth:`HybridIndex.verify` checks that every record is reachable by dense
-search and BM25 equals Chroma, and repairs what is not.
+text and metadata: records whose stored hash is the same are skipped (never written again), a
+changed text is deleted and added anew, changed metadata replaced in place
+(:mod:`jinarag.retrieval.writes`); (3) the BM25 index follows each batch Chroma acknowledged;
+(4) a final generation is recorded and the snapshot saved atomically with it. The snapshot never
+holds a record Chroma has not acknowledged. :meth:`HybridIndex.verify` checks that every record
+is reachable by dense search and BM25 equals Chroma, and repairs what is not.
 
 Example:
     >>> import jinarag
@@ -257,8 +258,8 @@ class HybridIndex:
             with bar, self._mirror.writing():
                 for start in range(0, len(keep), self.batch_size):
                     rows = keep[start : start + self.batch_size]
-                    records = Batch(out, texts, metas, rows)
-                    write(self._mirror, self.embedder, records.changed(self._store))
+                    plan = Batch(out, texts, metas, rows).plan(self._store)
+                    write(self._mirror, self.embedder, plan)
                     done += len(rows)
                     bar.update(len(rows))
         except InputError as exc:

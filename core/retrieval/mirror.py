@@ -172,6 +172,15 @@ class BM25Mirror:
             self.store.upsert(ids[rows], vectors[rows], texts[rows], metadatas[rows], batch_hashes)
             self.bm25.upsert(ids[rows], texts[rows])
 
+    def relabel(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """Replace the metadata of existing records in Chroma (a key set to None is removed);
+        texts and vectors stay, so BM25 has nothing to follow."""
+        if not ids:
+            return
+        self._begin()
+        for rows in self.store.slices(len(ids)):
+            self.store.update_metadata(ids[rows], metadatas[rows])
+
     def delete(self, ids: Sequence[str]) -> None:
         """Delete from Chroma batch by batch, BM25 following each acknowledged batch."""
         if not ids:

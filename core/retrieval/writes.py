@@ -1,27 +1,36 @@
-"""One write, step by step: which records of a batch changed, then embedding and writing them.
+"""One write, step by step: what each record of a batch needs, then doing just that.
 
 Every record is stored with a hash of its text and metadata
 (:func:`jinarag.retrieval.records.record_hash`). Before a batch is written, the stored hashes
-of its ids are read, and only records that are new or differ are embedded and written: an
-unchanged record is never written again. (Re-writing the same vector into Chroma's HNSW index
-can leave a record that dense search no longer reaches, and embedding costs time.) Records
-stored before hashes were kept are compared by their stored text and metadata instead.
+of its ids are read, and each record gets the least write that makes the store hold it exactly:
+
+- unchanged (same hash; or, for a record stored before hashes were kept, the same text and
+  metadata): nothing at all;
+- new: embedded and added;
+- another text: deleted, then embedded and added as a new record;
+- the same text with other metadata: its metadata replaced in place (keys it no longer has
+  removed), its vector untouched.
+
+Chroma's ``upsert`` of an existing id is never used: writing a vector over an existing one
+(the same one, above all) can leave a record in the HNSW graph that dense search no longer
+reaches, and Chroma merges metadata, so a key the new record dropped would stay.
 
 :meth:`jinarag.HybridIndex.add` runs these inside :meth:`BM25Mirror.writing`, so the store's
-write lock is held and the hashes read are current.
+write lock is held and what is read is current.
 
 Example:
-    >>> rows = Batch(ids, texts, metas, [0, 1, 2]).changed(store)
-    >>> write(mirror, embedder, rows)
+    >>> plan = Batch(ids, texts, metas, [0, 1, 2]).plan(store)
+    >>> write(mirror, embedder, plan)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jinarag.retrieval.chroma_store import HASH_KEY, RESERVED_PREFIX
 from jinarag.retrieval.records import record_hash
 
 if TYPE_CHECKING:
@@ -29,7 +38,7 @@ if TYPE_CHECKING:
     from jinarag.retrieval.chroma_store import ChromaStore
     from jinarag.retrieval.mirror import BM25Mirror
 
-__all__ = ["Batch", "write"]
+__all__ = ["Batch", "Plan", "write"]
 
 
 @dataclass(frozen=True)
@@ -45,32 +54,64 @@ class Batch:
     def hash(self, i: int) -> str:
         return record_hash(self.texts[i], self.metas[i])
 
-    def changed(self, store: ChromaStore) -> Batch:
-        """The rows whose record ``store`` does not hold exactly (new, or another text or
-        metadata), as a new batch."""
-        ids = [self.ids[i] for i in self.rows]
-        stored = store.hashes(ids)
-        legacy = [doc_id for doc_id in ids if doc_id in stored and stored[doc_id] is None]
-        old = store.records(legacy) if legacy else {}
-        keep = [
-            i
-            for i in self.rows
-            if stored.get(self.ids[i]) != self.hash(i)
-            and old.get(self.ids[i]) != (self.texts[i], self.metas[i] or {})
+    def plan(self, store: ChromaStore) -> Plan:
+        """What each row needs, from what ``store`` holds (see the module docstring)."""
+        stored = store.hashes([self.ids[i] for i in self.rows])
+        plan = Plan(self)
+        differ = [
+            i for i in self.rows if self.ids[i] in stored and stored[self.ids[i]] != self.hash(i)
         ]
-        return Batch(self.ids, self.texts, self.metas, keep)
+        held = store.raw_records([self.ids[i] for i in differ]) if differ else {}
+        for i in self.rows:
+            doc_id = self.ids[i]
+            if doc_id not in stored:
+                plan.new.append(i)
+            elif i not in differ or doc_id not in held:
+                continue  # the same hash (or deleted meanwhile: nothing to compare with)
+            else:
+                text, meta = held[doc_id]
+                mine = {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX)}
+                if stored[doc_id] is None and (text, mine) == (self.texts[i], self.metas[i] or {}):
+                    continue  # stored before hashes were kept, and the same
+                if text != self.texts[i]:
+                    plan.moved.append(i)
+                else:
+                    plan.relabeled[i] = sorted(set(mine) - set(self.metas[i] or {}))
+        return plan
 
 
-def write(mirror: BM25Mirror, embedder: Embedder, batch: Batch) -> None:
-    """Embed the batch's texts and write its records with their hashes (Chroma, then BM25)."""
-    if not batch.rows:
+@dataclass
+class Plan:
+    """The writes one batch needs: ``new`` and ``moved`` rows are embedded and added (``moved``
+    ones deleted first), ``relabeled`` rows get new metadata (with the keys to remove)."""
+
+    batch: Batch
+    new: list[int] = field(default_factory=list)
+    moved: list[int] = field(default_factory=list)
+    relabeled: dict[int, list[str]] = field(default_factory=dict)
+
+
+def write(mirror: BM25Mirror, embedder: Embedder, plan: Plan) -> None:
+    """Carry out ``plan`` (Chroma first, BM25 following each acknowledged batch)."""
+    batch = plan.batch
+    if plan.relabeled:
+        mirror.relabel(
+            [batch.ids[i] for i in plan.relabeled],
+            [
+                {**(batch.metas[i] or {}), **dict.fromkeys(gone), HASH_KEY: batch.hash(i)}
+                for i, gone in plan.relabeled.items()
+            ],
+        )
+    rows = plan.new + plan.moved
+    if not rows:
         return
-    texts = [batch.texts[i] for i in batch.rows]
-    vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    texts = [batch.texts[i] for i in rows]
+    vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)  # before deleting
+    mirror.delete([batch.ids[i] for i in plan.moved])
     mirror.upsert(
-        [batch.ids[i] for i in batch.rows],
+        [batch.ids[i] for i in rows],
         vectors,
         texts,
-        [batch.metas[i] for i in batch.rows],
-        [batch.hash(i) for i in batch.rows],
+        [batch.metas[i] for i in rows],
+        [batch.hash(i) for i in rows],
     )
