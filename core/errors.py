@@ -6,6 +6,7 @@ Every message names the bad value and says how to fix it. The tree::
     ├── ModelNotFoundError          no checkpoint at any place we looked (lists them)
     ├── CheckpointError             a checkpoint exists but is corrupt, incomplete or unsupported
     ├── InputError (ValueError)     a bad argument: wrong type, unknown choice, bad length
+    ├── DeviceMemoryError           the device ran out of memory even after smaller batches
     └── StoreError                  the index or its vector store failed
         ├── StoreUnavailableError   the Chroma server cannot be reached
         ├── StoreBusyError          another process is writing to the same store
@@ -25,6 +26,7 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "CheckpointWarning",
+    "DeviceMemoryError",
     "EmbedderMismatchError",
     "InputError",
     "JinaragError",
@@ -51,6 +53,11 @@ class CheckpointError(JinaragError):
 
 class InputError(JinaragError, ValueError):
     """An argument has the wrong type or value; the message names it and the valid choices."""
+
+
+class DeviceMemoryError(JinaragError):
+    """Out of device memory although the batch's token budget was halved down to what a
+    single input needs; the message says which budget or length to set."""
 
 
 class StoreError(JinaragError):

@@ -19,6 +19,7 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_keywords",
+    "check_pairs",
     "check_text",
     "check_texts",
     "positive_int",
@@ -29,31 +30,37 @@ __all__ = [
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def _ordered(values: Iterable[Any], name: str, kind: str, example: str) -> list[Any]:
+    """``values`` as a list, refusing a lone string, a mapping and a set (their order is not
+    one the caller wrote down, and a dict would give its keys)."""
+    if isinstance(values, (str, bytes)):
+        raise InputError(
+            f"{name} must be a list of {kind}, got {type(values).__name__}; "
+            f"wrap a single one in a list: [{example}]"
+        )
+    if isinstance(values, (Mapping, Set, MappingView)):
+        why = (
+            "a mapping would give its keys, not its values"
+            if isinstance(values, Mapping)
+            else "its order is not one you chose, so results could not be matched to inputs"
+        )
+        raise InputError(
+            f"{name} must be a list of {kind}, got {type(values).__name__} {values!r:.60}: "
+            f"{why}; pass a list in the order you want, e.g. list(d.values()) or sorted({name})"
+        )
+    try:
+        return list(values)
+    except TypeError as exc:
+        raise InputError(f"{name} must be a list of {kind}, got {type(values).__name__}") from exc
+
+
 def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
     """A list of strings, or InputError naming the first bad item and its index.
 
     Any ordered iterable is taken (a list, a tuple, a generator); a mapping or a set is
     refused, because its order is not one the caller wrote down and a dict would give its keys.
     """
-    if isinstance(texts, (str, bytes)):
-        raise InputError(
-            f"{name} must be a list of strings, got {type(texts).__name__}; "
-            "wrap a single text in a list: [text]"
-        )
-    if isinstance(texts, (Mapping, Set, MappingView)):
-        why = (
-            "a mapping would give its keys, not its values"
-            if isinstance(texts, Mapping)
-            else "its order is not one you chose, so results could not be matched to inputs"
-        )
-        raise InputError(
-            f"{name} must be a list of strings, got {type(texts).__name__} {texts!r:.60}: "
-            f"{why}; pass a list in the order you want, e.g. list(d.values()) or sorted({name})"
-        )
-    try:
-        items = list(texts)
-    except TypeError as exc:
-        raise InputError(f"{name} must be a list of strings, got {type(texts).__name__}") from exc
+    items = _ordered(texts, name, "strings", "text")
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise InputError(
@@ -62,6 +69,28 @@ def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
             )
         _check_unicode(item, f"{name}[{index}]")
     return items
+
+
+def check_pairs(pairs: Iterable[tuple[str, str]], name: str = "pairs") -> list[tuple[str, str]]:
+    """A list of (query, document) string pairs, or InputError naming the first bad one."""
+    items = _ordered(pairs, name, "(query, document) pairs", "(query, document)")
+    checked = []
+    for index, item in enumerate(items):
+        if isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:
+            raise InputError(
+                f"{name}[{index}] is {type(item).__name__} {item!r:.60}; each pair must be a "
+                "(query, document) tuple of two strings"
+            )
+        query, document = item
+        for part, value in (("query", query), ("document", document)):
+            if not isinstance(value, str):
+                raise InputError(
+                    f"{name}[{index}]'s {part} is {type(value).__name__} {value!r:.60}; pass "
+                    "strings only"
+                )
+            _check_unicode(value, f"{name}[{index}]'s {part}")
+        checked.append((query, document))
+    return checked
 
 
 def check_text(text: Any, name: str = "query") -> str:

@@ -114,6 +114,8 @@ EVERY_OPTION = {
     "revision": "main",
     "local_files_only": True,
     "max_batch_tokens": 256,
+    "attention": "eager",
+    "num_threads": 1,
 }
 
 

@@ -268,6 +268,8 @@ EVERY_OPTION = {
     "revision": "main",
     "local_files_only": True,
     "max_batch_tokens": 256,
+    "attention": "eager",
+    "num_threads": 1,
 }
 COMPONENTS = [
     (JinaTextEmbedder, "v2_geglu_8h", "embedder"),
@@ -312,7 +314,7 @@ def test_a_yaml_round_trip_keeps_every_option(cls):
     # Defaults are written too, so a pipeline file shows every option it can set.
     defaults = cls(model="small").to_dict()["init_parameters"]
     assert {name: defaults[name] for name in EVERY_OPTION} == {
-        name: None if name != "dtype" else "auto" for name in EVERY_OPTION
+        name: "auto" if name in ("dtype", "attention") else None for name in EVERY_OPTION
     }
 
 

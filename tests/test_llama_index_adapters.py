@@ -244,6 +244,8 @@ EVERY_OPTION = {
     "revision": "main",
     "local_files_only": True,
     "max_batch_tokens": 256,
+    "attention": "eager",
+    "num_threads": 1,
 }
 ADAPTERS = [(JinaEmbedding, "v2_geglu_8h", "embedder"), (JinaRerank, "reranker_bf16", "reranker")]
 

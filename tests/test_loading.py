@@ -157,6 +157,8 @@ EVERY_OPTION = {
     "revision": "main",
     "local_files_only": True,
     "max_batch_tokens": 256,
+    "attention": "eager",
+    "num_threads": 1,
 }
 
 
@@ -165,7 +167,19 @@ def test_load_options_fields_defaults_and_exports():
 
     assert jinarag.LoadOptions is LoadOptions
     assert "LoadOptions" in jinarag.__all__
-    assert LoadOptions.names() == tuple(EVERY_OPTION)
+    assert LoadOptions.names() == (
+        "device",
+        "dtype",
+        "max_length",
+        "revision",
+        "local_files_only",
+        "max_batch_tokens",
+        "quantize",
+        "attention",
+        "num_threads",
+    )
+    # quantize="int8" computes from float32, so it has a test of its own (test_engine.py).
+    assert set(LoadOptions.names()) - set(EVERY_OPTION) == {"quantize"}
     assert LoadOptions().to_dict() == {
         "device": "auto",
         "dtype": "auto",
@@ -173,6 +187,9 @@ def test_load_options_fields_defaults_and_exports():
         "revision": None,
         "local_files_only": None,
         "max_batch_tokens": None,
+        "quantize": None,
+        "attention": "auto",
+        "num_threads": None,
     }
 
 
@@ -251,6 +268,7 @@ def test_options_as_a_value_equal_options_as_keywords(tiny_checkpoints):
         assert model.max_batch_tokens == 256
         assert str(model.dtype) == "torch.bfloat16"
         assert model.device.type == "cpu"
+        assert model.model.attn_implementation == "eager"
     np.testing.assert_array_equal(by_value.embed(TEXTS), by_keywords.embed(TEXTS))
     # Keywords override the fields of `options`; subclass keywords still reach the subclass.
     mixed = jinarag.Embedder.from_pretrained(path, options, max_length=24, query_prefix="q: ")

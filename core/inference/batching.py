@@ -1,45 +1,127 @@
-"""Length-sorted batching: similar lengths share a batch, and results come back in input order.
+"""Scheduling: which tokenised sequences share a forward pass, and how they sit in its rows.
 
-Sorting by token count (not characters) keeps padding small; a token budget per batch keeps
-long inputs from exhausting memory however large ``batch_size`` is.
+Two layouts, one rule (a token budget per pass, ``rows × row length``):
+
+- padded: one sequence per row, longest first, so a batch's rows have similar lengths and
+  little padding (the CPU layout: attention cost stays ``Σ length²``);
+- packed: several sequences per row, first-fit decreasing into rows of a fixed length, with
+  no padding but a row's tail (the flex-attention layout: its block mask skips the pairs of
+  tokens from different sequences, and fixed row shapes let a compiled kernel be reused).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["length_sorted_batches", "pad"]
+__all__ = [
+    "DEFAULT_MAX_BATCH_TOKENS",
+    "Batch",
+    "default_max_batch_tokens",
+    "schedule",
+]
 
-# Padded tokens per batch (batch rows × longest row). 32 × 512 = 16384.
+# Tokens per forward pass (rows × row length). CPU: 32 × 512; a GPU has memory for more.
 DEFAULT_MAX_BATCH_TOKENS = 16384
+DEFAULT_MAX_BATCH_TOKENS_GPU = 65536
+# Packed rows are at least this long (or the longest sequence), rounded up to ROW_MULTIPLE:
+# long enough to hold many short texts, and a multiple of flex attention's 128-token blocks.
+PACKED_ROW_TOKENS = 2048
+ROW_MULTIPLE = 128
 
 
-def length_sorted_batches(
-    lengths: Sequence[int], *, batch_size: int, max_tokens: int = DEFAULT_MAX_BATCH_TOKENS
-) -> list[list[int]]:
-    """Group input indices, longest first, into batches of at most ``batch_size`` rows and
-    ``max_tokens`` padded tokens (a single longer input still gets a batch of its own)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
-    batches: list[list[int]] = []
+def default_max_batch_tokens(device: torch.device) -> int:
+    return DEFAULT_MAX_BATCH_TOKENS if device.type == "cpu" else DEFAULT_MAX_BATCH_TOKENS_GPU
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One forward pass: ``rows[r]`` lists the sequences (input indices) laid out in row r,
+    left to right; every row is ``row_length`` tokens long."""
+
+    rows: tuple[tuple[int, ...], ...]
+    row_length: int
+
+    @property
+    def sequences(self) -> list[int]:
+        """The batch's sequences in row order: the order a pooling head returns them in."""
+        return [index for row in self.rows for index in row]
+
+    @property
+    def tokens(self) -> int:
+        return len(self.rows) * self.row_length
+
+
+def schedule(
+    lengths: Sequence[int],
+    *,
+    max_tokens: int,
+    max_sequences: int,
+    packed: bool,
+    indices: Sequence[int] | None = None,
+) -> list[Batch]:
+    """Batches covering ``indices`` (default: all of ``lengths``), longest first, each within
+    ``max_tokens`` and ``max_sequences``. A single sequence longer than ``max_tokens`` still
+    gets a batch of its own."""
+    order = sorted(
+        indices if indices is not None else range(len(lengths)),
+        key=lambda i: lengths[i],
+        reverse=True,
+    )
+    if not order:
+        return []
+    if packed:
+        return _packed(order, lengths, max_tokens, max_sequences)
+    batches: list[Batch] = []
     current: list[int] = []
     for index in order:
         # Sorted descending, so the first row of a batch is its longest.
         longest = lengths[current[0]] if current else lengths[index]
-        if current and (len(current) >= batch_size or (len(current) + 1) * longest > max_tokens):
-            batches.append(current)
+        if current and (len(current) >= max_sequences or (len(current) + 1) * longest > max_tokens):
+            batches.append(Batch(tuple((i,) for i in current), lengths[current[0]]))
             current = []
         current.append(index)
-    if current:
-        batches.append(current)
+    batches.append(Batch(tuple((i,) for i in current), lengths[current[0]]))
     return batches
 
 
-def pad(rows: Sequence[Sequence[int]], pad_value: int, device: torch.device) -> torch.Tensor:
-    """Right-pad integer rows into a (len(rows), longest) tensor."""
-    longest = max(len(row) for row in rows)
-    out = torch.full((len(rows), longest), pad_value, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out.to(device)
+def _packed(
+    order: list[int], lengths: Sequence[int], max_tokens: int, max_sequences: int
+) -> list[Batch]:
+    longest = lengths[order[0]]
+    row_length = max(longest, min(max_tokens, PACKED_ROW_TOKENS))
+    row_length = -(-row_length // ROW_MULTIPLE) * ROW_MULTIPLE
+    max_rows = max(1, max_tokens // row_length)
+    batches: list[Batch] = []
+    rows: list[list[int]] = []
+    free: list[int] = []
+    count = 0
+    for index in order:
+        need = lengths[index]
+        # First fit: the first row with room, else a new row, else a new batch.
+        target = next((r for r, room in enumerate(free) if room >= need), None)
+        if count >= max_sequences or (target is None and len(rows) >= max_rows):
+            batches.append(Batch(tuple(map(tuple, rows)), row_length))
+            rows, free, count, target = [], [], 0, None
+        if target is None:
+            rows.append([])
+            free.append(row_length)
+            target = len(rows) - 1
+        rows[target].append(index)
+        free[target] -= need
+        count += 1
+    batches.append(Batch(tuple(map(tuple, rows)), row_length))
+    # Row counts rounded up to a power of two (empty rows are padding; never past the
+    # budget): a compiled kernel meets a handful of shapes, not one per batch size.
+    padded = []
+    for batch in batches:
+        rows_wanted = max(len(batch.rows), min(_next_power_of_two(len(batch.rows)), max_rows))
+        empty = ((),) * (rows_wanted - len(batch.rows))
+        padded.append(Batch(batch.rows + empty, row_length))
+    return padded
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << (n - 1).bit_length()

@@ -1,16 +1,17 @@
-"""Text embeddings: mean pooling over the encoder's last hidden states."""
+"""Text embeddings: the mean of the encoder's last hidden states over each text's tokens."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from jinarag.inference.heads import mean_pool
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
+from jinarag.models.tokenization import Encoded
 from jinarag.validation import check_bool, check_text, check_texts, positive_int
 
 __all__ = ["Embedder"]
@@ -57,7 +58,7 @@ class Embedder(PretrainedModel):
         With ``normalize=False`` the rows are exactly the mean of the last hidden states over
         the attention mask (accumulated in float32). ``stop``, when given, is asked before each
         batch; once it returns True the call raises
-        :class:`~jinarag.inference.pretrained.Cancelled`.
+        :class:`~jinarag.inference.pipeline.Cancelled`.
         """
         return self._embed(
             check_texts(texts),
@@ -129,17 +130,17 @@ class Embedder(PretrainedModel):
             return np.zeros((0, self.dim), dtype=np.float32)
         if prefix:
             texts = [prefix + text for text in texts]
-        encoded = self.tokenizer.encode(texts, max_length=self.max_length, truncate=truncate)
+        max_length = self.max_length
 
-        def mean_pool(ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
-            hidden = self.model(ids, mask, types).float()  # B,S,H
-            weights = mask.unsqueeze(-1).float()
-            pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-            return F.normalize(pooled, dim=-1) if normalize else pooled
+        def encode(start: int, stop: int) -> Encoded:
+            return self.tokenizer.encode(
+                texts[start:stop], max_length=max_length, truncate=truncate, offset=start
+            )
 
         return self._run(
-            encoded,
-            mean_pool,
+            len(texts),
+            encode,
+            partial(mean_pool, normalize=normalize),
             batch_size=batch_size,
             show_progress=show_progress,
             what="texts",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -13,12 +12,15 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from jinarag.errors import InputError, TruncationWarning
-from jinarag.inference.batching import DEFAULT_MAX_BATCH_TOKENS, length_sorted_batches, pad
+from jinarag.errors import InputError
+from jinarag.inference import pipeline
+from jinarag.inference.batching import default_max_batch_tokens
+from jinarag.inference.pipeline import Cancelled, Head
 from jinarag.models.checkpoint import Kind, load_encoder, repo_id_for, resolve_checkpoint
 from jinarag.models.config import EncoderConfig, read_json_object
 from jinarag.models.encoder import Encoder
-from jinarag.models.placement import resolve_device, resolve_dtype
+from jinarag.models.placement import resolve_attention, resolve_device, resolve_dtype
+from jinarag.models.quantization import quantize_linears
 from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
 from jinarag.options import LoadOptions
 from jinarag.validation import positive_int
@@ -28,14 +30,6 @@ __all__ = ["Cancelled", "PretrainedModel"]
 Self = TypeVar("Self", bound="PretrainedModel")
 # Files copied verbatim by save_pretrained (the tokenizer writes tokenizer.json itself).
 _EXTRA_FILES = ("sentence_bert_config.json", *TOKENIZER_FILES[1:])
-
-
-class Cancelled(Exception):
-    """A batched run stopped because its ``should_stop()`` returned True (the server passes
-    one that turns True when the client disconnects or the server shuts down).
-
-    Not a :class:`~jinarag.errors.JinaragError`: nothing was wrong with the input.
-    """
 
 
 def _default_max_length(directory: Path, config: EncoderConfig) -> int:
@@ -85,7 +79,7 @@ class PretrainedModel:
         self.max_batch_tokens: int = (
             self.options.max_batch_tokens
             if self.options.max_batch_tokens is not None
-            else DEFAULT_MAX_BATCH_TOKENS
+            else default_max_batch_tokens(self.device)
         )
 
     @property
@@ -111,12 +105,14 @@ class PretrainedModel:
 
         Loading options come as a :class:`~jinarag.LoadOptions`, as keywords (``device=``,
         ``dtype=``, ``max_length=``, ``revision=``, ``local_files_only=``,
-        ``max_batch_tokens=``), or both: keywords override the fields of ``options``. A
-        subclass's own keywords (``Embedder``: ``query_prefix=``, ``document_prefix=``) go
-        to its constructor; any other keyword is an InputError listing the accepted ones.
+        ``max_batch_tokens=``, ``quantize=``, ``attention=``, ``num_threads=``), or both:
+        keywords override the fields of ``options``. A subclass's own keywords (``Embedder``:
+        ``query_prefix=``, ``document_prefix=``) go to its constructor; any other keyword is an
+        InputError listing the accepted ones.
 
         ``dtype="auto"`` computes in float32 on CPU whatever the stored precision, and in
-        float16 on GPU. ``max_length`` defaults to the checkpoint's own limit.
+        float16 on GPU. ``max_length`` defaults to the checkpoint's own limit. ``quantize``,
+        ``attention`` and ``num_threads`` are described on :class:`~jinarag.LoadOptions`.
         """
         options = cls._options(f"{cls.__name__}.from_pretrained", options, kwargs)
         # Device and dtype first: a missing GPU is reported before any download or read.
@@ -131,6 +127,9 @@ class PretrainedModel:
         model, config = load_encoder(
             directory, kind=cls.kind, device=torch_device, dtype=torch_dtype
         )
+        model.attn_implementation = resolve_attention(options.attention, torch_device)
+        if options.quantize is not None:
+            quantize_linears(model.encoder, options.quantize, torch_device)
         tokenizer = TextTokenizer.from_dir(
             directory, pad_token_id=config.pad_token_id, vocab_size=config.vocab_size
         )
@@ -202,67 +201,35 @@ class PretrainedModel:
         init = {key: kwargs[key] for key in cls.init_options if key in kwargs}
         return cls.from_pretrained(name, options, **init)
 
-    # -- batched inference ----------------------------------------------------------------
+    # -- inference ------------------------------------------------------------------------
+
+    @property
+    def packed(self) -> bool:
+        """Whether batches pack several inputs into a row (the flex backend) or pad one per row."""
+        return self.model.attn_implementation == "flex"
 
     def _run(
         self,
-        encoded: Encoded,
-        step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+        count: int,
+        encode: Callable[[int, int], Encoded],
+        head: Head,
         *,
         batch_size: int,
-        show_progress: bool,
         what: str,
+        show_progress: bool = False,
         should_stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
-        """Run ``step(input_ids, attention_mask, token_type_ids) -> (rows, ...)`` over
-        length-sorted batches and return the rows in input order, as float32 numpy.
-
-        ``should_stop`` is asked before each batch; when it returns True the run raises
-        :class:`Cancelled` (the batches already computed are dropped).
-        """
-        batch_size = positive_int("batch_size", batch_size)
-        if encoded.truncated:
-            first = ", ".join(str(i) for i in encoded.truncated[:5])
-            more = " …" if len(encoded.truncated) > 5 else ""
-            warning = TruncationWarning(
-                len(encoded.truncated),
-                len(encoded),
-                self.max_length,
-                what,
-                detail=f" (indices {first}{more}). Pass truncate=False to get an error instead, "
-                "or split long texts into chunks.",
-            )
-            warnings.warn(warning, stacklevel=4)
-        from tqdm.auto import tqdm
-
-        lengths = [len(ids) for ids in encoded.input_ids]
-        results: list[torch.Tensor | None] = [None] * len(lengths)
-        device = self.device
-        with (
-            torch.inference_mode(),
-            tqdm(total=len(lengths), disable=not show_progress, desc=what, unit="text") as bar,
-        ):
-            batches = length_sorted_batches(
-                lengths, batch_size=batch_size, max_tokens=self.max_batch_tokens
-            )
-            for done, batch in enumerate(batches):
-                # Between batches: the finest point at which work can stop without torch help.
-                if should_stop is not None and should_stop():
-                    finished = sum(row is not None for row in results)
-                    raise Cancelled(
-                        f"stopped before batch {done + 1}: should_stop() returned True after "
-                        f"{finished} of {len(lengths)} {what}"
-                    )
-                input_ids = pad(
-                    [encoded.input_ids[i] for i in batch], self.tokenizer.pad_token_id, device
-                )
-                token_type_ids = pad([encoded.token_type_ids[i] for i in batch], 0, device)
-                attention_mask = pad([[1] * lengths[i] for i in batch], 0, device)
-                rows = step(input_ids, attention_mask, token_type_ids).float().cpu()
-                for position, index in enumerate(batch):
-                    results[index] = rows[position]
-                bar.update(len(batch))
-        return torch.stack(results).numpy().astype(np.float32, copy=False)  # type: ignore[arg-type]
+        """The pipeline (:func:`jinarag.inference.pipeline.run`) over ``count`` inputs."""
+        return pipeline.run(
+            self,
+            count,
+            encode,
+            head,
+            batch_size=positive_int("batch_size", batch_size),
+            what=what,
+            show_progress=show_progress,
+            should_stop=should_stop,
+        )
 
     # -- saving ---------------------------------------------------------------------------
 

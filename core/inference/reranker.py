@@ -7,10 +7,21 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
 
+from jinarag.inference.heads import first_tokens
+from jinarag.inference.pipeline import DeviceBatch
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
-from jinarag.validation import check_bool, check_choice, check_text, check_texts, positive_int
+from jinarag.models.tokenization import Encoded
+from jinarag.validation import (
+    check_bool,
+    check_choice,
+    check_pairs,
+    check_text,
+    check_texts,
+    positive_int,
+)
 
 __all__ = ["RankedDocument", "Reranker"]
 
@@ -35,12 +46,64 @@ class Reranker(PretrainedModel):
         array([0.93, 0.02], dtype=float32)
         >>> reranker.rank("wing flutter", ["heat transfer", "flutter of swept wings"], top_n=1)
         [RankedDocument(index=1, score=0.93, text='flutter of swept wings')]
+        >>> reranker.score_pairs([("wing flutter", "flutter of swept wings"),
+        ...                       ("heat transfer", "flutter of swept wings")])
+        array([0.93, 0.01], dtype=float32)
 
     ``activation="sigmoid"`` gives relevance in (0, 1) (the Jina API's ``relevance_score``);
     ``activation=None`` the raw logit.
     """
 
     kind: ClassVar[Kind] = "reranker"
+
+    def score_pairs(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        batch_size: int = 32,
+        activation: str | None = "sigmoid",
+        show_progress: bool = False,
+        truncate: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """One float32 score per (query, document) pair, in input order, any number of
+        queries in one pass: pairs of every query share batches.
+
+        Documents are cut to fit ``max_length``, queries never (a query too long to leave
+        room for a document is an InputError). ``stop``, when given, is asked before each
+        batch; once it returns True the call raises
+        :class:`~jinarag.inference.pipeline.Cancelled`.
+        """
+        checked = check_pairs(pairs)
+        check_choice("activation", activation, ACTIVATIONS)
+        # Checked before the empty case returns, so a bad argument never passes unseen.
+        batch_size = positive_int("batch_size", batch_size)
+        show_progress = check_bool("show_progress", show_progress)
+        truncate = check_bool("truncate", truncate)
+        if not checked:
+            return np.zeros((0,), dtype=np.float32)
+        max_length = self.max_length
+
+        def encode(start: int, stop: int) -> Encoded:
+            return self.tokenizer.encode_pair_list(
+                checked[start:stop], max_length=max_length, truncate=truncate, offset=start
+            )
+
+        def relevance(hidden: torch.Tensor, batch: DeviceBatch) -> torch.Tensor:
+            return self.model.relevance(first_tokens(hidden, batch))
+
+        logits = self._run(
+            len(checked),
+            encode,
+            relevance,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            what="pairs",
+            should_stop=stop,
+        )
+        if activation == "sigmoid":
+            return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+        return logits
 
     def score(
         self,
@@ -53,32 +116,18 @@ class Reranker(PretrainedModel):
         truncate: bool = True,
         stop: Callable[[], bool] | None = None,
     ) -> np.ndarray:
-        """One float32 score per document, in input order. ``stop``, when given, is asked
-        before each batch; once it returns True the call raises
-        :class:`~jinarag.inference.pretrained.Cancelled`."""
+        """One float32 score per document, in input order: :meth:`score_pairs` with one
+        query."""
         query = check_text(query, "query")
-        check_choice("activation", activation, ACTIVATIONS)
         docs = check_texts(documents, "documents")
-        # Checked before the empty case returns, so a bad argument never passes unseen.
-        batch_size = positive_int("batch_size", batch_size)
-        show_progress = check_bool("show_progress", show_progress)
-        truncate = check_bool("truncate", truncate)
-        if not docs:
-            return np.zeros((0,), dtype=np.float32)
-        encoded = self.tokenizer.encode_pairs(
-            query, docs, max_length=self.max_length, truncate=truncate
-        )
-        logits = self._run(
-            encoded,
-            self.model.classify,
+        return self.score_pairs(
+            [(query, doc) for doc in docs],
             batch_size=batch_size,
+            activation=activation,
             show_progress=show_progress,
-            what="documents",
-            should_stop=stop,
+            truncate=truncate,
+            stop=stop,
         )
-        if activation == "sigmoid":
-            return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
-        return logits
 
     def rank(
         self,

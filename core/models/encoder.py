@@ -24,8 +24,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from jinarag.models.config import EncoderConfig
+from jinarag.options import ATTENTION_NAMES
 
-__all__ = ["AttentionBias", "Encoder", "alibi_slopes"]
+__all__ = [
+    "ATTENTION_BACKENDS",
+    "Encoder",
+    "TokenLayout",
+    "alibi_slopes",
+    "positions_from_sequence_ids",
+]
+
+# "sdpa": blocked scaled_dot_product_attention with an additive bias (exact; the CPU default).
+# "flex": flex_attention with ALiBi as a score_mod and a block mask (compiled on CUDA).
+# "eager": explicit softmax(QKᵀ/√D + bias)V, the reference.
+ATTENTION_BACKENDS = ATTENTION_NAMES
 
 # ---------------------------------------------------------------------------------------------
 # Activations (the names EncoderConfig accepts, jinarag.models.config.ACTIVATION_NAMES)
@@ -67,52 +79,119 @@ def alibi_slopes(num_heads: int) -> torch.Tensor:
     return torch.tensor(slopes, dtype=torch.float32)
 
 
-class AttentionBias:
-    """The additive attention bias of one batch, built for its actual length.
+def positions_from_sequence_ids(sequence_ids: torch.Tensor) -> torch.Tensor:
+    """Each token's position within its own sequence: ``[1,1,1,2,2,0] -> [0,1,2,0,1,0]``.
 
-    ``bias[b, h, i, j] = -m_h·|i - j|`` (ALiBi; zero for absolute-position models), with padded
-    keys replaced by the dtype's minimum. Replacing rather than adding keeps fp16 from
-    overflowing. Long inputs are attended in query blocks, so memory grows as S·block, never
-    S² — and never with the model's 8192-position maximum.
+    ``sequence_ids`` (B, S) numbers the sequences packed into a row from 1 (0 is padding);
+    a plain 0/1 attention mask is the one-sequence-per-row case.
+    """
+    length = sequence_ids.shape[1]
+    index = torch.arange(length, device=sequence_ids.device).expand_as(sequence_ids)
+    starts = torch.ones_like(sequence_ids, dtype=torch.bool)
+    starts[:, 1:] = sequence_ids[:, 1:] != sequence_ids[:, :-1]
+    return index - (index * starts).cummax(dim=1).values
+
+
+class TokenLayout:
+    """Where each token of a batch sits: which sequence of its row, and at what position.
+
+    Rows hold one sequence each (padded layout, ``sequence_ids`` a 0/1 mask) or several
+    (packed layout). A token attends to the tokens of its own sequence only, with the ALiBi
+    bias ``-m_h·|p_i - p_j|`` on positions, so a packed sequence sees exactly what it would
+    see alone in a row.
     """
 
     # Bytes of bias (and of SDPA's score matrix) allowed per query block.
     BLOCK_BYTES = 256 * 1024 * 1024
 
     def __init__(
-        self, attention_mask: torch.Tensor, slopes: torch.Tensor | None, dtype: torch.dtype
+        self,
+        sequence_ids: torch.Tensor,
+        position_ids: torch.Tensor | None,
+        slopes: torch.Tensor | None,
+        dtype: torch.dtype,
     ) -> None:
-        self.padded_keys = (attention_mask == 0)[:, None, None, :]  # B,1,1,S
-        self.slopes = slopes.to(attention_mask.device) if slopes is not None else None
+        self.sequence_ids = sequence_ids
+        self.position_ids = (
+            position_ids if position_ids is not None else positions_from_sequence_ids(sequence_ids)
+        )
+        self.packed = bool((sequence_ids > 1).any())
+        self.slopes = slopes.to(sequence_ids.device) if slopes is not None else None
         self.dtype = dtype
-        batch, length = attention_mask.shape
+        batch, length = sequence_ids.shape
         heads = len(slopes) if slopes is not None else 1
         bytes_per_query = batch * heads * length * torch.finfo(dtype).bits // 8
         self.block_size = max(1, min(length, self.BLOCK_BYTES // max(1, bytes_per_query)))
-        self._cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._whole: torch.Tensor | None = None  # the one block of a short batch, reused
+        self._block_mask = None
+
+    # -- the additive bias, in query blocks (sdpa and eager) ------------------------------
 
     def blocks(self, length: int) -> list[tuple[int, int]]:
         return [(s, min(s + self.block_size, length)) for s in range(0, length, self.block_size)]
 
     def block(self, start: int, end: int) -> torch.Tensor:
-        """Bias for queries start..end against all keys: (B, N, end-start, S) or (B, 1, 1, S)."""
-        key = (start, end)
-        if key not in self._cache:
-            self._cache[key] = self._build(start, end)
-        return self._cache[key]
+        """Bias for queries start..end against all keys: (B, N|1, end-start|1, S).
+
+        Keys outside the query's sequence get the dtype's minimum instead of the bias:
+        replacing rather than adding keeps fp16 from overflowing. Memory grows as S·block,
+        never S², and never with the model's 8192-position maximum.
+        """
+        if end - start < self.sequence_ids.shape[1]:
+            # Several blocks: kept, they would add up to the whole S² bias across the layers
+            # that share this layout, so each layer builds its blocks afresh.
+            return self._build(start, end)
+        if self._whole is None:
+            self._whole = self._build(start, end)
+        return self._whole
 
     def _build(self, start: int, end: int) -> torch.Tensor:
-        length = self.padded_keys.shape[-1]
+        sequence_ids, positions = self.sequence_ids, self.position_ids
         minimum = torch.finfo(self.dtype).min
-        device = self.padded_keys.device
+        if not self.packed:
+            # One sequence per row: only padded keys are hidden, whatever the query.
+            hidden = (sequence_ids == 0)[:, None, None, :]  # B,1,1,S
+        else:
+            queries = sequence_ids[:, start:end, None]
+            hidden = ((queries != sequence_ids[:, None, :]) | (sequence_ids[:, None, :] == 0))[
+                :, None
+            ]  # B,1,Q,S
         if self.slopes is None:
-            zeros = torch.zeros(self.padded_keys.shape, dtype=self.dtype, device=device)
-            return zeros.masked_fill(self.padded_keys, minimum)  # B,1,1,S
-        queries = torch.arange(start, end, device=device)[:, None]
-        keys = torch.arange(length, device=device)[None, :]
-        distance = (queries - keys).abs().to(torch.float32)  # Q,S
-        bias = -self.slopes[:, None, None] * distance  # N,Q,S
-        return bias.to(self.dtype)[None].masked_fill(self.padded_keys, minimum)  # B,N,Q,S
+            zeros = torch.zeros(hidden.shape, dtype=self.dtype, device=hidden.device)
+            return zeros.masked_fill(hidden, minimum)
+        if self.packed:
+            distance = (positions[:, start:end, None] - positions[:, None, :]).abs()  # B,Q,S
+            distance = distance[:, None].to(torch.float32)  # B,1,Q,S
+        else:
+            # Positions are 0..S-1 in every row: one (Q, S) distance serves the batch.
+            length = sequence_ids.shape[1]
+            index = torch.arange(length, device=sequence_ids.device)
+            distance = (index[start:end, None] - index[None, :]).abs().to(torch.float32)[None, None]
+        bias = -self.slopes[None, :, None, None] * distance  # B|1,N,Q,S
+        return bias.to(self.dtype).masked_fill(hidden, minimum)  # B,N,Q,S
+
+    # -- flex attention: the same rule as a score_mod and a block mask --------------------
+
+    def flex_arguments(self, heads: int, length: int) -> dict:
+        """``score_mod`` (ALiBi on positions) and ``block_mask`` (own sequence only) for
+        :func:`torch.nn.attention.flex_attention.flex_attention`; blocks of keys from other
+        sequences are skipped, not computed and masked."""
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        sequence_ids, positions, slopes = self.sequence_ids, self.position_ids, self.slopes
+
+        def same_sequence(b, h, q, k):
+            return (sequence_ids[b, q] == sequence_ids[b, k]) & (sequence_ids[b, k] > 0)
+
+        def alibi(score, b, h, q, k):
+            return score - slopes[h] * (positions[b, q] - positions[b, k]).abs()
+
+        if self._block_mask is None:
+            batch = sequence_ids.shape[0]
+            self._block_mask = create_block_mask(
+                same_sequence, batch, None, length, length, device=sequence_ids.device
+            )
+        return {"score_mod": alibi if slopes is not None else None, "block_mask": self._block_mask}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +200,8 @@ class AttentionBias:
 
 
 class Embeddings(nn.Module):
-    """LN(word[ids] + token_type[tt] (+ position[0..S) for absolute-position models))."""
+    """LN(word[ids] + token_type[tt] (+ position[p] for absolute-position models)); p counts
+    from 0 in each sequence, packed or not."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
@@ -134,11 +214,12 @@ class Embeddings(nn.Module):
         )
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, position_ids: torch.Tensor
+    ) -> torch.Tensor:
         x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)  # B,S,H
         if self.position_embeddings is not None:
-            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-            x = x + self.position_embeddings(positions)[None]
+            x = x + self.position_embeddings(position_ids)
         return self.LayerNorm(x)
 
 
@@ -163,20 +244,30 @@ class SelfAttention(nn.Module):
             self.layer_norm_k = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
         else:
             self.layer_norm_q = self.layer_norm_k = None
+        # One projection to Q|K|V in place of the three, set by int8 quantisation
+        # (jinarag.models.quantization): the input is quantised once.
+        self.fused_qkv: nn.Module | None = None
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
         return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # B,N,S,D
 
-    def forward(self, x: torch.Tensor, bias: AttentionBias, implementation: str) -> torch.Tensor:
-        q, k, v = self.query(x), self.key(x), self.value(x)  # B,S,H
+    def forward(self, x: torch.Tensor, layout: TokenLayout, implementation: str) -> torch.Tensor:
+        if self.fused_qkv is not None:
+            q, k, v = self.fused_qkv(x).chunk(3, dim=-1)  # B,S,H each
+        else:
+            q, k, v = self.query(x), self.key(x), self.value(x)  # B,S,H
         if self.layer_norm_q is not None:
             q, k = self.layer_norm_q(q), self.layer_norm_k(k)
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # B,N,S,D
         length = x.shape[1]
+        if implementation == "flex":
+            flex = _flex_attention(x.device)
+            context = flex(q, k, v, **layout.flex_arguments(self.num_heads, length))
+            return context.transpose(1, 2).reshape(x.shape)  # B,S,H
         contexts = []
-        for start, end in bias.blocks(length):
-            q_block, block_bias = q[:, :, start:end], bias.block(start, end)
+        for start, end in layout.blocks(length):
+            q_block, block_bias = q[:, :, start:end], layout.block(start, end)
             if implementation == "sdpa":
                 # SDPA scales QKᵀ by 1/√D and then adds the bias: exactly the ALiBi recipe.
                 context = F.scaled_dot_product_attention(q_block, k, v, attn_mask=block_bias)
@@ -186,6 +277,21 @@ class SelfAttention(nn.Module):
             contexts.append(context)  # B,N,Q,D
         context = torch.cat(contexts, dim=2) if len(contexts) > 1 else contexts[0]
         return context.transpose(1, 2).reshape(x.shape)  # B,S,H
+
+
+_COMPILED_FLEX: dict[str, object] = {}
+
+
+def _flex_attention(device: torch.device):
+    """flex_attention, compiled where the compiler makes it a fused kernel (CUDA); on CPU the
+    uncompiled form, which materialises scores (correct, for tests and reference)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if device.type != "cuda":
+        return flex_attention
+    if "cuda" not in _COMPILED_FLEX:
+        _COMPILED_FLEX["cuda"] = torch.compile(flex_attention, dynamic=False)
+    return _COMPILED_FLEX["cuda"]
 
 
 class AttentionOutput(nn.Module):
@@ -206,8 +312,8 @@ class Attention(nn.Module):
         self.self = SelfAttention(config)
         self.output = AttentionOutput(config)
 
-    def forward(self, x: torch.Tensor, bias: AttentionBias, implementation: str) -> torch.Tensor:
-        return self.output(self.self(x, bias, implementation), x)
+    def forward(self, x: torch.Tensor, layout: TokenLayout, implementation: str) -> torch.Tensor:
+        return self.output(self.self(x, layout, implementation), x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +365,7 @@ class Intermediate(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.activation_name = config.hidden_act
         self.activation = _ACTIVATIONS[config.hidden_act]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -305,8 +412,8 @@ class Layer(nn.Module):
             self.intermediate = Intermediate(config)
             self.output = Output(config)
 
-    def forward(self, x: torch.Tensor, bias: AttentionBias, implementation: str) -> torch.Tensor:
-        attended = self.attention(x, bias, implementation)  # B,S,H
+    def forward(self, x: torch.Tensor, layout: TokenLayout, implementation: str) -> torch.Tensor:
+        attended = self.attention(x, layout, implementation)  # B,S,H
         if self.flavour == "gated":
             return self.mlp(attended)
         if self.flavour == "code":
@@ -322,21 +429,25 @@ class LayerStack(nn.Module):
 
 
 class Pooler(nn.Module):
-    """tanh(dense(h[:, 0])): the [CLS] summary the reranker's classifier reads."""
+    """tanh(dense(h_cls)): the [CLS] summary the reranker's classifier reads."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.dense(hidden[:, 0]))  # B,H
+    def forward(self, cls_states: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(cls_states))  # n,H
 
 
 class Encoder(nn.Module):
     """Embeddings + layers, and for cross-encoders the pooler and a one-logit classifier.
 
-    ``forward`` returns the last hidden states (B, S, H); ``classify`` the logits (B,).
-    ``attn_implementation`` is "sdpa" (default, fused kernels) or "eager" (explicit softmax).
+    ``forward`` returns the last hidden state of every token (B, S, H): the pooling heads of
+    :mod:`jinarag.inference.heads` turn them into embeddings, relevance logits or chunk means.
+    ``attention_mask`` is a 0/1 mask (one sequence per row) or, for packed rows, sequence
+    ids (1, 2, … for the sequences of a row, 0 for padding); ``position_ids`` default to
+    each token's position within its sequence. ``attn_implementation`` is one of
+    :data:`ATTENTION_BACKENDS`.
     """
 
     def __init__(self, config: EncoderConfig, *, with_classifier: bool = False) -> None:
@@ -355,26 +466,25 @@ class Encoder(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.attn_implementation not in ("sdpa", "eager"):
+        if self.attn_implementation not in ATTENTION_BACKENDS:
             raise ValueError(
-                f"attn_implementation must be 'sdpa' or 'eager', got {self.attn_implementation!r}"
+                f"attn_implementation must be one of {ATTENTION_BACKENDS}, got "
+                f"{self.attn_implementation!r}"
             )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids)  # B,S,H
         slopes = alibi_slopes(self.config.num_attention_heads) if self.config.alibi else None
-        bias = AttentionBias(attention_mask, slopes, x.dtype)
+        layout = TokenLayout(
+            attention_mask, position_ids, slopes, self.embeddings.LayerNorm.weight.dtype
+        )
+        x = self.embeddings(input_ids, token_type_ids, layout.position_ids)  # B,S,H
         for layer in self.encoder.layer:
-            x = layer(x, bias, self.attn_implementation)
+            x = layer(x, layout, self.attn_implementation)
         return x
 
-    def classify(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def relevance(self, cls_states: torch.Tensor) -> torch.Tensor:
+        """A cross-encoder's logit (n,) from the last hidden states of the pairs' first tokens."""
         assert self.pooler is not None and self.classifier is not None, "not a cross-encoder"
-        hidden = self.forward(input_ids, attention_mask, token_type_ids)
-        return self.classifier(self.pooler(hidden))[:, 0]  # B
+        return self.classifier(self.pooler(cls_states))[:, 0]  # n

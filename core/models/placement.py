@@ -8,7 +8,7 @@ import torch
 from jinarag.errors import InputError
 from jinarag.options import DTYPE_NAMES
 
-__all__ = ["available_devices", "resolve_device", "resolve_dtype"]
+__all__ = ["available_devices", "resolve_attention", "resolve_device", "resolve_dtype"]
 
 
 def available_devices() -> list[str]:
@@ -65,3 +65,11 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
             f"dtype={dtype!r} is not supported; use 'auto', {', '.join(map(repr, DTYPE_NAMES))}."
         )
     return getattr(torch, DTYPE_NAMES[dtype])
+
+
+def resolve_attention(attention: str, device: torch.device) -> str:
+    """``"auto"``: flex attention (packed rows, compiled kernels) on CUDA, blocked SDPA on
+    padded rows elsewhere (uncompiled flex materialises its scores: right, but slow)."""
+    if attention != "auto":
+        return attention
+    return "flex" if device.type == "cuda" else "sdpa"

@@ -91,8 +91,11 @@ class TextTokenizer:
 
     # -- single texts ---------------------------------------------------------------------
 
-    def encode(self, texts: Sequence[str], *, max_length: int, truncate: bool = True) -> Encoded:
-        """Encode texts, cutting each to ``max_length`` tokens (special tokens included)."""
+    def encode(
+        self, texts: Sequence[str], *, max_length: int, truncate: bool = True, offset: int = 0
+    ) -> Encoded:
+        """Encode texts, cutting each to ``max_length`` tokens (special tokens included).
+        ``offset``: the index of ``texts[0]`` in the caller's list, for error messages."""
         budget = max_length - self._special_single
         raw = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
         truncated = []
@@ -100,7 +103,8 @@ class TextTokenizer:
             if len(encoding.ids) > budget:
                 if not truncate:
                     raise InputError(
-                        f"texts[{index}] has {len(encoding.ids) + self._special_single} tokens, "
+                        f"texts[{offset + index}] has "
+                        f"{len(encoding.ids) + self._special_single} tokens, "
                         f"more than max_length={max_length}. Pass truncate=True to cut it, "
                         "split it into chunks, or raise max_length."
                     )
@@ -113,33 +117,55 @@ class TextTokenizer:
     def encode_pairs(
         self, query: str, documents: Sequence[str], *, max_length: int, truncate: bool = True
     ) -> Encoded:
-        """Encode (query, document) pairs with the tokenizer's pair template.
+        """Encode (query, document) pairs for one query; see :meth:`encode_pair_list`."""
+        return self.encode_pair_list(
+            [(query, document) for document in documents], max_length=max_length, truncate=truncate
+        )
+
+    def encode_pair_list(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        max_length: int,
+        truncate: bool = True,
+        offset: int = 0,
+    ) -> Encoded:
+        """Encode (query, document) pairs, any number of queries, with the pair template.
 
         Only documents are cut. A query that leaves no room for any document token is an
-        InputError: cutting the query would silently change what is being asked.
+        InputError: cutting the query would silently change what is being asked. Each
+        distinct query is tokenised once.
         """
-        query_encoding = self.tokenizer.encode(query, add_special_tokens=False)
-        budget = max_length - self._special_pair - len(query_encoding.ids)
-        if budget < 1:
-            raise InputError(
-                f"The query has {len(query_encoding.ids)} tokens, which leaves no room for the "
-                f"document within max_length={max_length}. Shorten the query or raise max_length."
-            )
-        raw = self.tokenizer.encode_batch(list(documents), add_special_tokens=False)
+        queries: dict[str, Encoding] = {}
+        for query, _ in pairs:
+            if query not in queries:
+                queries[query] = self.tokenizer.encode(query, add_special_tokens=False)
+        for query, encoding in queries.items():
+            if max_length - self._special_pair - len(encoding.ids) < 1:
+                raise InputError(
+                    f"The query {query[:60]!r} has {len(encoding.ids)} tokens, which leaves no "
+                    f"room for the document within max_length={max_length}. Shorten the query "
+                    "or raise max_length."
+                )
+        raw = self.tokenizer.encode_batch(
+            [document for _, document in pairs], add_special_tokens=False
+        )
         truncated = []
-        pairs: list[Encoding] = []
-        for index, encoding in enumerate(raw):
+        encoded: list[Encoding] = []
+        for index, ((query, _), encoding) in enumerate(zip(pairs, raw, strict=True)):
+            query_encoding = queries[query]
+            budget = max_length - self._special_pair - len(query_encoding.ids)
             if len(encoding.ids) > budget:
                 if not truncate:
                     raise InputError(
-                        f"documents[{index}] with the query has more than max_length="
+                        f"documents[{offset + index}] with the query has more than max_length="
                         f"{max_length} tokens. Pass truncate=True to cut the document, or "
                         "split it into chunks."
                     )
                 encoding.truncate(budget)
                 truncated.append(index)
-            pairs.append(self.tokenizer.post_process(query_encoding, encoding))
-        return self._finish(pairs, truncated)
+            encoded.append(self.tokenizer.post_process(query_encoding, encoding))
+        return self._finish(encoded, truncated)
 
     # -- offsets for chunking -------------------------------------------------------------
 

@@ -81,15 +81,10 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
         ]
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
-        """Score `(query, text)` pairs; relevance scores in (0, 1), in the order given."""
-        scores: list[float] = [0.0] * len(text_pairs)
-        by_query: dict[str, list[int]] = {}
-        for i, (query, _) in enumerate(text_pairs):
-            by_query.setdefault(query, []).append(i)
-        # One call per distinct query: the reranker batches a query against many texts.
-        for query, positions in by_query.items():
-            texts = [text_pairs[i][1] for i in positions]
-            values = self.reranker.score(query, texts, batch_size=self.batch_size)
-            for i, value in zip(positions, values, strict=True):
-                scores[i] = float(value)
-        return scores
+        """Score `(query, text)` pairs; relevance scores in (0, 1), in the order given.
+
+        Pairs of different queries share batches (`Reranker.score_pairs`)."""
+        scores = self.reranker.score_pairs(
+            [(query, text) for query, text in text_pairs], batch_size=self.batch_size
+        )
+        return [float(value) for value in scores]

@@ -1,0 +1,242 @@
+"""The one path every model call takes: tokenise → schedule → encode → pool.
+
+Inputs (texts, or query-document pairs) are tokenised a window at a time on a background
+thread, so the next window's tokens are ready while the model runs on this one. Each window
+is scheduled into batches under the token budget (:mod:`jinarag.inference.batching`), each
+batch is laid out in rows with numpy, moved to the device (pinned memory on a GPU), run
+through the encoder to its last hidden states, and reduced by a pooling head
+(:mod:`jinarag.inference.heads`). Pooled rows stay on the device until the call ends: one
+transfer back, not one per batch.
+
+On a device out-of-memory error the budget halves and the rest of the window is scheduled
+again; when even one input alone does not fit, :class:`~jinarag.errors.DeviceMemoryError`
+says which limit to set.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from jinarag.errors import DeviceMemoryError, TruncationWarning
+from jinarag.inference.batching import Batch, schedule
+from jinarag.inference.threads import pass_threads
+from jinarag.models.tokenization import Encoded
+
+if TYPE_CHECKING:
+    from jinarag.inference.pretrained import PretrainedModel
+
+__all__ = ["Cancelled", "DeviceBatch", "run"]
+
+# Inputs tokenised per window: the first small, so the model starts early; then larger.
+FIRST_WINDOW = 256
+WINDOW = 4096
+
+
+class Cancelled(Exception):
+    """A run stopped because its ``should_stop()`` returned True (the server passes one that
+    turns True when the client disconnects or the server shuts down).
+
+    Not a :class:`~jinarag.errors.JinaragError`: nothing was wrong with the input.
+    """
+
+
+@dataclass(frozen=True)
+class DeviceBatch:
+    """One batch on the device, laid out as (rows, row length), with what heads need to find
+    each sequence's tokens. Sequences are numbered 0..n-1 in the batch's row order."""
+
+    input_ids: torch.Tensor  # R,L
+    token_type_ids: torch.Tensor  # R,L
+    sequence_ids: torch.Tensor  # R,L: 1, 2, … for the sequences of a row, 0 for padding
+    position_ids: torch.Tensor  # R,L: position within the token's own sequence
+    owner: torch.Tensor  # R·L: the batch-wide sequence number of each token, n for padding
+    starts: torch.Tensor  # n: flat index (into R·L) of each sequence's first token
+    lengths: torch.Tensor  # n: tokens per sequence
+
+    @property
+    def count(self) -> int:
+        return self.starts.shape[0]
+
+
+Head = Callable[[torch.Tensor, DeviceBatch], torch.Tensor]
+
+
+def lay_out(batch: Batch, encoded: Encoded, pad_token_id: int, device: torch.device) -> DeviceBatch:
+    """The batch's tensors, built in numpy and moved in one transfer each."""
+    rows, length = len(batch.rows), batch.row_length
+    input_ids = np.full((rows, length), pad_token_id, dtype=np.int64)
+    token_type_ids = np.zeros((rows, length), dtype=np.int64)
+    sequence_ids = np.zeros((rows, length), dtype=np.int64)
+    position_ids = np.zeros((rows, length), dtype=np.int64)
+    count = sum(len(row) for row in batch.rows)
+    owner = np.full((rows, length), count, dtype=np.int64)
+    starts = np.empty(count, dtype=np.int64)
+    lengths = np.empty(count, dtype=np.int64)
+    number = 0
+    for r, row in enumerate(batch.rows):
+        offset = 0
+        for within, index in enumerate(row, start=1):
+            ids = encoded.input_ids[index]
+            end = offset + len(ids)
+            input_ids[r, offset:end] = ids
+            token_type_ids[r, offset:end] = encoded.token_type_ids[index]
+            sequence_ids[r, offset:end] = within
+            position_ids[r, offset:end] = np.arange(len(ids))
+            owner[r, offset:end] = number
+            starts[number] = r * length + offset
+            lengths[number] = len(ids)
+            number += 1
+            offset = end
+    arrays = (
+        input_ids,
+        token_type_ids,
+        sequence_ids,
+        position_ids,
+        owner.reshape(-1),
+        starts,
+        lengths,
+    )
+    pin = device.type == "cuda"
+    tensors = []
+    for array in arrays:
+        tensor = torch.from_numpy(array)
+        if pin:
+            tensor = tensor.pin_memory()
+        tensors.append(tensor.to(device, non_blocking=pin))
+    return DeviceBatch(*tensors)
+
+
+def _windows(count: int) -> Iterator[tuple[int, int]]:
+    start, size = 0, FIRST_WINDOW
+    while start < count:
+        yield start, min(count, start + size)
+        start, size = start + size, WINDOW
+
+
+def run(
+    model: PretrainedModel,
+    count: int,
+    encode: Callable[[int, int], Encoded],
+    head: Head,
+    *,
+    batch_size: int,
+    what: str,
+    show_progress: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """``head``'s rows for inputs ``0..count-1``, in input order, as float32 numpy.
+
+    ``encode(start, stop)`` tokenises inputs ``start..stop-1``. ``should_stop`` is asked
+    before each batch; when it returns True the run raises :class:`Cancelled`.
+    """
+    from tqdm.auto import tqdm
+
+    device = model.device
+    results: torch.Tensor | None = None
+    truncated: list[int] = []
+    done = batches_run = 0
+    budget = model.max_batch_tokens
+    windows = list(_windows(count))
+    with (
+        torch.inference_mode(),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="jinarag-tokenize") as pool,
+        tqdm(total=count, disable=not show_progress, desc=what, unit=what.split()[-1]) as bar,
+    ):
+        upcoming: Future[Encoded] = pool.submit(encode, *windows[0])
+        for number, (start, _) in enumerate(windows):
+            encoded = upcoming.result()
+            if number + 1 < len(windows):
+                upcoming = pool.submit(encode, *windows[number + 1])
+            truncated += [start + i for i in encoded.truncated]
+            lengths = [len(ids) for ids in encoded.input_ids]
+            pending = schedule(
+                lengths, max_tokens=budget, max_sequences=batch_size, packed=model.packed
+            )
+            while pending:
+                batch = pending.pop(0)
+                if should_stop is not None and should_stop():
+                    raise Cancelled(
+                        f"stopped before batch {batches_run + 1}: should_stop() returned True "
+                        f"after {done} of {count} {what}"
+                    )
+                try:
+                    pooled = _forward(model, batch, encoded, head)
+                except torch.OutOfMemoryError as exc:
+                    budget = _smaller_budget(model, batch, budget, exc)
+                    remaining = batch.sequences + [i for b in pending for i in b.sequences]
+                    pending = schedule(
+                        lengths,
+                        max_tokens=budget,
+                        max_sequences=batch_size,
+                        packed=model.packed,
+                        indices=remaining,
+                    )
+                    continue
+                if results is None:
+                    results = torch.empty(
+                        (count, *pooled.shape[1:]), dtype=torch.float32, device=device
+                    )
+                where = torch.tensor(batch.sequences, dtype=torch.long) + start
+                results.index_copy_(0, where.to(device), pooled.float())
+                done += len(where)
+                batches_run += 1
+                bar.update(len(where))
+    if truncated:
+        _warn_truncated(truncated, count, model.max_length, what)
+    assert results is not None
+    return results.cpu().numpy()
+
+
+def _forward(model: PretrainedModel, batch: Batch, encoded: Encoded, head: Head) -> torch.Tensor:
+    device = model.device
+    tensors = lay_out(batch, encoded, model.tokenizer.pad_token_id, device)
+    with pass_threads(device, batch.tokens, model.options.num_threads):
+        hidden = model.model(
+            tensors.input_ids, tensors.sequence_ids, tensors.token_type_ids, tensors.position_ids
+        )
+        return head(hidden, tensors)
+
+
+def _smaller_budget(
+    model: PretrainedModel, batch: Batch, budget: int, exc: torch.OutOfMemoryError
+) -> int:
+    """Half the budget, or DeviceMemoryError when the failing batch was a single input."""
+    if model.device.type == "cuda":
+        torch.cuda.empty_cache()
+    halved = max(1, min(budget, batch.tokens) // 2)
+    if len(batch.sequences) == 1:
+        raise DeviceMemoryError(
+            f"Out of memory on {model.device} for a single input of {batch.row_length} tokens "
+            f"(max_batch_tokens={budget}). Pass a shorter max_length (e.g. "
+            f"max_length={max(4, batch.row_length // 2)}), dtype='float16', or a device with "
+            "more free memory."
+        ) from exc
+    warnings.warn(
+        f"Out of memory on {model.device} with {batch.tokens} tokens in a batch; retrying with "
+        f"max_batch_tokens={halved}. Pass max_batch_tokens={halved} (or lower) to start there.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return halved
+
+
+def _warn_truncated(truncated: list[int], count: int, max_length: int, what: str) -> None:
+    first = ", ".join(str(i) for i in truncated[:5])
+    more = " …" if len(truncated) > 5 else ""
+    warning = TruncationWarning(
+        len(truncated),
+        count,
+        max_length,
+        what,
+        detail=f" (indices {first}{more}). Pass truncate=False to get an error instead, "
+        "or split long texts into chunks.",
+    )
+    # Attributed to the caller of embed()/score_pairs(): this, run, _run, the model's two.
+    warnings.warn(warning, stacklevel=6)
