@@ -202,16 +202,23 @@ def test_packed_rows_never_overflow_and_row_counts_are_powers_of_two():
     for lengths, max_tokens, max_sequences in _schedule_cases():
         batches = schedule(lengths, max_tokens=max_tokens, max_sequences=max_sequences, packed=True)
         _covers_each_index_once(batches, lengths)
-        longest = max(lengths)
+        fitting = [n for n in lengths if n <= max_tokens]
         for batch in batches:
-            assert batch.row_length % ROW_MULTIPLE == 0
-            assert batch.row_length >= max(longest, min(max_tokens, PACKED_ROW_TOKENS))
-            assert batch.row_length < max(longest, min(max_tokens, PACKED_ROW_TOKENS)) + 128
+            assert 0 < len(batch.sequences) <= max_sequences
             for row in batch.rows:
                 assert sum(lengths[i] for i in row) <= batch.row_length
-            assert 0 < len(batch.sequences) <= max_sequences
+            if lengths[batch.sequences[0]] > max_tokens:
+                # Longer than the budget: alone, in a row of its own length.
+                assert batch.sequences == [batch.sequences[0]]
+                assert batch.row_length == lengths[batch.sequences[0]]
+                continue
+            wanted = max(max(fitting), min(max_tokens, PACKED_ROW_TOKENS))
+            # Rounded up to whole 128-token blocks, unless that would pass the budget.
+            assert wanted <= batch.row_length < wanted + ROW_MULTIPLE
+            assert batch.row_length % ROW_MULTIPLE == 0 or batch.row_length == wanted
+            assert batch.row_length <= max_tokens
             rows = len(batch.rows)
-            max_rows = max(1, max_tokens // batch.row_length)
+            max_rows = max_tokens // batch.row_length
             assert rows <= max_rows
             assert rows & (rows - 1) == 0 or rows == max_rows, (rows, max_rows)
 

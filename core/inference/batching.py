@@ -90,10 +90,16 @@ def schedule(
 def _packed(
     order: list[int], lengths: Sequence[int], max_tokens: int, max_sequences: int
 ) -> list[Batch]:
-    longest = lengths[order[0]]
-    row_length = max(longest, min(max_tokens, PACKED_ROW_TOKENS))
-    row_length = -(-row_length // ROW_MULTIPLE) * ROW_MULTIPLE
-    max_rows = max(1, max_tokens // row_length)
+    # A sequence longer than the budget runs alone, in a row of its own length.
+    alone = [Batch(((i,),), lengths[i]) for i in order if lengths[i] > max_tokens]
+    order = [i for i in order if lengths[i] <= max_tokens]
+    if not order:
+        return alone
+    row_length = max(lengths[order[0]], min(max_tokens, PACKED_ROW_TOKENS))
+    rounded = -(-row_length // ROW_MULTIPLE) * ROW_MULTIPLE
+    if rounded <= max_tokens:  # rounding never takes a row past the budget
+        row_length = rounded
+    max_rows = max_tokens // row_length  # at least 1: row_length <= max_tokens
     batches: list[Batch] = []
     rows: list[list[int]] = []
     free: list[int] = []
@@ -120,7 +126,7 @@ def _packed(
         rows_wanted = max(len(batch.rows), min(_next_power_of_two(len(batch.rows)), max_rows))
         empty = ((),) * (rows_wanted - len(batch.rows))
         padded.append(Batch(batch.rows + empty, row_length))
-    return padded
+    return alone + padded
 
 
 def _next_power_of_two(n: int) -> int:

@@ -237,6 +237,13 @@ class PretrainedModel:
         """Write config.json, model.safetensors and the tokenizer files to ``path``."""
         from safetensors.torch import save_file
 
+        if self.options.quantize is not None:
+            raise InputError(
+                f"This model was loaded with quantize={self.options.quantize!r}, whose packed "
+                "weights have no checkpoint layout: save the model loaded without quantize, and "
+                f"pass quantize={self.options.quantize!r} when loading the saved copy."
+            )
+
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
         config = dict(self.config.raw)

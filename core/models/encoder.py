@@ -188,8 +188,15 @@ class TokenLayout:
 
         if self._block_mask is None:
             batch = sequence_ids.shape[0]
+            # Compiled on CUDA, so the mask is built block by block, never as S² booleans.
             self._block_mask = create_block_mask(
-                same_sequence, batch, None, length, length, device=sequence_ids.device
+                same_sequence,
+                batch,
+                None,
+                length,
+                length,
+                device=sequence_ids.device,
+                _compile=sequence_ids.device.type == "cuda",
             )
         return {"score_mod": alibi if slopes is not None else None, "block_mask": self._block_mask}
 
