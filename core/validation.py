@@ -22,6 +22,7 @@ __all__ = [
     "check_pairs",
     "check_text",
     "check_texts",
+    "ordered_list",
     "positive_int",
 ]
 
@@ -30,7 +31,7 @@ __all__ = [
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _ordered(values: Iterable[Any], name: str, kind: str, example: str) -> list[Any]:
+def ordered_list(values: Iterable[Any], name: str, kind: str, example: str) -> list[Any]:
     """``values`` as a list, refusing a lone string, a mapping and a set (their order is not
     one the caller wrote down, and a dict would give its keys)."""
     if isinstance(values, (str, bytes)):
@@ -60,7 +61,7 @@ def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
     Any ordered iterable is taken (a list, a tuple, a generator); a mapping or a set is
     refused, because its order is not one the caller wrote down and a dict would give its keys.
     """
-    items = _ordered(texts, name, "strings", "text")
+    items = ordered_list(texts, name, "strings", "text")
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise InputError(
@@ -73,7 +74,7 @@ def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
 
 def check_pairs(pairs: Iterable[tuple[str, str]], name: str = "pairs") -> list[tuple[str, str]]:
     """A list of (query, document) string pairs, or InputError naming the first bad one."""
-    items = _ordered(pairs, name, "(query, document) pairs", "(query, document)")
+    items = ordered_list(pairs, name, "(query, document) pairs", "(query, document)")
     checked = []
     for index, item in enumerate(items):
         if isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:

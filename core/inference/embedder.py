@@ -8,11 +8,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from jinarag.inference.heads import mean_pool
+from jinarag.inference.heads import mean_pool, span_sums
+from jinarag.inference.late_chunking import DEFAULT_OVERLAP, check_chunks, plan_late_chunks
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
-from jinarag.validation import check_bool, check_text, check_texts, positive_int
+from jinarag.validation import check_bool, check_text, check_texts, ordered_list, positive_int
 
 __all__ = ["Embedder"]
 
@@ -110,6 +111,119 @@ class Embedder(PretrainedModel):
         check_bool("normalize", normalize)
         check_bool("truncate", truncate)
         return self.embed_queries([text], normalize=normalize, truncate=truncate)[0]
+
+    def embed_late_chunks(
+        self,
+        chunks: Iterable[str],
+        *,
+        normalize: bool = True,
+        long_late_chunking: bool = True,
+        overlap: int = DEFAULT_OVERLAP,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Late chunking of one document: ``chunks`` are its consecutive pieces; they are
+        joined with a single space and read as one input, and each chunk's vector is the
+        mean of its own tokens' output states (float32, (len(chunks), dim)).
+
+        A document longer than ``max_length`` is read in macro windows that share
+        ``overlap`` tokens (``long_late_chunking=False``: an InputError instead); see
+        :mod:`jinarag.inference.late_chunking`.
+        """
+        return self._late_chunks(
+            [check_chunks(chunks)],
+            ["chunks"],
+            normalize=normalize,
+            long_late_chunking=long_late_chunking,
+            overlap=overlap,
+            batch_size=batch_size,
+        )[0]
+
+    def embed_late_chunks_many(
+        self,
+        documents: Iterable[Iterable[str]],
+        *,
+        normalize: bool = True,
+        long_late_chunking: bool = True,
+        overlap: int = DEFAULT_OVERLAP,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[np.ndarray]:
+        """:meth:`embed_late_chunks` for many documents (each a list of chunks) in one run:
+        their windows share batches. One (chunks, dim) array per document, in order."""
+        listed = ordered_list(documents, "documents", "chunk lists", "['first chunk', 'second']")
+        names = [f"documents[{number}]" for number in range(len(listed))]
+        checked = [check_chunks(chunks, name) for chunks, name in zip(listed, names, strict=True)]
+        return self._late_chunks(
+            checked,
+            names,
+            normalize=normalize,
+            long_late_chunking=long_late_chunking,
+            overlap=overlap,
+            batch_size=batch_size,
+            show_progress=show_progress,
+            stop=stop,
+        )
+
+    def _late_chunks(
+        self,
+        documents: list[list[str]],
+        names: list[str],
+        *,
+        normalize: bool,
+        long_late_chunking: bool,
+        overlap: int,
+        batch_size: int,
+        show_progress: bool = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[np.ndarray]:
+        batch_size = positive_int("batch_size", batch_size)
+        normalize = check_bool("normalize", normalize)
+        long_late_chunking = check_bool("long_late_chunking", long_late_chunking)
+        overlap = positive_int("overlap", overlap, allow_zero=True)
+        plans = [
+            plan_late_chunks(
+                self.tokenizer,
+                chunks,
+                max_length=self.max_length,
+                long_late_chunking=long_late_chunking,
+                overlap=overlap,
+                name=name,
+            )
+            for chunks, name in zip(documents, names, strict=True)
+        ]
+        windows: list[list[int]] = []
+        segments: list[list[tuple[int, int, int]]] = []
+        first_row = []
+        rows = 0
+        for plan in plans:
+            first_row.append(rows)
+            windows += plan.windows
+            segments += [[(a, b, rows + c) for a, b, c in runs] for runs in plan.segments]
+            rows += plan.chunks
+        if not windows:
+            return []
+
+        def encode(start: int, stop: int) -> Encoded:
+            ids = windows[start:stop]
+            return Encoded(ids, [[0] * len(w) for w in ids], truncated=[])
+
+        sums = self._run(
+            len(windows),
+            encode,
+            partial(span_sums, segments=segments, spare=rows),
+            batch_size=batch_size,
+            show_progress=show_progress,
+            what="windows",
+            should_stop=stop,
+            outputs=rows,
+        )
+        means = sums[:, :-1] / sums[:, -1:]
+        if normalize:
+            means /= np.linalg.norm(means, axis=1, keepdims=True).clip(min=1e-12)
+        return [
+            means[first : first + plan.chunks] for first, plan in zip(first_row, plans, strict=True)
+        ]
 
     def _embed(
         self,

@@ -8,26 +8,50 @@ and padded rows pool alike.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from jinarag.inference.pipeline import DeviceBatch
 
-__all__ = ["first_tokens", "mean_pool"]
+__all__ = ["first_tokens", "mean_pool", "span_sums"]
 
 
-def mean_pool(hidden: torch.Tensor, batch: DeviceBatch, *, normalize: bool) -> torch.Tensor:
-    """The mean of each sequence's token states (n, H), L2-normalised when asked."""
+def mean_pool(
+    hidden: torch.Tensor, batch: DeviceBatch, *, normalize: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean of each sequence's token states (n, H), L2-normalised when asked, one row per
+    input."""
     flat = hidden.reshape(-1, hidden.shape[-1]).float()
     sums = torch.zeros((batch.count + 1, flat.shape[1]), dtype=torch.float32, device=flat.device)
     sums.index_add_(0, batch.owner, flat)  # padding lands in the extra last row
     pooled = sums[:-1] / batch.lengths[:, None].to(torch.float32)
-    return F.normalize(pooled, dim=-1) if normalize else pooled
+    return (F.normalize(pooled, dim=-1) if normalize else pooled), batch.index
 
 
 def first_tokens(hidden: torch.Tensor, batch: DeviceBatch) -> torch.Tensor:
     """Each sequence's first-token ([CLS]) state (n, H)."""
     return hidden.reshape(-1, hidden.shape[-1])[batch.starts]
+
+
+def span_sums(
+    hidden: torch.Tensor,
+    batch: DeviceBatch,
+    segments: Sequence[Sequence[tuple[int, int, int]]],
+    spare: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token: its state and a 1 (H + 1 columns), sent to the output row its sequence's
+    ``segments[input] = [(first, end, row), ...]`` give it (other tokens to row ``spare``).
+    Summed by the pipeline, a row's last column counts its tokens: the mean is one division
+    away, however many windows and batches the row's tokens came from (late chunking)."""
+    flat = hidden.reshape(-1, hidden.shape[-1]).float()
+    targets = np.full(flat.shape[0], spare, dtype=np.int64)
+    for start, index in zip(batch.host_starts.tolist(), batch.host_index, strict=True):
+        for first, end, row in segments[index]:
+            targets[start + first : start + end] = row
+    ones = torch.ones((flat.shape[0], 1), dtype=torch.float32, device=flat.device)
+    return torch.cat([flat, ones], dim=1), torch.from_numpy(targets).to(flat.device)

@@ -59,17 +59,26 @@ class DeviceBatch:
     owner: torch.Tensor  # R·L: the batch-wide sequence number of each token, n for padding
     starts: torch.Tensor  # n: flat index (into R·L) of each sequence's first token
     lengths: torch.Tensor  # n: tokens per sequence
+    index: torch.Tensor  # n: each sequence's input index in the call
+    host_index: list[int]  # the same indices, on the host
+    host_starts: np.ndarray  # the same starts, on the host
 
     @property
     def count(self) -> int:
         return self.starts.shape[0]
 
 
-Head = Callable[[torch.Tensor, DeviceBatch], torch.Tensor]
+# A head maps (hidden states, batch) to (rows, targets): rows are added into the call's
+# result at the row indices ``targets`` (one row per input for embeddings and relevance, one
+# per chunk for late chunking, whose sums the pipeline accumulates across windows).
+Head = Callable[[torch.Tensor, DeviceBatch], tuple[torch.Tensor, torch.Tensor]]
 
 
-def lay_out(batch: Batch, encoded: Encoded, pad_token_id: int, device: torch.device) -> DeviceBatch:
-    """The batch's tensors, built in numpy and moved in one transfer each."""
+def lay_out(
+    batch: Batch, encoded: Encoded, pad_token_id: int, device: torch.device, first: int = 0
+) -> DeviceBatch:
+    """The batch's tensors, built in numpy and moved in one transfer each; ``first`` is the
+    call-wide index of the window's first input."""
     rows, length = len(batch.rows), batch.row_length
     input_ids = np.full((rows, length), pad_token_id, dtype=np.int64)
     token_type_ids = np.zeros((rows, length), dtype=np.int64)
@@ -94,6 +103,7 @@ def lay_out(batch: Batch, encoded: Encoded, pad_token_id: int, device: torch.dev
             lengths[number] = len(ids)
             number += 1
             offset = end
+    host_index = [first + i for i in batch.sequences]
     arrays = (
         input_ids,
         token_type_ids,
@@ -102,6 +112,7 @@ def lay_out(batch: Batch, encoded: Encoded, pad_token_id: int, device: torch.dev
         owner.reshape(-1),
         starts,
         lengths,
+        np.asarray(host_index, dtype=np.int64),
     )
     pin = device.type == "cuda"
     tensors = []
@@ -110,7 +121,7 @@ def lay_out(batch: Batch, encoded: Encoded, pad_token_id: int, device: torch.dev
         if pin:
             tensor = tensor.pin_memory()
         tensors.append(tensor.to(device, non_blocking=pin))
-    return DeviceBatch(*tensors)
+    return DeviceBatch(*tensors, host_index=host_index, host_starts=starts)
 
 
 def _windows(count: int) -> Iterator[tuple[int, int]]:
@@ -130,12 +141,16 @@ def run(
     what: str,
     show_progress: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    outputs: int | None = None,
 ) -> np.ndarray:
-    """``head``'s rows for inputs ``0..count-1``, in input order, as float32 numpy.
+    """The sums of ``head``'s rows per target row, ``outputs`` rows (default: one per input,
+    in input order), as float32 numpy.
 
-    ``encode(start, stop)`` tokenises inputs ``start..stop-1``. ``should_stop`` is asked
+    ``encode(start, stop)`` tokenises inputs ``start..stop-1``. A head may send rows it does
+    not want to row ``outputs`` (one spare row, dropped at the end). ``should_stop`` is asked
     before each batch; when it returns True the run raises :class:`Cancelled`.
     """
+    outputs = count if outputs is None else outputs
     from tqdm.auto import tqdm
 
     device = model.device
@@ -167,7 +182,7 @@ def run(
                         f"after {done} of {count} {what}"
                     )
                 try:
-                    pooled = _forward(model, batch, encoded, head)
+                    rows, targets = _forward(model, batch, encoded, head, start)
                 except torch.OutOfMemoryError as exc:
                     budget = _smaller_budget(model, batch, budget, exc)
                     remaining = batch.sequences + [i for b in pending for i in b.sequences]
@@ -180,23 +195,24 @@ def run(
                     )
                     continue
                 if results is None:
-                    results = torch.empty(
-                        (count, *pooled.shape[1:]), dtype=torch.float32, device=device
+                    results = torch.zeros(
+                        (outputs + 1, *rows.shape[1:]), dtype=torch.float32, device=device
                     )
-                where = torch.tensor(batch.sequences, dtype=torch.long) + start
-                results.index_copy_(0, where.to(device), pooled.float())
-                done += len(where)
+                results.index_add_(0, targets, rows.float())
+                done += len(batch.sequences)
                 batches_run += 1
-                bar.update(len(where))
+                bar.update(len(batch.sequences))
     if truncated:
         _warn_truncated(truncated, count, model.max_length, what)
     assert results is not None
-    return results.cpu().numpy()
+    return results[:outputs].cpu().numpy()
 
 
-def _forward(model: PretrainedModel, batch: Batch, encoded: Encoded, head: Head) -> torch.Tensor:
+def _forward(
+    model: PretrainedModel, batch: Batch, encoded: Encoded, head: Head, offset: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     device = model.device
-    tensors = lay_out(batch, encoded, model.tokenizer.pad_token_id, device)
+    tensors = lay_out(batch, encoded, model.tokenizer.pad_token_id, device, offset)
     with pass_threads(device, batch.tokens, model.options.num_threads):
         hidden = model.model(
             tensors.input_ids, tensors.sequence_ids, tensors.token_type_ids, tensors.position_ids

@@ -218,6 +218,7 @@ class PretrainedModel:
         what: str,
         show_progress: bool = False,
         should_stop: Callable[[], bool] | None = None,
+        outputs: int | None = None,
     ) -> np.ndarray:
         """The pipeline (:func:`jinarag.inference.pipeline.run`) over ``count`` inputs."""
         return pipeline.run(
@@ -229,6 +230,7 @@ class PretrainedModel:
             what=what,
             show_progress=show_progress,
             should_stop=should_stop,
+            outputs=outputs,
         )
 
     # -- saving ---------------------------------------------------------------------------

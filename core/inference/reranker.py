@@ -89,8 +89,10 @@ class Reranker(PretrainedModel):
                 checked[start:stop], max_length=max_length, truncate=truncate, offset=start
             )
 
-        def relevance(hidden: torch.Tensor, batch: DeviceBatch) -> torch.Tensor:
-            return self.model.relevance(first_tokens(hidden, batch))
+        def relevance(
+            hidden: torch.Tensor, batch: DeviceBatch
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.model.relevance(first_tokens(hidden, batch)), batch.index
 
         logits = self._run(
             len(checked),

@@ -48,6 +48,7 @@ class TextTokenizer:
         self.pad_token_id = pad_token_id
         self._special_single = tokenizer.num_special_tokens_to_add(False)
         self._special_pair = tokenizer.num_special_tokens_to_add(True)
+        self._specials: tuple[list[int], list[int]] | None = None
 
     @classmethod
     def from_dir(
@@ -172,6 +173,21 @@ class TextTokenizer:
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Character span of each token of ``text`` (no special tokens), for chunking."""
         return list(self.tokenizer.encode(text, add_special_tokens=False).offsets)
+
+    def ids_and_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids of ``text`` (no special tokens) and each token's character span."""
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        return list(encoding.ids), list(encoding.offsets)
+
+    def single_specials(self) -> tuple[list[int], list[int]]:
+        """The ids the single-text template puts before and after a text (``[CLS]``, ``[SEP]``
+        for WordPiece; ``<s>``, ``</s>`` for byte-level BPE)."""
+        if self._specials is None:
+            encoding = self.tokenizer.encode("", add_special_tokens=True)
+            ids, types = list(encoding.ids), list(encoding.special_tokens_mask)
+            split = len(ids) // 2 if all(types) else 0
+            self._specials = (ids[:split], ids[split:])
+        return self._specials
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text`` including the special tokens the model adds."""
