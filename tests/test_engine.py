@@ -15,10 +15,11 @@ import torch
 from tiny_checkpoints import VARIANTS
 
 import jinarag
+import jinarag.inference.threads
 from jinarag.errors import DeviceMemoryError, InputError, TruncationWarning
 from jinarag.inference import pipeline
 from jinarag.inference.batching import PACKED_ROW_TOKENS, ROW_MULTIPLE, schedule
-from jinarag.inference.threads import SMALL_PASS_TOKENS, threads_for
+from jinarag.inference.threads import ThreadChooser
 from jinarag.models.encoder import SelfAttention, positions_from_sequence_ids
 from jinarag.models.quantization import Int8Linear
 
@@ -536,12 +537,26 @@ def test_out_of_memory_on_a_single_input_names_max_length(tiny_checkpoints, vari
 # --------------------------------------------------------------------------- threads
 
 
-def test_the_thread_policy():
-    assert threads_for(1, None, 8) == 1
-    assert threads_for(SMALL_PASS_TOKENS, None, 8) == 1
-    assert threads_for(SMALL_PASS_TOKENS + 1, None, 8) == 8
-    assert threads_for(10, 3, 8) == 3
-    assert threads_for(10**6, 1, 8) == 1
+def test_the_adaptive_thread_policy_follows_the_measurements():
+    chooser = ThreadChooser(explore_every=4)
+    # Untried counts first: torch's own, then one thread.
+    assert chooser.pick(100, 8) == 8
+    chooser.record(100, 8, 0.010)
+    assert chooser.pick(100, 8) == 1
+    chooser.record(100, 1, 0.004)  # one thread faster here (a busy machine)
+    picks = []
+    for _ in range(8):
+        picks.append(chooser.pick(100, 8))
+        chooser.record(100, picks[-1], 0.010 if picks[-1] == 8 else 0.004)
+    assert picks.count(1) == 6 and picks.count(8) == 2  # the slower one re-tried every 4th
+    # The machine gets quiet: eight threads turn faster, and the policy follows.
+    for _ in range(16):
+        threads = chooser.pick(100, 8)
+        chooser.record(100, threads, 0.001 if threads == 8 else 0.004)
+    assert chooser.pick(100, 8) == 8
+    # Sizes are measured apart (powers of two of tokens); one thread only when torch has one.
+    assert chooser.pick(5000, 8) == 8 and ThreadChooser.bucket(100) != ThreadChooser.bucket(5000)
+    assert ThreadChooser().pick(100, 1) == 1
 
 
 @pytest.fixture
@@ -555,11 +570,13 @@ def three_torch_threads():
 
 @pytest.mark.parametrize(
     ("num_threads", "big", "expected"),
-    [(None, False, 1), (None, True, 3), (1, True, 1), (2, False, 2), (2, True, 2)],
+    [(None, False, {1, 3}), (None, True, {1, 3}), (1, True, {1}), (2, False, {2}), (2, True, {2})],
 )
 def test_a_pass_runs_on_the_policys_threads_and_restores_torchs(
-    tiny_checkpoints, three_torch_threads, num_threads, big, expected
+    tiny_checkpoints, three_torch_threads, num_threads, big, expected, monkeypatch
 ):
+    chooser = ThreadChooser()
+    monkeypatch.setattr(jinarag.inference.threads, "CHOOSER", chooser)
     embedder = _load(tiny_checkpoints["v2_geglu_8h"], "v2_geglu_8h", num_threads=num_threads)
     seen: list[tuple[int, int]] = []
 
@@ -567,10 +584,16 @@ def test_a_pass_runs_on_the_policys_threads_and_restores_torchs(
         seen.append((args[0].numel(), torch.get_num_threads()))
 
     embedder.model.register_forward_pre_hook(hook)
-    if big:
-        embedder.embed([_text(40, shift=i) for i in range(40)], batch_size=64)
+    for _ in range(3):
+        if big:
+            embedder.embed([_text(40, shift=i) for i in range(40)], batch_size=64)
+        else:
+            embedder.embed_query("wing")
+    assert seen and {threads for _, threads in seen} == expected, seen
+    if num_threads is None:
+        # Both counts were measured for this size of pass, and nothing else was recorded.
+        bucket = ThreadChooser.bucket(seen[0][0])
+        assert {(bucket, 1), (bucket, 3)} <= set(chooser.cost)
     else:
-        embedder.embed_query("wing")
-    assert seen and all(threads == expected for _, threads in seen), seen
-    assert (max(tokens for tokens, _ in seen) > SMALL_PASS_TOKENS) == big
+        assert chooser.cost == {}  # a fixed count is not measured
     assert torch.get_num_threads() == three_torch_threads

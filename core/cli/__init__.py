@@ -37,6 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    # The command's own process: its model passes reuse freed memory (docs/performance.md).
+    from jinarag.inference.allocator import keep_freed_memory
+
+    keep_freed_memory()
     try:
         return handler(args)
     except JinaragError as exc:

@@ -1,6 +1,12 @@
-"""The inference layer: batching, :class:`Embedder`, :class:`Reranker` and the default models.
+"""The inference layer: the pipeline every model call takes, :class:`Embedder`,
+:class:`Reranker` and the default models.
 
-- :mod:`jinarag.inference.batching`: length-sorted, token-budgeted batches.
+- :mod:`jinarag.inference.pipeline`: tokenise → schedule → encode → pool, one implementation.
+- :mod:`jinarag.inference.batching`: scheduling by token budget, padded or packed rows.
+- :mod:`jinarag.inference.heads`: pooling heads over token-level states.
+- :mod:`jinarag.inference.threads`, :mod:`jinarag.inference.allocator`: the CPU thread policy;
+  the allocator setting the CLI and server processes use.
+- :mod:`jinarag.inference.late_chunking`: the windows and chunk spans of late chunking.
 - :mod:`jinarag.inference.pretrained`: what Embedder and Reranker share (loading, running, saving).
 - :mod:`jinarag.inference.embedder`, :mod:`jinarag.inference.reranker`: the two model kinds.
 - :mod:`jinarag.inference.defaults`: the default Jina models and the offline MiniLM fallback.

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from jinarag.inference.heads import mean_pool, span_sums
-from jinarag.inference.late_chunking import DEFAULT_OVERLAP, check_chunks, plan_late_chunks
+from jinarag.inference.late_chunking import check_chunks, plan_late_chunks
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
@@ -118,7 +118,7 @@ class Embedder(PretrainedModel):
         *,
         normalize: bool = True,
         long_late_chunking: bool = True,
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         batch_size: int = 32,
     ) -> np.ndarray:
         """Late chunking of one document: ``chunks`` are its consecutive pieces; they are
@@ -126,7 +126,8 @@ class Embedder(PretrainedModel):
         mean of its own tokens' output states (float32, (len(chunks), dim)).
 
         A document longer than ``max_length`` is read in macro windows that share
-        ``overlap`` tokens (``long_late_chunking=False``: an InputError instead); see
+        ``overlap`` tokens (default: 256, at most a quarter of a window;
+        ``long_late_chunking=False``: an InputError instead); see
         :mod:`jinarag.inference.late_chunking`.
         """
         return self._late_chunks(
@@ -144,7 +145,7 @@ class Embedder(PretrainedModel):
         *,
         normalize: bool = True,
         long_late_chunking: bool = True,
-        overlap: int = DEFAULT_OVERLAP,
+        overlap: int | None = None,
         batch_size: int = 32,
         show_progress: bool = False,
         stop: Callable[[], bool] | None = None,
@@ -172,7 +173,7 @@ class Embedder(PretrainedModel):
         *,
         normalize: bool,
         long_late_chunking: bool,
-        overlap: int,
+        overlap: int | None,
         batch_size: int,
         show_progress: bool = False,
         stop: Callable[[], bool] | None = None,
@@ -180,7 +181,7 @@ class Embedder(PretrainedModel):
         batch_size = positive_int("batch_size", batch_size)
         normalize = check_bool("normalize", normalize)
         long_late_chunking = check_bool("long_late_chunking", long_late_chunking)
-        overlap = positive_int("overlap", overlap, allow_zero=True)
+        overlap = positive_int("overlap", overlap, allow_zero=True, allow_none=True)
         plans = [
             plan_late_chunks(
                 self.tokenizer,

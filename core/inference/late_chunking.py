@@ -25,7 +25,8 @@ from jinarag.models.tokenization import TextTokenizer
 
 __all__ = ["DEFAULT_OVERLAP", "LateChunkPlan", "check_chunks", "plan_late_chunks"]
 
-# Tokens shared by consecutive macro windows (the published method's default).
+# Tokens shared by consecutive macro windows (the published method's default), at most a
+# quarter of a window.
 DEFAULT_OVERLAP = 256
 
 
@@ -61,7 +62,7 @@ def plan_late_chunks(
     *,
     max_length: int,
     long_late_chunking: bool = True,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int | None = None,
     name: str = "chunks",
 ) -> LateChunkPlan:
     """Tokenise ``" ".join(chunks)`` once and plan its windows (see the module docstring)."""
@@ -93,6 +94,8 @@ def plan_late_chunks(
             "document in overlapping windows, split it into several documents, or raise "
             "max_length."
         )
+    if overlap is None:
+        overlap = min(DEFAULT_OVERLAP, content // 4)
     if not 0 <= overlap < content:
         raise InputError(
             f"overlap={overlap!r} must be at least 0 and less than the {content} text tokens a "

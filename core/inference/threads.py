@@ -1,10 +1,13 @@
-"""How many CPU threads a forward pass gets.
+"""How many CPU threads a forward pass gets: measured, not guessed.
 
-A thread pool pays for itself only on enough work: on small batches (one query, a handful of
-short texts) waking and joining torch's threads costs more than it saves, and on a busy
-machine a second thread that has to wait for a core makes a small pass several times slower
-(measured in benchmarks/threads.py). So by default a pass of at most
-:data:`SMALL_PASS_TOKENS` tokens runs on one thread, a larger one on all of torch's threads;
+Which is faster depends on the machine's load more than on the pass: on two quiet cores a
+second thread makes a single query 1.5-2x faster, while with one other busy process the same
+second thread, waiting for a core, makes every pass slower (0.6-0.8x) and a small one's p95
+several times worse (benchmarks/threads.py; figures in docs/performance.md). So by default
+(``num_threads=None``) the engine tries both, for each size of pass (tokens, in powers of
+two): torch's own thread count and one thread. It keeps a moving average of seconds per token
+for each, uses the faster, and tries the other again every :data:`EXPLORE_EVERY` passes of that
+size, so a machine that becomes busy, or quiet again, is followed within a few passes.
 ``num_threads=`` fixes the count instead.
 
 torch's thread count is process-wide, so CPU passes that change it take turns (a lock):
@@ -14,40 +17,76 @@ two passes at once would only contend for the same cores.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
 
-__all__ = ["SMALL_PASS_TOKENS", "pass_threads", "threads_for"]
+__all__ = ["EXPLORE_EVERY", "ThreadChooser", "pass_threads"]
 
-# Tokens (rows × row length) up to which a pass runs on one thread.
-SMALL_PASS_TOKENS = 1024
+# Every this many passes of a size, the slower thread count is measured again.
+EXPLORE_EVERY = 16
+# Weight of the newest measurement in the moving average.
+SMOOTHING = 0.5
 
 _LOCK = threading.RLock()
 
 
-def threads_for(tokens: int, num_threads: int | None, default: int) -> int:
-    """The policy: ``num_threads`` when given, else 1 for a small pass, else ``default``
-    (torch's own count: the process's setting, OMP_NUM_THREADS, or the cores)."""
-    if num_threads is not None:
-        return num_threads
-    return 1 if tokens <= SMALL_PASS_TOKENS else default
+class ThreadChooser:
+    """The adaptive policy: per size bucket, the thread count with the lower moving average
+    of seconds per token, the other tried again every ``explore_every`` passes."""
+
+    def __init__(self, explore_every: int = EXPLORE_EVERY) -> None:
+        self.explore_every = explore_every
+        self.cost: dict[tuple[int, int], float] = {}  # (bucket, threads) -> s per token
+        self.passes: dict[int, int] = {}
+
+    @staticmethod
+    def bucket(tokens: int) -> int:
+        return max(0, tokens - 1).bit_length()
+
+    def pick(self, tokens: int, default: int) -> int:
+        candidates = [default, 1] if default > 1 else [1]
+        bucket = self.bucket(tokens)
+        untried = [n for n in candidates if (bucket, n) not in self.cost]
+        if untried:
+            return untried[0]
+        ranked = sorted(candidates, key=lambda n: self.cost[(bucket, n)])
+        count = self.passes.get(bucket, 0)
+        if len(ranked) > 1 and count % self.explore_every == self.explore_every - 1:
+            return ranked[1]
+        return ranked[0]
+
+    def record(self, tokens: int, threads: int, seconds: float) -> None:
+        bucket = self.bucket(tokens)
+        per_token = seconds / max(1, tokens)
+        key = (bucket, threads)
+        old = self.cost.get(key)
+        self.cost[key] = per_token if old is None else old + SMOOTHING * (per_token - old)
+        self.passes[bucket] = self.passes.get(bucket, 0) + 1
+
+
+CHOOSER = ThreadChooser()
 
 
 @contextmanager
 def pass_threads(device: torch.device, tokens: int, num_threads: int | None) -> Iterator[None]:
-    """Run the body with the policy's thread count (CPU only; a GPU pass is left alone)."""
+    """Run the body (one forward pass of ``tokens`` tokens) on the policy's thread count, and
+    time it for the policy (CPU only; a GPU pass is left alone)."""
     if device.type != "cpu":
         yield
         return
     with _LOCK:
         before = torch.get_num_threads()
-        wanted = threads_for(tokens, num_threads, before)
+        wanted = num_threads if num_threads is not None else CHOOSER.pick(tokens, before)
         if wanted != before:
             torch.set_num_threads(wanted)
+        started = time.perf_counter()
         try:
             yield
+            if num_threads is None:
+                CHOOSER.record(tokens, wanted, time.perf_counter() - started)
         finally:
             if torch.get_num_threads() != before:
                 torch.set_num_threads(before)

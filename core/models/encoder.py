@@ -116,6 +116,7 @@ class TokenLayout:
             position_ids if position_ids is not None else positions_from_sequence_ids(sequence_ids)
         )
         self.packed = bool((sequence_ids > 1).any())
+        self.has_padding = bool((sequence_ids == 0).any())
         self.slopes = slopes.to(sequence_ids.device) if slopes is not None else None
         self.dtype = dtype
         batch, length = sequence_ids.shape
@@ -123,6 +124,7 @@ class TokenLayout:
         bytes_per_query = batch * heads * length * torch.finfo(dtype).bits // 8
         self.block_size = max(1, min(length, self.BLOCK_BYTES // max(1, bytes_per_query)))
         self._whole: torch.Tensor | None = None  # the one block of a short batch, reused
+        self._scratch: torch.Tensor | None = None  # the buffer long batches' blocks reuse
         self._block_mask = None
 
     # -- the additive bias, in query blocks (sdpa and eager) ------------------------------
@@ -139,36 +141,46 @@ class TokenLayout:
         """
         if end - start < self.sequence_ids.shape[1]:
             # Several blocks: kept, they would add up to the whole S² bias across the layers
-            # that share this layout, so each layer builds its blocks afresh.
-            return self._build(start, end)
+            # that share this layout, so each layer builds its blocks afresh, into one reused
+            # buffer (fresh pages cost more than the arithmetic).
+            return self._build(start, end, reuse=True)
         if self._whole is None:
             self._whole = self._build(start, end)
         return self._whole
 
-    def _build(self, start: int, end: int) -> torch.Tensor:
+    def _build(self, start: int, end: int, reuse: bool = False) -> torch.Tensor:
         sequence_ids, positions = self.sequence_ids, self.position_ids
         minimum = torch.finfo(self.dtype).min
-        if not self.packed:
-            # One sequence per row: only padded keys are hidden, whatever the query.
-            hidden = (sequence_ids == 0)[:, None, None, :]  # B,1,1,S
-        else:
+        device = sequence_ids.device
+        if self.packed:
             queries = sequence_ids[:, start:end, None]
             hidden = ((queries != sequence_ids[:, None, :]) | (sequence_ids[:, None, :] == 0))[
                 :, None
             ]  # B,1,Q,S
+        else:
+            # One sequence per row: only padded keys are hidden, whatever the query.
+            hidden = (sequence_ids == 0)[:, None, None, :]  # B,1,1,S
         if self.slopes is None:
-            zeros = torch.zeros(hidden.shape, dtype=self.dtype, device=hidden.device)
+            zeros = torch.zeros(hidden.shape, dtype=self.dtype, device=device)
             return zeros.masked_fill(hidden, minimum)
         if self.packed:
             distance = (positions[:, start:end, None] - positions[:, None, :]).abs()  # B,Q,S
             distance = distance[:, None].to(torch.float32)  # B,1,Q,S
         else:
             # Positions are 0..S-1 in every row: one (Q, S) distance serves the batch.
-            length = sequence_ids.shape[1]
-            index = torch.arange(length, device=sequence_ids.device)
-            distance = (index[start:end, None] - index[None, :]).abs().to(torch.float32)[None, None]
-        bias = -self.slopes[None, :, None, None] * distance  # B|1,N,Q,S
-        return bias.to(self.dtype).masked_fill(hidden, minimum)  # B,N,Q,S
+            index = torch.arange(sequence_ids.shape[1], device=device, dtype=torch.float32)
+            distance = (index[start:end, None] - index[None, :]).abs_()[None, None]  # 1,1,Q,S
+        slopes = -self.slopes[None, :, None, None]  # float32: distances are exact there
+        shape = (distance.shape[0], len(self.slopes), *distance.shape[2:])
+        if reuse and self.dtype == torch.float32:
+            if self._scratch is None or self._scratch.shape != shape:
+                self._scratch = torch.empty(shape, dtype=self.dtype, device=device)
+            bias = torch.mul(slopes, distance, out=self._scratch)  # B|1,N,Q,S
+        else:
+            bias = (slopes * distance).to(self.dtype)
+        if self.packed or self.has_padding:
+            bias = bias.masked_fill(hidden, minimum)
+        return bias  # B|1,N,Q,S
 
     # -- flex attention: the same rule as a score_mod and a block mask --------------------
 
