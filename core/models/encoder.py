@@ -102,7 +102,7 @@ class TokenLayout:
     """
 
     # Bytes of bias (and of SDPA's score matrix) allowed per query block.
-    BLOCK_BYTES = 256 * 1024 * 1024
+    BLOCK_BYTES = 128 * 1024 * 1024
 
     def __init__(
         self,
@@ -434,11 +434,28 @@ class Layer(nn.Module):
     def forward(self, x: torch.Tensor, layout: TokenLayout, implementation: str) -> torch.Tensor:
         attended = self.attention(x, layout, implementation)  # B,S,H
         if self.flavour == "gated":
-            return self.mlp(attended)
+            return in_token_chunks(self.mlp, attended)
         if self.flavour == "code":
             residual = self.layer_norm_1(attended + x)
-            return self.layer_norm_2(residual + self.mlp(residual))
-        return self.output(self.intermediate(attended), attended)
+            return self.layer_norm_2(residual + in_token_chunks(self.mlp, residual))
+        return in_token_chunks(lambda a: self.output(self.intermediate(a), a), attended)
+
+
+# Tokens per feed-forward call: the MLP's (tokens, 2I) intermediate is its largest tensor, and
+# a long input or large batch gets it a slice at a time (results are the same: it is per token).
+FFN_CHUNK_TOKENS = 4096
+
+
+def in_token_chunks(feed_forward, x: torch.Tensor) -> torch.Tensor:
+    batch, length, hidden = x.shape
+    if batch * length <= FFN_CHUNK_TOKENS:
+        return feed_forward(x)
+    flat = x.reshape(1, batch * length, hidden)
+    pieces = [
+        feed_forward(flat[:, start : start + FFN_CHUNK_TOKENS])
+        for start in range(0, batch * length, FFN_CHUNK_TOKENS)
+    ]
+    return torch.cat(pieces, dim=1).reshape(batch, length, -1)
 
 
 class LayerStack(nn.Module):
