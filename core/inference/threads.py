@@ -10,8 +10,9 @@ for each, uses the faster, and tries the other again every :data:`EXPLORE_EVERY`
 size, so a machine that becomes busy, or quiet again, is followed within a few passes.
 ``num_threads=`` fixes the count instead.
 
-torch's thread count is process-wide, so CPU passes that change it take turns (a lock):
-two passes at once would only contend for the same cores.
+torch's thread count is process-wide, so CPU passes take turns (a lock): two passes at once
+would only contend for the same cores. The engine leaves the count as its last pass set it
+(see :func:`pass_threads`); pass ``num_threads=`` to pin it.
 """
 
 from __future__ import annotations
@@ -70,23 +71,33 @@ class ThreadChooser:
 CHOOSER = ThreadChooser()
 
 
+_APPLIED: list[int] = []  # the count the engine last set, to tell it from the caller's own
+
+
 @contextmanager
 def pass_threads(device: torch.device, tokens: int, num_threads: int | None) -> Iterator[None]:
     """Run the body (one forward pass of ``tokens`` tokens) on the policy's thread count, and
-    time it for the policy (CPU only; a GPU pass is left alone)."""
+    time it for the policy (CPU only; a GPU pass is left alone).
+
+    The count is left as the pass set it: switching back and forth on every pass wakes and
+    parks OpenMP's workers each time, which on a busy machine cost more than a whole small
+    pass. torch's own count (the baseline the policy compares with one thread) is the one the
+    caller last set."""
     if device.type != "cpu":
         yield
         return
     with _LOCK:
-        before = torch.get_num_threads()
-        wanted = num_threads if num_threads is not None else CHOOSER.pick(tokens, before)
-        if wanted != before:
+        current = torch.get_num_threads()
+        if not _APPLIED or current != _APPLIED[-1]:
+            _DEFAULTS[:] = [current]  # first pass, or the caller changed it since
+        wanted = num_threads if num_threads is not None else CHOOSER.pick(tokens, _DEFAULTS[0])
+        if wanted != current:
             torch.set_num_threads(wanted)
+        _APPLIED[:] = [wanted]
         started = time.perf_counter()
-        try:
-            yield
-            if num_threads is None:
-                CHOOSER.record(tokens, wanted, time.perf_counter() - started)
-        finally:
-            if torch.get_num_threads() != before:
-                torch.set_num_threads(before)
+        yield
+        if num_threads is None:
+            CHOOSER.record(tokens, wanted, time.perf_counter() - started)
+
+
+_DEFAULTS: list[int] = []  # torch's own thread count, as the caller set it
