@@ -16,6 +16,11 @@ changed text is deleted and added anew, changed metadata replaced in place
 holds a record Chroma has not acknowledged. :meth:`HybridIndex.verify` checks that every record
 is reachable by dense search and BM25 equals Chroma, and repairs what is not.
 
+With ``add(..., chunking="late")`` each text is a whole document: it is split into chunks
+(:mod:`jinarag.retrieval.late`), the model reads the whole document, and each chunk's vector is
+the mean of its own tokens' states. The records are the chunks; each carries a hash of its whole
+document, so when a document changes every one of its chunks is embedded and written again.
+
 Example:
     >>> import jinarag
     >>> emb = jinarag.Embedder.from_pretrained("small")
@@ -29,8 +34,10 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +86,8 @@ __all__ = [
     "DEFAULT_STEMMER",
     "DEFAULT_STOPWORDS",
     "DEFAULT_WEIGHTS",
+    "CHUNKING",
+    "LATE_CHUNK_KEYS",
     "MODES",
     "SCORE_SPACES",
     "Hit",
@@ -88,6 +97,10 @@ __all__ = [
 ]
 
 _BM25_DIR = "jinarag-bm25"
+CHUNKING = (None, "late")  # what HybridIndex.add(chunking=...) accepts
+# The metadata keys late chunking sets on every chunk; a document's own metadata may not use them.
+LATE_CHUNK_KEYS = ("doc_id", "chunk", "span_start", "span_end", "doc_hash")
+_DOC_ID_BATCH = 256  # document ids per "$in" filter when looking for stale chunks
 DEFAULT_LOCK_TIMEOUT = 600.0  # seconds a writer waits for another one (an add may take minutes)
 
 
@@ -223,6 +236,9 @@ class HybridIndex:
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         *,
         show_progress: bool = False,
+        chunking: str | None = None,
+        chunk_tokens: int | None = None,
+        chunk_by: str | None = None,
     ) -> list[str]:
         """Insert or replace records; returns their ids (also of records already stored).
 
@@ -237,13 +253,46 @@ class HybridIndex:
             metadatas: one dict (or None) per text; keys are strings, values str, int (64-bit),
                 finite float, bool, or a non-empty list of one of those (docs/hybrid-search.md).
             show_progress: show a progress bar.
+            chunking: None (each text is one record) or ``"late"``: each text is a whole
+                document, split into chunks that are embedded by late chunking (the model
+                reads the whole document; a chunk's vector is the mean of its own tokens'
+                states, so a chunk that says "it" still knows what "it" is). The records
+                written are the chunks: id ``f"{doc_id}#{i}"`` (``doc_id`` the given id, else
+                the hash id a record would get), metadata the document's plus ``doc_id``,
+                ``chunk`` (0, 1, ...), ``span_start`` and ``span_end`` (the chunk is
+                ``text[span_start:span_end]``) and ``doc_hash`` (a hash of the whole
+                document: when it changes, every chunk is embedded again). Chunks a document
+                had before and no longer has (records with its ``doc_id``) are deleted. A
+                document longer than the model's ``max_length`` is read in overlapping
+                windows. The call returns the chunk ids, document by document.
+            chunk_tokens: with ``chunking="late"``, about how many tokens per chunk (default
+                256); chunks end at word starts.
+            chunk_by: with ``chunking="late"``, ``"tokens"`` (default: ``chunk_tokens`` per
+                chunk) or ``"sentences"`` (one chunk per sentence).
 
         Raises:
             InputError: non-string texts or ids, duplicate ids, lengths that differ, metadata
-                Chroma cannot store (all checked before anything is written).
+                Chroma cannot store, an unknown ``chunking`` or ``chunk_by``, ``chunk_tokens``
+                or ``chunk_by`` without ``chunking="late"``, a blank document or a document
+                metadata key late chunking sets (all checked before anything is written).
             StoreUnavailableError: the Chroma server went away; repeat the call to finish.
             StoreBusyError: another process kept writing to the store for ``lock_timeout``.
+
+        Example:
+            >>> ids = index.add(["Wings lift. They also stall."], ids=["wings"],
+            ...                 chunking="late", chunk_by="sentences")
+            >>> ids
+            ['wings#0', 'wings#1']
         """
+        check_choice("chunking", chunking, CHUNKING)
+        if chunking == "late":
+            return self._add_late(texts, ids, metadatas, show_progress, chunk_tokens, chunk_by)
+        for name, value in (("chunk_tokens", chunk_tokens), ("chunk_by", chunk_by)):
+            if value is not None:
+                raise InputError(
+                    f"{name}={value!r} applies to late chunking only; pass chunking='late' as "
+                    f"well, or leave {name} out"
+                )
         texts = check_texts(texts)
         given = check_ids(ids, len(texts)) if ids is not None else None
         metas = check_metadatas(metadatas, len(texts), given, texts)
@@ -269,6 +318,119 @@ class HybridIndex:
                 f"{exc} ({done} of {len(keep)} records were stored before this error; fix the "
                 "input and repeat the call: add() is an upsert)"
             ) from exc
+        return out
+
+    def _add_late(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None,
+        show_progress: bool,
+        chunk_tokens: int | None,
+        chunk_by: str | None,
+    ) -> list[str]:
+        """:meth:`add` with ``chunking="late"``: everything is checked and split first, the
+        writes are planned, only the documents that need writing are embedded, then written."""
+        from tqdm.auto import tqdm
+
+        from jinarag.retrieval.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, split_text
+
+        size = positive_int(
+            "chunk_tokens", chunk_tokens if chunk_tokens is not None else DEFAULT_CHUNK_TOKENS
+        )
+        by = check_choice("chunk_by", chunk_by if chunk_by is not None else "tokens", LATE_CHUNK_BY)
+        texts = check_texts(texts)
+        given = check_ids(ids, len(texts)) if ids is not None else None
+        metas = check_metadatas(metadatas, len(texts), given, texts)
+        for i, meta in enumerate(metas):
+            taken = [key for key in LATE_CHUNK_KEYS if key in (meta or {})]
+            if taken:
+                raise InputError(
+                    f"metadatas[{i}] has the key {taken[0]!r}, which late chunking sets on every "
+                    f"chunk ({', '.join(LATE_CHUNK_KEYS)}); rename that key"
+                )
+        doc_ids, keep = assign_ids(texts, metas, given)
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for i in keep:
+            found = split_text(
+                texts[i], self.embedder.tokenizer.token_offsets, by=by, chunk_tokens=size
+            )
+            if not found:
+                raise InputError(
+                    f"texts[{i}] is empty or blank: a document needs text to chunk; leave it out"
+                )
+            spans[doc_ids[i]] = found
+        out = [f"{doc_id}#{n}" for doc_id in doc_ids for n in range(len(spans[doc_id]))]
+        if not keep:
+            return out
+
+        chunk_ids: list[str] = []
+        chunk_texts: list[str] = []
+        chunk_metas: list[dict[str, Any] | None] = []
+        doc_rows: list[list[int]] = []  # the chunk rows of each kept document
+        for i in keep:
+            doc_hash = hashlib.sha256(texts[i].encode("utf-8")).hexdigest()[:32]
+            doc_rows.append([])
+            for n, (start, end) in enumerate(spans[doc_ids[i]]):
+                doc_rows[-1].append(len(chunk_ids))
+                chunk_ids.append(f"{doc_ids[i]}#{n}")
+                chunk_texts.append(texts[i][start:end])
+                chunk_metas.append(
+                    {
+                        **(metas[i] or {}),
+                        "doc_id": doc_ids[i],
+                        "chunk": n,
+                        "span_start": start,
+                        "span_end": end,
+                        "doc_hash": doc_hash,
+                    }
+                )
+        # Filled below for the documents the plans say need writing; the others are skipped.
+        vectors = np.zeros((len(chunk_ids), int(self.embedder.dim)), dtype=np.float32)
+        n = len(chunk_ids)
+        bar = tqdm(total=n, desc="indexing", unit="chunk", disable=not show_progress)
+        with bar, self._mirror.writing():
+            plans = []
+            for at in range(0, n, self.batch_size):
+                rows = list(range(at, min(at + self.batch_size, n)))
+                batch = Batch(chunk_ids, chunk_texts, chunk_metas, rows, vectors)
+                plans.append(batch.plan(self._store))
+            needed = {row for plan in plans for row in plan.new + plan.moved}
+            docs = [d for d, rows in enumerate(doc_rows) if needed.intersection(rows)]
+            if docs:
+                # Every chunk of a document that changed, since each one's vector depends on
+                # all of it; all before the first write, so a bad document stops nothing halfway.
+                try:
+                    embedded = self.embedder.embed_late_chunks_many(
+                        [[chunk_texts[row] for row in doc_rows[d]] for d in docs],
+                        show_progress=show_progress,
+                    )
+                except InputError as exc:
+                    # The embedder numbers the documents it was given; name them as the caller.
+                    def caller(match: re.Match[str]) -> str:
+                        i = keep[docs[int(match.group(1))]]
+                        return f"texts[{i}] (id {doc_ids[i]!r})"
+
+                    raise InputError(re.sub(r"documents\[(\d+)\]", caller, str(exc))) from exc
+                for d, got in zip(docs, embedded, strict=True):
+                    vectors[doc_rows[d]] = got
+            for plan in plans:
+                write(self._mirror, self.embedder, plan)
+                bar.update(len(plan.batch.rows))
+            # A document now split into fewer chunks leaves its old last chunks behind.
+            written = set(chunk_ids)
+            kept_ids = [doc_ids[i] for i in keep]
+            stale = sorted(
+                {
+                    found
+                    for at in range(0, len(kept_ids), _DOC_ID_BATCH)
+                    for found in self._store.ids(
+                        {"doc_id": {"$in": kept_ids[at : at + _DOC_ID_BATCH]}}
+                    )
+                }
+                - written
+            )
+            self._mirror.delete(stale)
         return out
 
     def delete(

@@ -11,6 +11,11 @@ of its ids are read, and each record gets the least write that makes the store h
 - the same text with other metadata: its metadata replaced in place (keys it no longer has
   removed), its vector untouched.
 
+A batch may carry its rows' vectors, computed by the caller (late chunking: a chunk's vector
+depends on its whole document, so it can change while the chunk's text does not). Those vectors
+are written instead of embedding the texts, and a row that would only get new metadata is
+deleted and added with its new vector, as a moved row, so no stale vector is ever kept.
+
 Chroma's ``upsert`` of an existing id is never used: writing a vector over an existing one
 (the same one, above all) can leave a record in the HNSW graph that dense search no longer
 reaches, and Chroma merges metadata, so a key the new record dropped would stay.
@@ -44,12 +49,15 @@ __all__ = ["Batch", "Plan", "write"]
 @dataclass(frozen=True)
 class Batch:
     """Some rows of one add: ``ids``, ``texts`` and ``metas`` are the whole call's (checked)
-    records, ``rows`` the positions this batch covers."""
+    records, ``rows`` the positions this batch covers. ``vectors``, when given, holds one
+    float32 row per record of the call (the caller may fill the rows :meth:`plan` says need
+    writing after planning, before :func:`write`)."""
 
     ids: list[str]
     texts: list[str]
     metas: list[dict[str, Any] | None]
     rows: list[int]
+    vectors: np.ndarray | None = None
 
     def hash(self, i: int) -> str:
         return record_hash(self.texts[i], self.metas[i])
@@ -73,8 +81,8 @@ class Batch:
                 mine = {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX)}
                 if stored[doc_id] is None and (text, mine) == (self.texts[i], self.metas[i] or {}):
                     continue  # stored before hashes were kept, and the same
-                if text != self.texts[i]:
-                    plan.moved.append(i)
+                if text != self.texts[i] or self.vectors is not None:
+                    plan.moved.append(i)  # given vectors may differ from the stored one
                 else:
                     plan.relabeled[i] = sorted(set(mine) - set(self.metas[i] or {}))
         return plan
@@ -82,8 +90,9 @@ class Batch:
 
 @dataclass
 class Plan:
-    """The writes one batch needs: ``new`` and ``moved`` rows are embedded and added (``moved``
-    ones deleted first), ``relabeled`` rows get new metadata (with the keys to remove)."""
+    """The writes one batch needs: ``new`` and ``moved`` rows are embedded (or take the batch's
+    vectors) and added (``moved`` ones deleted first), ``relabeled`` rows get new metadata (with
+    the keys to remove); a batch with vectors has no relabeled rows."""
 
     batch: Batch
     new: list[int] = field(default_factory=list)
@@ -106,7 +115,10 @@ def write(mirror: BM25Mirror, embedder: Embedder, plan: Plan) -> None:
     if not rows:
         return
     texts = [batch.texts[i] for i in rows]
-    vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)  # before deleting
+    if batch.vectors is not None:
+        vectors = np.asarray(batch.vectors[rows], dtype=np.float32)
+    else:
+        vectors = np.asarray(embedder.embed_documents(texts), dtype=np.float32)  # before deleting
     mirror.delete([batch.ids[i] for i in plan.moved])
     mirror.upsert(
         [batch.ids[i] for i in rows],

@@ -4,6 +4,9 @@
 so a client written for the API can point at ``http://127.0.0.1:8080`` instead. Needs the
 ``server`` extra (FastAPI and uvicorn). The command's options live in :mod:`jinarag.cli.serve`.
 
+With ``"late_chunking": true`` the ``input`` of ``/v1/embeddings`` is the chunks of one
+document, read as one input (Jina's semantics; :meth:`Embedder.embed_late_chunks`).
+
 Every request is checked against :class:`~jinarag.serving.limits.ServerLimits` before the work
 it would cause, runs its model call in a thread that stops between batches when the client
 disconnects or the server shuts down, and every refusal is a 4xx JSON ``{"detail": ...}``.
@@ -32,6 +35,7 @@ except ImportError as exc:  # the one dependency a user may lack: name the extra
     ) from exc
 
 from jinarag.inference.embedder import Embedder
+from jinarag.inference.late_chunking import check_chunks
 from jinarag.inference.pretrained import Cancelled, PretrainedModel
 from jinarag.inference.reranker import Reranker
 from jinarag.models.tokenization import Encoded
@@ -173,6 +177,24 @@ def create_app(
         texts = _texts("input", body.input, limits, single=True)
         if len(texts) > RELEASE_ABOVE_TEXTS:
             request.state.release_memory = True
+        if body.late_chunking:
+            chunks = check_chunks(texts, "input")
+
+            def late_work(should_stop: Callable[[], bool]) -> bytes:
+                tokens = _count_late_tokens(
+                    chunks, model, limits, truncate=body.truncate, should_stop=should_stop
+                )
+                rows = model.embed_late_chunks_many(
+                    [chunks],
+                    normalize=body.normalized,
+                    # truncate=true: a document over max_length is read in overlapping
+                    # windows (long late chunking); nothing of it is cut.
+                    long_late_chunking=body.truncate,
+                    stop=should_stop,
+                )[0]
+                return _embeddings_answer(model, rows, encoding, tokens)
+
+            return await respond(request, late_work)
 
         def work(should_stop: Callable[[], bool]) -> bytes:
             cut = limits.cut("input", texts, model.max_length, truncate=body.truncate)
@@ -192,13 +214,7 @@ def create_app(
                     chunk, normalize=body.normalized, truncate=body.truncate, stop=should_stop
                 )
             ]
-            data = [
-                {"object": "embedding", "index": i, "embedding": _vector(row, encoding)}
-                for i, row in enumerate(rows)
-            ]
-            usage = {"total_tokens": tokens, "prompt_tokens": tokens}
-            payload = {"model": display_name(model), "object": "list", "data": data}
-            return json.dumps({**payload, "usage": usage}).encode("utf-8")
+            return _embeddings_answer(model, rows, encoding, tokens)
 
         return await respond(request, work)
 
@@ -309,6 +325,74 @@ def _count_tokens(
             complete = start + COUNT_CHUNK >= len(texts)
             raise limits.tokens_too_large(total, max_length, complete=complete)
     return total
+
+
+def _count_late_tokens(
+    chunks: list[str],
+    model: Embedder,
+    limits: ServerLimits,
+    *,
+    truncate: bool,
+    should_stop: Callable[[], bool],
+) -> int:
+    """The tokens of ``chunks`` joined and read as one input (special tokens once), the usage
+    of a late chunking request. Counted a chunk group at a time first, so a request over the
+    limit is refused early; with ``truncate=False``, an InputError when the joined input is
+    over ``max_length`` (it would need several windows)."""
+    max_length = model.max_length
+    characters = sum(len(chunk) for chunk in chunks) + len(chunks) - 1
+    if not truncate and characters > limits.max_chars(max_length):
+        raise InputError(
+            f"input joins to {characters} characters, more than the "
+            f"{limits.max_chars(max_length)} this server tokenises for max_length={max_length} "
+            "tokens; with truncate=false and late_chunking it is refused: send fewer or shorter "
+            "chunks, or truncate=true to read the document in overlapping windows"
+        )
+    total = model.tokenizer.count_tokens("")
+    for start in range(0, len(chunks), COUNT_CHUNK):
+        if should_stop():
+            raise Cancelled("stopped while counting the tokens of input")
+        for index, chunk in enumerate(chunks[start : start + COUNT_CHUNK], start):
+            own = len(model.tokenizer.token_offsets(chunk))
+            if own == 0:
+                raise InputError(
+                    f"input[{index}] ({chunk[:40]!r}) has no token of its own: the tokenizer "
+                    "reads nothing there; drop it, or join it to its neighbour"
+                )
+            total += own
+        if total > limits.max_request_tokens:
+            raise _late_too_large(total, limits, complete=start + COUNT_CHUNK >= len(chunks))
+    # The chunks alone are counted above; the joined text, as the model reads it, decides.
+    tokens = model.tokenizer.count_tokens(" ".join(chunks))
+    if not truncate and tokens > max_length:
+        raise InputError(
+            f"input joins to {tokens} tokens, more than max_length={max_length}; with "
+            "truncate=false and late_chunking it is refused: send fewer or shorter chunks, or "
+            "truncate=true to read the document in overlapping windows (long late chunking)"
+        )
+    if tokens > limits.max_request_tokens:
+        raise _late_too_large(tokens, limits, complete=True)
+    return tokens
+
+
+def _late_too_large(tokens: int, limits: ServerLimits, *, complete: bool) -> RequestTooLargeError:
+    amount = f"{tokens} tokens" if complete else f"more than {tokens} tokens"
+    return RequestTooLargeError(
+        f"the request has {amount} (its chunks read as one input, late chunking), more than "
+        f"this server's limit of {limits.max_request_tokens} per request; send a shorter "
+        "document, or start the server with a larger --max-request-tokens"
+    )
+
+
+def _embeddings_answer(model: Embedder, rows: Any, encoding: str, tokens: int) -> bytes:
+    """The JSON body of an embeddings answer: one item per row, in order, and the usage."""
+    data = [
+        {"object": "embedding", "index": i, "embedding": _vector(row, encoding)}
+        for i, row in enumerate(rows)
+    ]
+    usage = {"total_tokens": tokens, "prompt_tokens": tokens}
+    payload = {"model": display_name(model), "object": "list", "data": data}
+    return json.dumps({**payload, "usage": usage}).encode("utf-8")
 
 
 def _embedding_format(body: EmbeddingsRequest) -> str:

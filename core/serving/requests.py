@@ -36,7 +36,11 @@ class _Strict(BaseModel):
 
 class EmbeddingsRequest(_Strict):
     """The body of Jina's ``/v1/embeddings`` (OpenAI's ``encoding_format``, ``dimensions`` and
-    ``user`` are accepted too, so the ``openai`` client works unchanged)."""
+    ``user`` are accepted too, so the ``openai`` client works unchanged).
+
+    ``late_chunking``: the ``input`` list is the consecutive chunks of one document; they are
+    joined with a space and read as one input, and each chunk's embedding is the mean of its
+    own tokens' states (one embedding per input item, in order)."""
 
     # Any: a string or a list of strings, checked by jinarag.validation for one wording.
     input: Any
@@ -45,6 +49,7 @@ class EmbeddingsRequest(_Strict):
     embedding_type: str | None = None  # Jina's name: "float" or "base64"
     encoding_format: str | None = None  # OpenAI's name for the same choice
     truncate: bool = True
+    late_chunking: bool = False
     dimensions: int | None = None
     user: str | None = None
 
