@@ -1,7 +1,8 @@
 """Haystack (2.x and 3.x) components over jinarag's embedder, reranker and hybrid index.
 
 - `JinaTextEmbedder`: embeds a query string (query side).
-- `JinaDocumentEmbedder`: embeds Documents (document side), returning new Documents.
+- `JinaDocumentEmbedder`: embeds Documents (document side, or by late chunking with
+  `late_chunking=True`), returning new Documents.
 - `JinaRanker`: reorders Documents by a local Jina reranker's score.
 - `JinaHybridRetriever`: dense + BM25 retrieval over a `jinarag.HybridIndex`.
 

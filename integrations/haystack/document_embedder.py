@@ -9,6 +9,7 @@ from typing import Any
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice
 
+from jinarag.errors import InputError
 from jinarag.haystack._common import (
     checked_options,
     document_texts,
@@ -19,6 +20,7 @@ from jinarag.haystack._common import (
 )
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
+from jinarag.validation import check_bool
 
 
 @component
@@ -34,6 +36,18 @@ class JinaDocumentEmbedder:
     `max_length`, `revision`, `local_files_only`, `max_batch_tokens`; `device` is the usual
     Haystack parameter). They are checked when the component is created, kept in
     `load_options`, and written by `to_dict`.
+
+    Late chunking (`late_chunking=True`): the Documents are chunks of larger documents, as
+    Haystack's `DocumentSplitter` makes them. Those with the same `meta["source_id"]` are one
+    document: read once, as their contents joined with a space (each content stripped of
+    leading and trailing whitespace first, so the text between two chunks is one space), in
+    order of `meta["split_id"]` (input order when a chunk has none), and each chunk's vector is
+    the mean of its own tokens' output states (`jinarag.Embedder.embed_late_chunks`). A
+    Document without `source_id` is a document of its own, a single chunk. Only the chunks of
+    one `run` are read together, so pass all of a document's chunks in the same call. Chunks
+    that overlap (a splitter with `split_overlap > 0`) would be read twice and are refused, as
+    are `prefix`, `suffix` and `meta_fields_to_embed`, which have no place inside a document.
+    A document longer than the model's `max_length` is read in overlapping windows.
 
     Example:
         >>> from haystack import Document
@@ -54,6 +68,7 @@ class JinaDocumentEmbedder:
         normalize_embeddings: bool = True,
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
+        late_chunking: bool = False,
         **load_options: Any,
     ) -> None:
         self.model = model_name(model)
@@ -67,6 +82,21 @@ class JinaDocumentEmbedder:
             list(meta_fields_to_embed) if meta_fields_to_embed is not None else []
         )
         self.embedding_separator = embedding_separator
+        self.late_chunking = check_bool("late_chunking", late_chunking)
+        if self.late_chunking:
+            given = {
+                "prefix": prefix,
+                "suffix": suffix,
+                "meta_fields_to_embed": self.meta_fields_to_embed,
+            }
+            for name, value in given.items():
+                if value:
+                    raise InputError(
+                        f"JinaDocumentEmbedder(late_chunking=True) got {name}={value!r}: late "
+                        "chunking reads each chunk's content as a piece of its source document, "
+                        f"so there is no text of its own to add it to; drop {name}, or embed "
+                        "without late chunking"
+                    )
         self.load_options = checked_options(self, load_options)
         self.embedder: Embedder | None = None
 
@@ -85,6 +115,8 @@ class JinaDocumentEmbedder:
         Returns:
             `{"documents": [...]}`: new Documents, in input order, with `embedding` set.
         """
+        if self.late_chunking:
+            return {"documents": self._run_late(documents)}
         texts = document_texts(
             "JinaDocumentEmbedder", documents, self.meta_fields_to_embed, self.embedding_separator
         )
@@ -101,6 +133,33 @@ class JinaDocumentEmbedder:
                 for doc, vector in zip(documents, vectors, strict=True)
             ]
         }
+
+    def _run_late(self, documents: list[Document]) -> list[Document]:
+        texts = document_texts("JinaDocumentEmbedder", documents, [], "")
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise InputError(
+                    f"documents[{i}] (id {documents[i].id!r}) has no content: late chunking "
+                    "needs text in every chunk; drop it before embedding (DocumentSplitter "
+                    "does with skip_empty_documents=True)"
+                )
+        groups = _source_groups(documents)
+        chunks = [[texts[i].strip() for i in group] for group in groups]
+        self.warm_up()
+        vectors = self.embedder.embed_late_chunks_many(
+            chunks,
+            normalize=self.normalize_embeddings,
+            batch_size=self.batch_size,
+            show_progress=self.progress_bar,
+        )
+        embeddings: list[list[float]] = [[] for _ in documents]
+        for group, rows in zip(groups, vectors, strict=True):
+            for i, row in zip(group, rows, strict=True):
+                embeddings[i] = row.tolist()
+        return [
+            fresh_copy(doc, embedding=vector)
+            for doc, vector in zip(documents, embeddings, strict=True)
+        ]
 
     @component.output_types(documents=list[Document])
     async def run_async(self, documents: list[Document]) -> dict[str, list[Document]]:
@@ -120,6 +179,7 @@ class JinaDocumentEmbedder:
             normalize_embeddings=self.normalize_embeddings,
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
+            late_chunking=self.late_chunking,
             **options_init_parameters(self),
         )
 
@@ -127,3 +187,40 @@ class JinaDocumentEmbedder:
     def from_dict(cls, data: dict[str, Any]) -> JinaDocumentEmbedder:
         """Rebuild the component from `to_dict`'s output."""
         return default_from_dict(cls, data)
+
+
+def _source_groups(documents: list[Document]) -> list[list[int]]:
+    """The positions of each source document's chunks, in reading order: grouped by
+    `meta["source_id"]` (groups in order of first appearance), each group sorted by
+    `meta["split_id"]` when all of its chunks have one; a Document without `source_id` is a
+    group of its own."""
+    groups: dict[Any, list[int]] = {}
+    for i, doc in enumerate(documents):
+        source = doc.meta.get("source_id")
+        groups.setdefault(("source", source) if source is not None else ("own", i), []).append(i)
+    ordered = []
+    for (kind, source), group in groups.items():
+        for i in group:
+            if documents[i].meta.get("_split_overlap"):
+                raise InputError(
+                    f"documents[{i}] (id {documents[i].id!r}) overlaps its neighbour "
+                    "(meta['_split_overlap']): late chunking reads a document's chunks joined "
+                    "as one text, so the overlap would be read twice; split with "
+                    "split_overlap=0"
+                )
+        split_ids = [documents[i].meta.get("split_id") for i in group]
+        if kind == "source" and all(
+            isinstance(s, int) and not isinstance(s, bool) for s in split_ids
+        ):
+            seen: dict[int, int] = {}
+            for i, split_id in zip(group, split_ids, strict=True):
+                if split_id in seen:
+                    raise InputError(
+                        f"documents[{seen[split_id]}] and documents[{i}] are both split_id "
+                        f"{split_id} of source_id {source!r}: a document's chunks must each "
+                        "appear once; drop the repeat"
+                    )
+                seen[split_id] = i
+            group = [i for _, i in sorted(zip(split_ids, group, strict=True))]
+        ordered.append(group)
+    return ordered

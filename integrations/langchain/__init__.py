@@ -1,6 +1,7 @@
 """LangChain adapters over jinarag's embedder, reranker and hybrid index.
 
-- `JinaEmbeddings`: a LangChain `Embeddings` (documents and queries keep their own sides).
+- `JinaEmbeddings`: a LangChain `Embeddings` (documents and queries keep their own sides),
+  with late chunking (`embed_late_chunks`, `late_chunk_documents`).
 - `JinaReranker`: a `BaseDocumentCompressor` and a `BaseCrossEncoder`, so it works in
   `ContextualCompressionRetriever` and in `CrossEncoderReranker`.
 - `JinaHybridRetriever`: a `BaseRetriever` over a `jinarag.HybridIndex`.

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict
 
+from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
 from jinarag.langchain._loading import LoadingFields, check_fields, load_options
+from jinarag.retrieval.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
+from jinarag.retrieval.records import content_id
+from jinarag.validation import check_choice, ordered_list, positive_int
+
+# Metadata each chunk Document gets from `late_chunk_documents`.
+CHUNK_KEYS = ("doc_id", "chunk", "span_start", "span_end")
 
 
 class JinaEmbeddings(LoadingFields, Embeddings):
@@ -21,6 +30,11 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     `InputError`. Documents go through the document side and queries through the query side,
     which differ for models with a query prefix. The async methods run the sync path in a
     worker thread (LangChain's default).
+
+    Late chunking (the model reads a whole document; each chunk's vector is the mean of its
+    own tokens' output states): `embed_late_chunks` embeds the consecutive chunks of one
+    document, `late_chunk_documents` splits whole Documents and returns the chunk Documents
+    with their vectors, for a vector store that takes vectors you computed.
 
     Example:
         >>> from jinarag.langchain import JinaEmbeddings
@@ -57,3 +71,87 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (query side) as a list of floats."""
         return self.embedder.embed_query(text, normalize=self.normalize).tolist()
+
+    def embed_late_chunks(self, chunks: list[str]) -> list[list[float]]:
+        """Embed the consecutive chunks of one document by late chunking: the chunks are
+        joined with a single space and read once, and each chunk's vector is the mean of its
+        own tokens' output states (`jinarag.Embedder.embed_late_chunks`; a document longer
+        than the model's `max_length` is read in overlapping windows). One list of floats per
+        chunk, in order; an empty list or a blank chunk is an `InputError`."""
+        vectors = self.embedder.embed_late_chunks(
+            chunks, normalize=self.normalize, batch_size=self.batch_size
+        )
+        return vectors.tolist()
+
+    def late_chunk_documents(
+        self,
+        documents: Sequence[Document],
+        *,
+        chunk_by: str = "tokens",
+        chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    ) -> tuple[list[Document], list[list[float]]]:
+        """Split whole Documents into chunks and embed each chunk by late chunking.
+
+        Each Document's text is split with `jinarag.retrieval.late.split_text` (about
+        `chunk_tokens` tokens per chunk, cut at word starts; or one sentence per chunk with
+        `chunk_by="sentences"`), then read whole; the documents' windows share batches.
+
+        Returns:
+            `(chunks, vectors)`: one new Document per chunk, in order, and its vector. A chunk
+            Document has the chunk's text, the source's metadata plus `doc_id` (the source's
+            `id`, or a hash of its text and metadata when it has none), `chunk` (its position
+            in the source, from 0), `span_start` and `span_end` (its characters in the
+            source's `page_content`), and the id `"{doc_id}#{chunk}"`: the ids, texts, metadata
+            and vectors `jinarag.HybridIndex.add(..., chunking="late")` stores (it adds
+            `doc_hash`).
+
+        Raises:
+            InputError: a non-Document item, a blank Document, a source whose metadata already
+                has one of the chunk keys, a bad `chunk_by` or `chunk_tokens`.
+        """
+        chunk_by = check_choice("chunk_by", chunk_by, LATE_CHUNK_BY)
+        chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
+        items = ordered_list(documents, "documents", "Documents", "Document(page_content=...)")
+        for index, doc in enumerate(items):
+            if not isinstance(doc, Document):
+                raise InputError(
+                    f"documents[{index}] is {type(doc).__name__}, not a LangChain Document; "
+                    "wrap texts as Document(page_content=...)"
+                )
+            if not doc.page_content.strip():
+                raise InputError(
+                    f"documents[{index}] (id {doc.id!r}) has no text: there is nothing to "
+                    "chunk; drop it"
+                )
+            taken = [key for key in CHUNK_KEYS if key in doc.metadata]
+            if taken:
+                raise InputError(
+                    f"documents[{index}].metadata already has {taken[0]!r}, which "
+                    f"late_chunk_documents sets on each chunk ({', '.join(CHUNK_KEYS)}); "
+                    "rename that key"
+                )
+        split = late_chunk_many(
+            self.embedder,
+            [doc.page_content for doc in items],
+            by=chunk_by,
+            chunk_tokens=chunk_tokens,
+            normalize=self.normalize,
+            batch_size=self.batch_size,
+        )
+        chunks: list[Document] = []
+        vectors: list[list[float]] = []
+        for doc, pieces in zip(items, split, strict=True):
+            doc_id = doc.id if doc.id is not None else content_id(doc.page_content, doc.metadata)
+            for number, piece in enumerate(pieces):
+                metadata = {
+                    **doc.metadata,
+                    "doc_id": doc_id,
+                    "chunk": number,
+                    "span_start": piece.span[0],
+                    "span_end": piece.span[1],
+                }
+                chunks.append(
+                    Document(page_content=piece.text, metadata=metadata, id=f"{doc_id}#{number}")
+                )
+                vectors.append(piece.vector.tolist())
+        return chunks, vectors

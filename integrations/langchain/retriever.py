@@ -14,6 +14,10 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
 
+from jinarag.errors import InputError
+from jinarag.retrieval.records import content_id
+from jinarag.validation import check_bool, ordered_list
+
 
 class JinaHybridRetriever(BaseRetriever):
     """Dense + BM25 retrieval from a `jinarag.HybridIndex`, as a LangChain retriever.
@@ -21,7 +25,8 @@ class JinaHybridRetriever(BaseRetriever):
     Each document carries the hit's id as `Document.id` and, in its metadata, the stored
     metadata plus the scores (`score`, `score_space`, `dense_rank`, `dense_score`, `bm25_rank`,
     `bm25_score`, `rerank_score` where present). `k`, `mode`, `fusion`, `weights` and `where`
-    can also be given per call: `retriever.invoke(query, k=3)`.
+    can also be given per call: `retriever.invoke(query, k=3)`. `add_documents` stores
+    LangChain Documents in the index, whole or split by late chunking.
 
     Example:
         >>> import jinarag
@@ -49,6 +54,52 @@ class JinaHybridRetriever(BaseRetriever):
 
     def __init__(self, index: Any, **data: Any) -> None:
         super().__init__(index=index, **data)
+
+    def add_documents(
+        self,
+        documents: Sequence[Document],
+        *,
+        late_chunking: bool = False,
+        chunk_tokens: int | None = None,
+        chunk_by: str | None = None,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Store Documents in the index (`jinarag.HybridIndex.add`); returns the record ids.
+
+        Each Document's `page_content` is the text, its `metadata` the metadata and its `id`
+        the id (a Document without one gets the hash of its text and metadata, the id the
+        index would give it). With `late_chunking=True` each Document is split into chunks
+        embedded by late chunking (`add(..., chunking="late")`: the model reads the whole
+        Document, and each chunk's vector is the mean of its own tokens' output states); the
+        records are the chunks, with ids `"{id}#{n}"` and metadata `doc_id`, `chunk`,
+        `span_start`, `span_end` and `doc_hash` added. `chunk_tokens` (default 256) and
+        `chunk_by` (`"tokens"` or `"sentences"`) apply to late chunking only; with it off,
+        giving either is an `InputError`. Errors name items as `texts[i]`/`metadatas[i]`,
+        `i` the position in `documents`.
+        """
+        late_chunking = check_bool("late_chunking", late_chunking)
+        items = ordered_list(documents, "documents", "Documents", "Document(page_content=...)")
+        for index, doc in enumerate(items):
+            if not isinstance(doc, Document):
+                raise InputError(
+                    f"documents[{index}] is {type(doc).__name__}, not a LangChain Document; "
+                    "wrap texts as Document(page_content=...)"
+                )
+        ids = None
+        if any(doc.id is not None for doc in items):
+            ids = [
+                doc.id if doc.id is not None else content_id(doc.page_content, doc.metadata)
+                for doc in items
+            ]
+        return self.index.add(
+            [doc.page_content for doc in items],
+            ids=ids,
+            metadatas=[doc.metadata or None for doc in items],
+            show_progress=show_progress,
+            chunking="late" if late_chunking else None,
+            chunk_tokens=chunk_tokens,
+            chunk_by=chunk_by,
+        )
 
     def _get_relevant_documents(
         self,

@@ -1,4 +1,5 @@
-"""LlamaIndex integration: embedding model, reranking postprocessor and hybrid retriever.
+"""LlamaIndex integration: embedding model, late chunking transformation, reranking
+postprocessor and hybrid retriever.
 
 Example:
     >>> from llama_index.core import Settings
@@ -18,7 +19,8 @@ except ImportError as exc:
     ) from exc
 
 from jinarag.llama_index.embedding import JinaEmbedding
+from jinarag.llama_index.late_chunking import JinaLateChunker
 from jinarag.llama_index.rerank import JinaRerank
 from jinarag.llama_index.retriever import JinaHybridRetriever
 
-__all__ = ["JinaEmbedding", "JinaHybridRetriever", "JinaRerank"]
+__all__ = ["JinaEmbedding", "JinaHybridRetriever", "JinaLateChunker", "JinaRerank"]
