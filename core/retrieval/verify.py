@@ -33,12 +33,12 @@ import numpy as np
 
 from jinarag.errors import StoreCorruptError
 from jinarag.retrieval.mirror import BM25Mirror, current_state
-from jinarag.retrieval.rebuild import rebuild_vector_index
+from jinarag.retrieval.rebuild import rebuild_vector_index, reembed
 from jinarag.retrieval.snapshot import inspect_snapshot
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
-    from jinarag.retrieval.chroma_store import ChromaStore
+    from jinarag.retrieval.chroma_store import ChromaStore, Records
 
 __all__ = ["COVERAGE_RESULTS", "VerifyReport", "unreachable_ids", "verify_index"]
 
@@ -127,15 +127,27 @@ def _n(count: int) -> str:
 
 def _vectors(store: ChromaStore, embedder: Embedder, ids: Sequence[str]) -> tuple[list[str], Any]:
     """``(ids, vectors)`` of the records among ``ids``: as stored, or, when the vector index
-    cannot return them (it is damaged), their texts embedded again."""
+    cannot return them (it is damaged), their texts embedded again (late-chunked records with
+    their whole document, :func:`jinarag.retrieval.rebuild.reembed`)."""
     try:
         got, vectors = store.embeddings(ids)
         if vectors is not None and len(got) == len(vectors):
             return list(got), np.asarray(vectors, dtype=np.float32)
     except StoreCorruptError:
         pass
-    got, texts = store.documents(ids)
-    return list(got), np.asarray(embedder.embed_documents(texts), dtype=np.float32)
+    records = store.raw_records(list(ids))
+    got = list(records)
+
+    def fetch(doc_ids: Sequence[str]) -> Records:
+        # Every stored chunk of these documents, also those outside this batch.
+        out: Records = {}
+        for start in range(0, len(doc_ids), _BATCH):
+            wanted = list(doc_ids[start : start + _BATCH])
+            out.update(store.raw_records(None, {"doc_id": {"$in": wanted}}))
+        return out
+
+    texts = [records[i][0] for i in got]
+    return got, reembed(embedder, got, texts, [records[i][1] for i in got], fetch)
 
 
 def unreachable_ids(
