@@ -169,3 +169,14 @@ def test_late_chunk_gives_text_span_and_the_core_vector(minilm_embedder):
         late_chunk_many(minilm_embedder, [LONG_TEXT * 3], chunk_tokens=64)
     with pytest.raises(jinarag.InputError, match=r"texts\[1\] is empty"):
         late_chunk_many(minilm_embedder, ["fine", "   "])
+
+
+def test_the_document_prefix_leads_the_text_and_counts_for_the_first_chunk(minilm_dir):
+    prefixed = jinarag.Embedder.from_pretrained(
+        minilm_dir, max_length=256, document_prefix="passage: "
+    )
+    ours = prefixed.embed_late_chunks(CHUNKS, normalize=False)
+    expected = _full_pass_means(prefixed, ["passage: " + CHUNKS[0], *CHUNKS[1:]])
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    plain = jinarag.Embedder.from_pretrained(minilm_dir, max_length=256)
+    assert np.abs(plain.embed_late_chunks(CHUNKS, normalize=False) - ours).max() > 1e-4

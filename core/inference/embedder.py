@@ -125,7 +125,9 @@ class Embedder(PretrainedModel):
         joined with a single space and read as one input, and each chunk's vector is the
         mean of its own tokens' output states (float32, (len(chunks), dim)).
 
-        A document longer than ``max_length`` is read in macro windows that share
+        ``document_prefix``, when the embedder has one, leads the joined text (its tokens
+        count for the first chunk). A document longer than ``max_length`` is read in macro
+        windows that share
         ``overlap`` tokens (default: 256, at most a quarter of a window;
         ``long_late_chunking=False``: an InputError instead); see
         :mod:`jinarag.inference.late_chunking`.
@@ -182,6 +184,10 @@ class Embedder(PretrainedModel):
         normalize = check_bool("normalize", normalize)
         long_late_chunking = check_bool("long_late_chunking", long_late_chunking)
         overlap = positive_int("overlap", overlap, allow_zero=True, allow_none=True)
+        if self.document_prefix:
+            # The document side's instruction leads the text; its tokens count for chunk 0,
+            # like [CLS].
+            documents = [[self.document_prefix + d[0], *d[1:]] for d in documents]
         plans = [
             plan_late_chunks(
                 self.tokenizer,
