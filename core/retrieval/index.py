@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -51,6 +50,12 @@ from jinarag.retrieval.chroma_files import check_store_files
 from jinarag.retrieval.chroma_store import ChromaStore
 from jinarag.retrieval.fusion_settings import FUSION_FILE, FusionSettings, read_fusion_settings
 from jinarag.retrieval.hits import SCORE_SPACES, Hit, SourceScore
+from jinarag.retrieval.late import (
+    DEFAULT_CHUNK_TOKENS,
+    LATE_CHUNK_BY,
+    LATE_CHUNK_KEYS,
+    late_chunk_records,
+)
 from jinarag.retrieval.lock import StoreLock
 from jinarag.retrieval.mirror import BM25Mirror
 from jinarag.retrieval.records import assign_ids, check_ids, check_metadatas
@@ -98,8 +103,6 @@ __all__ = [
 
 _BM25_DIR = "jinarag-bm25"
 CHUNKING = (None, "late")  # what HybridIndex.add(chunking=...) accepts
-# The metadata keys late chunking sets on every chunk; a document's own metadata may not use them.
-LATE_CHUNK_KEYS = ("doc_id", "chunk", "span_start", "span_end", "doc_hash")
 _DOC_ID_BATCH = 256  # document ids per "$in" filter when looking for stale chunks
 DEFAULT_LOCK_TIMEOUT = 600.0  # seconds a writer waits for another one (an add may take minutes)
 
@@ -333,8 +336,6 @@ class HybridIndex:
         writes are planned, only the documents that need writing are embedded, then written."""
         from tqdm.auto import tqdm
 
-        from jinarag.retrieval.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, split_text
-
         size = positive_int(
             "chunk_tokens", chunk_tokens if chunk_tokens is not None else DEFAULT_CHUNK_TOKENS
         )
@@ -342,49 +343,22 @@ class HybridIndex:
         texts = check_texts(texts)
         given = check_ids(ids, len(texts)) if ids is not None else None
         metas = check_metadatas(metadatas, len(texts), given, texts)
-        for i, meta in enumerate(metas):
-            taken = [key for key in LATE_CHUNK_KEYS if key in (meta or {})]
-            if taken:
-                raise InputError(
-                    f"metadatas[{i}] has the key {taken[0]!r}, which late chunking sets on every "
-                    f"chunk ({', '.join(LATE_CHUNK_KEYS)}); rename that key"
-                )
         doc_ids, keep = assign_ids(texts, metas, given)
-        spans: dict[str, list[tuple[int, int]]] = {}
-        for i in keep:
-            found = split_text(
-                texts[i], self.embedder.tokenizer.token_offsets, by=by, chunk_tokens=size
-            )
-            if not found:
-                raise InputError(
-                    f"texts[{i}] is empty or blank: a document needs text to chunk; leave it out"
-                )
-            spans[doc_ids[i]] = found
-        out = [f"{doc_id}#{n}" for doc_id in doc_ids for n in range(len(spans[doc_id]))]
+        records = late_chunk_records(
+            [texts[i] for i in keep],
+            [doc_ids[i] for i in keep],
+            [metas[i] for i in keep],
+            self.embedder.tokenizer.token_offsets,
+            by=by,
+            chunk_tokens=size,
+            numbers=keep,
+        )
+        chunks_of = {doc_ids[i]: len(rows) for i, rows in zip(keep, records.rows, strict=True)}
+        out = [f"{doc_id}#{n}" for doc_id in doc_ids for n in range(chunks_of[doc_id])]
         if not keep:
             return out
-
-        chunk_ids: list[str] = []
-        chunk_texts: list[str] = []
-        chunk_metas: list[dict[str, Any] | None] = []
-        doc_rows: list[list[int]] = []  # the chunk rows of each kept document
-        for i in keep:
-            doc_hash = hashlib.sha256(texts[i].encode("utf-8")).hexdigest()[:32]
-            doc_rows.append([])
-            for n, (start, end) in enumerate(spans[doc_ids[i]]):
-                doc_rows[-1].append(len(chunk_ids))
-                chunk_ids.append(f"{doc_ids[i]}#{n}")
-                chunk_texts.append(texts[i][start:end])
-                chunk_metas.append(
-                    {
-                        **(metas[i] or {}),
-                        "doc_id": doc_ids[i],
-                        "chunk": n,
-                        "span_start": start,
-                        "span_end": end,
-                        "doc_hash": doc_hash,
-                    }
-                )
+        chunk_ids, chunk_texts, chunk_metas = records.ids, records.texts, records.metas
+        doc_rows = records.rows
         # Filled below for the documents the plans say need writing; the others are skipped.
         vectors = np.zeros((len(chunk_ids), int(self.embedder.dim)), dtype=np.float32)
         n = len(chunk_ids)

@@ -14,10 +14,11 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,10 +29,21 @@ from jinarag.validation import check_choice, check_texts, positive_int
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
 
-__all__ = ["LATE_CHUNK_BY", "LateChunk", "late_chunk", "late_chunk_many", "split_text"]
+__all__ = [
+    "LATE_CHUNK_BY",
+    "LATE_CHUNK_KEYS",
+    "LateChunk",
+    "LateChunkRecords",
+    "late_chunk",
+    "late_chunk_many",
+    "late_chunk_records",
+    "split_text",
+]
 
 LATE_CHUNK_BY = ("tokens", "sentences")
 DEFAULT_CHUNK_TOKENS = 256
+# The metadata every late-chunked record carries (HybridIndex.add(chunking="late")).
+LATE_CHUNK_KEYS = ("doc_id", "chunk", "span_start", "span_end", "doc_hash")
 # A sentence ends at . ! or ? followed by whitespace (or a line break ends a line).
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 
@@ -124,3 +136,54 @@ def late_chunk(
         long_late_chunking=long_late_chunking,
         normalize=normalize,
     )[0]
+
+
+@dataclass
+class LateChunkRecords:
+    """The chunk records of some documents, ready for the index's write plan: ``rows[d]``
+    are the positions (in ``ids``/``texts``/``metas``) of document ``d``'s chunks, in order."""
+
+    ids: list[str]
+    texts: list[str]
+    metas: list[dict[str, Any] | None]
+    rows: list[list[int]]
+
+
+def late_chunk_records(
+    texts: list[str],
+    doc_ids: list[str],
+    metas: list[dict[str, Any] | None],
+    token_offsets,
+    *,
+    by: str,
+    chunk_tokens: int,
+    numbers: list[int] | None = None,
+) -> LateChunkRecords:
+    """Split each document and give each chunk its id ``f"{doc_id}#{n}"`` and metadata: the
+    document's plus :data:`LATE_CHUNK_KEYS` (``doc_hash`` hashes the whole document, so that
+    when it changes every chunk's record changes and is embedded again). A metadata key of
+    that list, or a blank document, is an InputError naming ``texts[i]``/``metadatas[i]``
+    (``i`` from ``numbers``, the caller's positions of these documents, when given)."""
+    out = LateChunkRecords([], [], [], [])
+    for k, (text, doc_id, meta) in enumerate(zip(texts, doc_ids, metas, strict=True)):
+        i = numbers[k] if numbers is not None else k
+        taken = [key for key in LATE_CHUNK_KEYS if key in (meta or {})]
+        if taken:
+            raise InputError(
+                f"metadatas[{i}] has the key {taken[0]!r}, which late chunking sets on every "
+                f"chunk ({', '.join(LATE_CHUNK_KEYS)}); rename that key"
+            )
+        spans = split_text(text, token_offsets, by=by, chunk_tokens=chunk_tokens)
+        if not spans:
+            raise InputError(
+                f"texts[{i}] is empty or blank: a document needs text to chunk; leave it out"
+            )
+        doc_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+        out.rows.append([])
+        for n, (start, end) in enumerate(spans):
+            out.rows[-1].append(len(out.ids))
+            out.ids.append(f"{doc_id}#{n}")
+            out.texts.append(text[start:end])
+            chunk_meta = {"doc_id": doc_id, "chunk": n, "span_start": start, "span_end": end}
+            out.metas.append({**(meta or {}), **chunk_meta, "doc_hash": doc_hash})
+    return out

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, create_model
 
+from jinarag.errors import InputError
 from jinarag.options import LoadOptions
 from jinarag.validation import check_keywords
 
@@ -28,3 +29,20 @@ def check_fields(owner: str, model: type[BaseModel], given: Iterable[str], *own:
 def load_options(model: BaseModel) -> LoadOptions:
     """The `LoadOptions` held in `model`'s loading fields."""
     return LoadOptions(**{name: getattr(model, name) for name in LoadOptions.names()})
+
+
+def document_list(documents: Any) -> list[Any]:
+    """``documents`` as a list of LangChain Documents, or InputError naming the first item
+    that is not one."""
+    from langchain_core.documents import Document
+
+    from jinarag.validation import ordered_list
+
+    items = ordered_list(documents, "documents", "Documents", "Document(page_content=...)")
+    for index, doc in enumerate(items):
+        if not isinstance(doc, Document):
+            raise InputError(
+                f"documents[{index}] is {type(doc).__name__}, not a LangChain Document; "
+                "wrap texts as Document(page_content=...)"
+            )
+    return items

@@ -12,10 +12,15 @@ from pydantic import ConfigDict
 
 from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
-from jinarag.langchain._loading import LoadingFields, check_fields, load_options
+from jinarag.langchain._loading import (
+    LoadingFields,
+    check_fields,
+    document_list,
+    load_options,
+)
 from jinarag.retrieval.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
 from jinarag.retrieval.records import content_id
-from jinarag.validation import check_choice, ordered_list, positive_int
+from jinarag.validation import check_choice, positive_int
 
 # Metadata each chunk Document gets from `late_chunk_documents`.
 CHUNK_KEYS = ("doc_id", "chunk", "span_start", "span_end")
@@ -111,13 +116,8 @@ class JinaEmbeddings(LoadingFields, Embeddings):
         """
         chunk_by = check_choice("chunk_by", chunk_by, LATE_CHUNK_BY)
         chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
-        items = ordered_list(documents, "documents", "Documents", "Document(page_content=...)")
+        items = document_list(documents)
         for index, doc in enumerate(items):
-            if not isinstance(doc, Document):
-                raise InputError(
-                    f"documents[{index}] is {type(doc).__name__}, not a LangChain Document; "
-                    "wrap texts as Document(page_content=...)"
-                )
             if not doc.page_content.strip():
                 raise InputError(
                     f"documents[{index}] (id {doc.id!r}) has no text: there is nothing to "

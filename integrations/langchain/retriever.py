@@ -14,9 +14,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
 
-from jinarag.errors import InputError
+from jinarag.langchain._loading import document_list
 from jinarag.retrieval.records import content_id
-from jinarag.validation import check_bool, ordered_list
+from jinarag.validation import check_bool
 
 
 class JinaHybridRetriever(BaseRetriever):
@@ -78,13 +78,7 @@ class JinaHybridRetriever(BaseRetriever):
         `i` the position in `documents`.
         """
         late_chunking = check_bool("late_chunking", late_chunking)
-        items = ordered_list(documents, "documents", "Documents", "Document(page_content=...)")
-        for index, doc in enumerate(items):
-            if not isinstance(doc, Document):
-                raise InputError(
-                    f"documents[{index}] is {type(doc).__name__}, not a LangChain Document; "
-                    "wrap texts as Document(page_content=...)"
-                )
+        items = document_list(documents)
         ids = None
         if any(doc.id is not None for doc in items):
             ids = [
