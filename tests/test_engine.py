@@ -603,3 +603,21 @@ def test_a_pass_runs_on_the_policys_threads(
     if num_threads is None:
         embedder.embed_query("wing")
         assert seen[-1][1] in {1, 3}
+
+
+@pytest.mark.parametrize("variant", ["v2_geglu_8h", "code"])
+def test_a_long_rows_feed_forward_in_slices_equals_it_whole(tiny_checkpoints, monkeypatch, variant):
+    import jinarag.models.encoder as encoder
+
+    model = jinarag.Embedder.from_pretrained(tiny_checkpoints[variant], device="cpu").model
+    ids = torch.randint(5, 100, (1, 300), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        whole = model(ids, mask)
+        monkeypatch.setattr(encoder, "FFN_CHUNK_TOKENS", 64)  # 300 tokens: five slices
+        calls = []
+        hook = model.encoder.layer[0].mlp.register_forward_hook(lambda *a: calls.append(1))
+        sliced = model(ids, mask)
+        hook.remove()
+    assert len(calls) == 5  # the first layer's feed-forward ran once per slice
+    torch.testing.assert_close(sliced, whole, rtol=0, atol=1e-5)

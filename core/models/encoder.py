@@ -441,21 +441,21 @@ class Layer(nn.Module):
         return in_token_chunks(lambda a: self.output(self.intermediate(a), a), attended)
 
 
-# Tokens per feed-forward call: the MLP's (tokens, 2I) intermediate is its largest tensor, and
-# a long input or large batch gets it a slice at a time (results are the same: it is per token).
+# Longest stretch of a row one feed-forward call takes: the MLP's (tokens, 2I) intermediate is
+# its largest tensor, and a long input gets it a slice at a time (the same result: it is per
+# token). Rows of ordinary length (and so ordinary batches) run whole.
 FFN_CHUNK_TOKENS = 4096
 
 
 def in_token_chunks(feed_forward, x: torch.Tensor) -> torch.Tensor:
-    batch, length, hidden = x.shape
-    if batch * length <= FFN_CHUNK_TOKENS:
+    length = x.shape[1]
+    if length <= FFN_CHUNK_TOKENS:
         return feed_forward(x)
-    flat = x.reshape(1, batch * length, hidden)
     pieces = [
-        feed_forward(flat[:, start : start + FFN_CHUNK_TOKENS])
-        for start in range(0, batch * length, FFN_CHUNK_TOKENS)
+        feed_forward(x[:, start : start + FFN_CHUNK_TOKENS])
+        for start in range(0, length, FFN_CHUNK_TOKENS)
     ]
-    return torch.cat(pieces, dim=1).reshape(batch, length, -1)
+    return torch.cat(pieces, dim=1)
 
 
 class LayerStack(nn.Module):
