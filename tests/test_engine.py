@@ -541,19 +541,24 @@ def test_the_adaptive_thread_policy_follows_the_measurements():
     chooser = ThreadChooser(explore_every=4)
     # Untried counts first: torch's own, then one thread.
     assert chooser.pick(100, 8) == 8
-    chooser.record(100, 8, 0.010)
+    chooser.record(100, 8, 0.0045)
     assert chooser.pick(100, 8) == 1
-    chooser.record(100, 1, 0.004)  # one thread faster here (a busy machine)
-    picks = []
-    for _ in range(8):
-        picks.append(chooser.pick(100, 8))
-        chooser.record(100, picks[-1], 0.010 if picks[-1] == 8 else 0.004)
-    assert picks.count(1) == 6 and picks.count(8) == 2  # the slower one re-tried every 4th
+    chooser.record(100, 1, 0.004)  # one thread a little faster here
+
+    def run(passes: int, cost: dict[int, float]) -> list[int]:
+        picks = []
+        for _ in range(passes):
+            picks.append(chooser.pick(100, 8))
+            chooser.record(100, picks[-1], cost[picks[-1]])
+        return picks
+
+    picks = run(8, {8: 0.0045, 1: 0.004})
+    assert picks.count(1) == 6 and picks.count(8) == 2  # close: the other re-tried every 4th
+    picks = run(32, {8: 0.010, 1: 0.004})  # the machine gets busy: 8 threads far slower
+    assert picks[-16:].count(8) == 1  # clearly slower: re-tried only every 16th
     # The machine gets quiet: eight threads turn faster, and the policy follows.
-    for _ in range(16):
-        threads = chooser.pick(100, 8)
-        chooser.record(100, threads, 0.001 if threads == 8 else 0.004)
-    assert chooser.pick(100, 8) == 8
+    picks = run(64, {8: 0.001, 1: 0.004})
+    assert picks[-8:] == [8] * 8
     # Sizes are measured apart (powers of two of tokens); one thread only when torch has one.
     assert chooser.pick(5000, 8) == 8 and ThreadChooser.bucket(100) != ThreadChooser.bucket(5000)
     assert ThreadChooser().pick(100, 1) == 1

@@ -7,7 +7,8 @@ several times worse (benchmarks/threads.py; figures in docs/performance.md). So 
 (``num_threads=None``) the engine tries both, for each size of pass (tokens, in powers of
 two): torch's own thread count and one thread. It keeps a moving average of seconds per token
 for each, uses the faster, and tries the other again every :data:`EXPLORE_EVERY` passes of that
-size, so a machine that becomes busy, or quiet again, is followed within a few passes.
+size (every 64th when it was a quarter or more slower), so a machine that becomes busy, or
+quiet again, is followed within a few dozen passes.
 ``num_threads=`` fixes the count instead.
 
 torch's thread count is process-wide, so CPU passes take turns (a lock): two passes at once
@@ -54,10 +55,14 @@ class ThreadChooser:
         if untried:
             return untried[0]
         ranked = sorted(candidates, key=lambda n: self.cost[(bucket, n)])
+        if len(ranked) == 1:
+            return ranked[0]
+        # A clearly slower count (by a quarter or more) is re-tried four times less often:
+        # each try costs a slow pass.
+        gap = self.cost[(bucket, ranked[1])] / max(self.cost[(bucket, ranked[0])], 1e-12)
+        every = self.explore_every * (4 if gap >= 1.25 else 1)
         count = self.passes.get(bucket, 0)
-        if len(ranked) > 1 and count % self.explore_every == self.explore_every - 1:
-            return ranked[1]
-        return ranked[0]
+        return ranked[1] if count % every == every - 1 else ranked[0]
 
     def record(self, tokens: int, threads: int, seconds: float) -> None:
         bucket = self.bucket(tokens)
