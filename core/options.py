@@ -89,8 +89,9 @@ class LoadOptions:
     ``"sdpa"`` (padded rows, blocked fused attention), ``"flex"`` (texts packed into rows
     with no padding, flex_attention with ALiBi as a score_mod), or ``"eager"`` (reference)."""
     num_threads: int | None = None
-    """CPU threads for this model's forward passes; None: one thread for small batches (a
-    single query pays for no thread pool), all of torch's threads for large ones."""
+    """CPU threads for this model's forward passes; None: adaptive (torch's count and one
+    thread are both timed for each size of pass and the faster used, which follows the
+    machine's load; see docs/performance.md)."""
 
     def __post_init__(self) -> None:
         # Normalised copies (numpy integers become int); the dataclass is frozen.

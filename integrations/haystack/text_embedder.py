@@ -30,8 +30,8 @@ class JinaTextEmbedder:
     (or by the first `run`), not when the component is created.
 
     Loading options are keyword arguments named as in `jinarag.LoadOptions` (`dtype`,
-    `max_length`, `revision`, `local_files_only`, `max_batch_tokens`; `device` is the usual
-    Haystack parameter). They are checked when the component is created, kept in
+    `max_length`, `revision`, `local_files_only`, `max_batch_tokens`, `quantize`,
+    `attention`, `num_threads`; `device` is the usual Haystack parameter). They are checked when the component is created, kept in
     `load_options`, and written by `to_dict`.
 
     Example:
