@@ -34,8 +34,8 @@ class JinaDocumentEmbedder:
 
     Loading options are keyword arguments named as in `jinarag.LoadOptions` (`dtype`,
     `max_length`, `revision`, `local_files_only`, `max_batch_tokens`, `quantize`,
-    `attention`, `num_threads`; `device` is the usual Haystack parameter). They are checked when the component is created, kept in
-    `load_options`, and written by `to_dict`.
+    `attention`, `num_threads`; `device` is the usual Haystack parameter). They are checked
+    when the component is created, kept in `load_options`, and written by `to_dict`.
 
     Late chunking (`late_chunking=True`): the Documents are chunks of larger documents, as
     Haystack's `DocumentSplitter` makes them. Those with the same `meta["source_id"]` are one

@@ -31,8 +31,8 @@ class JinaRanker:
 
     Loading options are keyword arguments named as in `jinarag.LoadOptions` (`dtype`,
     `max_length`, `revision`, `local_files_only`, `max_batch_tokens`, `quantize`,
-    `attention`, `num_threads`; `device` is the usual Haystack parameter). They are checked when the component is created, kept in
-    `load_options`, and written by `to_dict`.
+    `attention`, `num_threads`; `device` is the usual Haystack parameter). They are checked
+    when the component is created, kept in `load_options`, and written by `to_dict`.
 
     Example:
         >>> from haystack import Document
