@@ -88,10 +88,11 @@ class LoadOptions:
     """The attention backend: ``"auto"`` (``"flex"`` on CUDA, ``"sdpa"`` elsewhere),
     ``"sdpa"`` (padded rows, blocked fused attention), ``"flex"`` (texts packed into rows
     with no padding, flex_attention with ALiBi as a score_mod), or ``"eager"`` (reference)."""
-    num_threads: int | None = None
-    """CPU threads for this model's forward passes; None: adaptive (torch's count and one
-    thread are both timed for each size of pass and the faster used, which follows the
-    machine's load; see docs/performance.md)."""
+    num_threads: int | str | None = None
+    """CPU threads for this model's forward passes: None, torch's own count (results
+    reproducible to the bit); ``"auto"``, adaptive (torch's count and one thread are both
+    timed for each size of pass and the faster used, which follows the machine's load; see
+    docs/performance.md); or a number."""
 
     def __post_init__(self) -> None:
         # Normalised copies (numpy integers become int); the dataclass is frozen.
@@ -127,9 +128,15 @@ class LoadOptions:
                 f"attention={self.attention!r} is not a backend; use 'auto', "
                 f"{', '.join(map(repr, ATTENTION_NAMES))}."
             )
-        object.__setattr__(
-            self, "num_threads", positive_int("num_threads", self.num_threads, allow_none=True)
-        )
+        if self.num_threads != "auto":
+            try:
+                threads = positive_int("num_threads", self.num_threads, allow_none=True)
+            except InputError as exc:
+                raise InputError(
+                    f"num_threads={self.num_threads!r} is not a thread count: use a positive "
+                    "integer, 'auto' (adaptive) or None (torch's own count)."
+                ) from exc
+            object.__setattr__(self, "num_threads", threads)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -31,13 +31,16 @@ __all__ = [
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def ordered_list(values: Iterable[Any], name: str, kind: str, example: str) -> list[Any]:
+def ordered_list(
+    values: Iterable[Any], name: str, kind: str, example: str, one: str = "one"
+) -> list[Any]:
     """``values`` as a list, refusing a lone string, a mapping and a set (their order is not
-    one the caller wrote down, and a dict would give its keys)."""
+    one the caller wrote down, and a dict would give its keys). ``kind`` names the items
+    (plural), ``one`` a single item, ``example`` how one is written."""
     if isinstance(values, (str, bytes)):
         raise InputError(
             f"{name} must be a list of {kind}, got {type(values).__name__}; "
-            f"wrap a single one in a list: [{example}]"
+            f"wrap a single {one} in a list: [{example}]"
         )
     if isinstance(values, (Mapping, Set, MappingView)):
         why = (
@@ -61,7 +64,7 @@ def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
     Any ordered iterable is taken (a list, a tuple, a generator); a mapping or a set is
     refused, because its order is not one the caller wrote down and a dict would give its keys.
     """
-    items = ordered_list(texts, name, "strings", "text")
+    items = ordered_list(texts, name, "strings", "text", one="text")
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise InputError(
@@ -74,7 +77,7 @@ def check_texts(texts: Iterable[str], name: str = "texts") -> list[str]:
 
 def check_pairs(pairs: Iterable[tuple[str, str]], name: str = "pairs") -> list[tuple[str, str]]:
     """A list of (query, document) string pairs, or InputError naming the first bad one."""
-    items = ordered_list(pairs, name, "(query, document) pairs", "(query, document)")
+    items = ordered_list(pairs, name, "(query, document) pairs", "(query, document)", "pair")
     checked = []
     for index, item in enumerate(items):
         if isinstance(item, (str, bytes)) or not isinstance(item, Sequence) or len(item) != 2:

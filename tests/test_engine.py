@@ -575,7 +575,15 @@ def three_torch_threads():
 
 @pytest.mark.parametrize(
     ("num_threads", "big", "expected"),
-    [(None, False, {1, 3}), (None, True, {1, 3}), (1, True, {1}), (2, False, {2}), (2, True, {2})],
+    [
+        (None, False, {3}),
+        (None, True, {3}),
+        ("auto", False, {1, 3}),
+        ("auto", True, {1, 3}),
+        (1, True, {1}),
+        (2, False, {2}),
+        (2, True, {2}),
+    ],
 )
 def test_a_pass_runs_on_the_policys_threads(
     tiny_checkpoints, three_torch_threads, num_threads, big, expected, monkeypatch
@@ -595,7 +603,7 @@ def test_a_pass_runs_on_the_policys_threads(
         else:
             embedder.embed_query("wing")
     assert seen and {threads for _, threads in seen} == expected, seen
-    if num_threads is None:
+    if num_threads == "auto":
         # Both counts were measured for this size of pass, and nothing else was recorded.
         bucket = ThreadChooser.bucket(seen[0][0])
         assert {(bucket, 1), (bucket, 3)} <= set(chooser.cost)
@@ -604,10 +612,13 @@ def test_a_pass_runs_on_the_policys_threads(
     # The count stays as the last pass set it (switching back on every pass costs more than a
     # small pass); a count the caller sets afterwards becomes the policy's baseline.
     assert torch.get_num_threads() == seen[-1][1]
-    torch.set_num_threads(three_torch_threads)
+    # None follows the caller's count: another model pinned to 1 thread does not leak into it.
+    other = _load(tiny_checkpoints["v2_geglu_8h"], "v2_geglu_8h", num_threads=1)
+    other.embed_query("wing")
+    assert torch.get_num_threads() == 1
+    embedder.embed_query("wing")
     if num_threads is None:
-        embedder.embed_query("wing")
-        assert seen[-1][1] in {1, 3}
+        assert seen[-1][1] == three_torch_threads
 
 
 @pytest.mark.parametrize("variant", ["v2_geglu_8h", "code"])

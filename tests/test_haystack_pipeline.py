@@ -85,6 +85,11 @@ def rag_pipeline(
     return pipeline
 
 
+def close(meta: dict) -> dict:
+    """``meta`` with its float values compared to within float32 rounding."""
+    return {k: pytest.approx(v, rel=1e-6) if isinstance(v, float) else v for k, v in meta.items()}
+
+
 def pipeline_inputs(question: str) -> dict:
     # Embedding, BM25 retrieval and reranking all read the query text: it goes to each.
     return {
@@ -103,7 +108,9 @@ def test_retriever_documents_are_the_index_hits(store, index, minilm_dir):
     assert [d.id for d in docs] == [h.id for h in hits]
     assert [d.content for d in docs] == [h.text for h in hits]
     assert [d.score for d in docs] == [h.score for h in hits]
-    assert [d.meta for d in docs] == [h.scored_metadata() for h in hits]
+    # Each side embedded the query itself: dense scores agree to float rounding (the engine
+    # may run the two passes on different thread counts), everything else exactly.
+    assert [d.meta for d in docs] == [close(h.scored_metadata()) for h in hits]
     # With no fusion given, the retriever uses the index's tuned default.
     assert docs[0].meta["score_space"] == DEFAULT_FUSION
     assert {"title", "n", "dense_rank", "bm25_rank"} <= set(docs[0].meta)
@@ -158,7 +165,9 @@ def test_rag_pipeline_puts_the_best_document_first_in_the_prompt(
     assert positions == sorted(positions)  # best first
     assert prompt.rstrip().endswith(f"Question: {QUESTION}")
     # The ranker keeps the retriever's metadata (fused and per-source scores).
-    assert ranked_docs[0].meta == next(h for h in hits if h.id == expected[0].id).scored_metadata()
+    assert ranked_docs[0].meta == close(
+        next(h for h in hits if h.id == expected[0].id).scored_metadata()
+    )
 
 
 def test_the_text_embedder_vector_drives_the_dense_side(

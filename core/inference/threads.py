@@ -3,13 +3,19 @@
 Which is faster depends on the machine's load more than on the pass: on two quiet cores a
 second thread makes a single query 1.5-2x faster, while with one other busy process the same
 second thread, waiting for a core, makes every pass slower (0.6-0.8x) and a small one's p95
-several times worse (benchmarks/threads.py; figures in docs/performance.md). So by default
-(``num_threads=None``) the engine tries both, for each size of pass (tokens, in powers of
-two): torch's own thread count and one thread. It keeps a moving average of seconds per token
-for each, uses the faster, and tries the other again every :data:`EXPLORE_EVERY` passes of that
-size (every 64th when it was a quarter or more slower), so a machine that becomes busy, or
-quiet again, is followed within a few dozen passes.
-``num_threads=`` fixes the count instead.
+several times worse (benchmarks/threads.py; figures in docs/performance.md).
+
+- ``num_threads=None`` (the default): torch's own count, the one the caller set. Results are
+  then reproducible to the bit: MKL's kernels for small matrices round differently at
+  different thread counts (by about 1e-7), so a policy that switches counts would make the
+  same query give slightly different vectors from one call to the next.
+- ``num_threads="auto"``: the engine tries both, for each size of pass (tokens, in powers of
+  two): torch's own thread count and one thread. It keeps a moving average of seconds per token
+  for each, uses the faster, and tries the other again every :data:`EXPLORE_EVERY` passes of that
+  size (every 64th when it was a quarter or more slower), so a machine that becomes busy, or
+  quiet again, is followed within a few dozen passes. For servers and bulk jobs on shared
+  machines, where latency matters more than the last bit.
+- ``num_threads=N``: exactly N.
 
 torch's thread count is process-wide, so CPU passes take turns (a lock): two passes at once
 would only contend for the same cores. The engine leaves the count as its last pass set it
@@ -80,7 +86,9 @@ _APPLIED: list[int] = []  # the count the engine last set, to tell it from the c
 
 
 @contextmanager
-def pass_threads(device: torch.device, tokens: int, num_threads: int | None) -> Iterator[None]:
+def pass_threads(
+    device: torch.device, tokens: int, num_threads: int | str | None
+) -> Iterator[None]:
     """Run the body (one forward pass of ``tokens`` tokens) on the policy's thread count, and
     time it for the policy (CPU only; a GPU pass is left alone).
 
@@ -95,13 +103,16 @@ def pass_threads(device: torch.device, tokens: int, num_threads: int | None) -> 
         current = torch.get_num_threads()
         if not _APPLIED or current != _APPLIED[-1]:
             _DEFAULTS[:] = [current]  # first pass, or the caller changed it since
-        wanted = num_threads if num_threads is not None else CHOOSER.pick(tokens, _DEFAULTS[0])
+        if num_threads == "auto":
+            wanted = CHOOSER.pick(tokens, _DEFAULTS[0])
+        else:
+            wanted = _DEFAULTS[0] if num_threads is None else int(num_threads)
         if wanted != current:
             torch.set_num_threads(wanted)
         _APPLIED[:] = [wanted]
         started = time.perf_counter()
         yield
-        if num_threads is None:
+        if num_threads == "auto":
             CHOOSER.record(tokens, wanted, time.perf_counter() - started)
 
 
