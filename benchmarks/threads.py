@@ -8,9 +8,9 @@ a core, as a server doing other work would) it measures, with all-MiniLM-L6-v2 o
 - eight tiny texts per call (``--small``): texts/s;
 - 64 Cranfield abstracts per call: texts/s;
 
-for jinarag with ``num_threads=1``, ``num_threads=2`` and the default policy
-(``num_threads=None``: one thread for passes of at most SMALL_PASS_TOKENS tokens, all of
-torch's threads above), and for sentence-transformers with torch at 1 and 2 threads.
+for jinarag with ``num_threads=1``, ``num_threads=2`` and ``num_threads="auto"`` (torch's count
+and one thread both timed per size of pass, the faster used), and for sentence-transformers
+with torch at 1 and 2 threads.
 
 Usage:
     .venv/bin/python benchmarks/threads.py [--calls 60] [--states quiet busy]
@@ -54,7 +54,7 @@ def _rate(call: Callable[[], object], texts: int, calls: int) -> float:
     return texts / statistics.median(latencies)
 
 
-def _measure(embedder, st, threads_ours: int | None, st_threads: int, docs, calls: int) -> dict:
+def _measure(embedder, st, threads_ours: int | str, st_threads: int, docs, calls: int) -> dict:
     import jinarag
 
     ours = jinarag.Embedder(
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if state == "busy":
             spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
-            for ours_threads, st_threads in ((1, 1), (2, 2), (None, None)):
+            for ours_threads, st_threads in ((1, 1), (2, 2), ("auto", None)):
                 rows = _measure(
                     embedder,
                     st if st_threads is not None else None,
