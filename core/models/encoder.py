@@ -184,7 +184,7 @@ class TokenLayout:
 
     # -- flex attention: the same rule as a score_mod and a block mask --------------------
 
-    def flex_arguments(self, heads: int, length: int) -> dict:
+    def flex_arguments(self) -> dict:
         """``score_mod`` (ALiBi on positions) and ``block_mask`` (own sequence only) for
         :func:`torch.nn.attention.flex_attention.flex_attention`; blocks of keys from other
         sequences are skipped, not computed and masked."""
@@ -199,7 +199,7 @@ class TokenLayout:
             return score - slopes[h] * (positions[b, q] - positions[b, k]).abs()
 
         if self._block_mask is None:
-            batch = sequence_ids.shape[0]
+            batch, length = sequence_ids.shape
             # Compiled on CUDA, so the mask is built block by block, never as S² booleans.
             self._block_mask = create_block_mask(
                 same_sequence,
@@ -282,7 +282,7 @@ class SelfAttention(nn.Module):
         length = x.shape[1]
         if implementation == "flex":
             flex = _flex_attention(x.device)
-            context = flex(q, k, v, **layout.flex_arguments(self.num_heads, length))
+            context = flex(q, k, v, **layout.flex_arguments())
             return context.transpose(1, 2).reshape(x.shape)  # B,S,H
         contexts = []
         for start, end in layout.blocks(length):
