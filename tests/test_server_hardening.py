@@ -15,9 +15,6 @@ import json
 import logging
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +22,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from serving_helpers import Server, cpu_seconds, rss_mb
 
 from jinarag.errors import TruncationWarning
 from jinarag.inference.pretrained import Cancelled
@@ -350,60 +348,10 @@ def test_a_run_stops_between_batches_when_asked(minilm_embedder, minilm_reranker
 # --------------------------------------------------------------------------- a real server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-class Server:
-    """`jinarag serve` in a subprocess on a free port of 127.0.0.1."""
-
-    def __init__(self, model: Path, reranker: Path, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        command = [sys.executable, "-m", "jinarag.cli", "serve", "--model", str(model)]
-        command += ["--reranker", str(reranker), "--port", str(self.port)]
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        self.pid = self.process.pid
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"jinarag serve exited:\n{log.read_text()[-3000:]}")
-            try:
-                httpx.get(f"{self.url}/v1/models", timeout=2)
-                return
-            except httpx.TransportError:
-                time.sleep(0.25)
-        self.stop()
-        raise AssertionError(f"jinarag serve did not answer in 180 s:\n{log.read_text()[-3000:]}")
-
-    def post(self, path: str, payload: dict, timeout: float = 60) -> httpx.Response:
-        return httpx.post(f"{self.url}{path}", json=payload, timeout=timeout)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def server(minilm_dir, minilm_reranker_dir, tmp_path_factory):
-    running = Server(minilm_dir, minilm_reranker_dir, tmp_path_factory.mktemp("serve") / "log")
+    args = ["--model", str(minilm_dir), "--reranker", str(minilm_reranker_dir)]
+    running = Server(args, tmp_path_factory.mktemp("serve") / "log")
     yield running
     running.stop()
 
@@ -494,7 +442,8 @@ def test_memory_goes_back_after_large_requests(server):
 
 @pytest.mark.slow
 def test_sigterm_stops_a_long_request_and_the_server(minilm_dir, minilm_reranker_dir, tmp_path):
-    server = Server(minilm_dir, minilm_reranker_dir, tmp_path / "log")
+    args = ["--model", str(minilm_dir), "--reranker", str(minilm_reranker_dir)]
+    server = Server(args, tmp_path / "log")
     answers: list[httpx.Response | Exception] = []
 
     def long_request() -> None:

@@ -158,10 +158,24 @@ def create_app(
             return Response(status_code=CLIENT_CLOSED_REQUEST)
         return Response(content, media_type="application/json")
 
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
         ready = [m for m in (embedder, reranker) if m is not None]
-        data = [{"id": display_name(m), "object": "model"} for m in ready]
+        data = [
+            {
+                "id": display_name(m),
+                "object": "model",
+                "owned_by": "jinarag",
+                "kind": "embedding" if isinstance(m, Embedder) else "rerank",
+                "dimensions": m.dim if isinstance(m, Embedder) else None,
+                "max_length": m.max_length,
+            }
+            for m in ready
+        ]
         return {"object": "list", "data": data}
 
     @app.post("/v1/embeddings", openapi_extra=_schema(EmbeddingsRequest))
