@@ -277,7 +277,7 @@ CHUNKS = [
 
 @pytest.fixture(scope="module")
 def app(minilm_embedder):
-    return create_app(minilm_embedder, None)
+    return create_app({"minilm": minilm_embedder}, None)
 
 
 def _post(app, payload: dict) -> httpx.Response:
@@ -326,7 +326,7 @@ def test_the_openai_client_sends_late_chunking(app, minilm_embedder):
                 api_key="unused", base_url="http://jinarag/v1", http_client=http, max_retries=0
             )
             return await client.embeddings.create(
-                model="anything", input=CHUNKS, extra_body={"late_chunking": True}
+                model="minilm", input=CHUNKS, extra_body={"late_chunking": True}
             )
 
     result = asyncio.run(go())

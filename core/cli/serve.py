@@ -1,8 +1,9 @@
-"""`jinarag serve`: serve ``/v1/embeddings`` and ``/v1/rerank`` (Jina API shapes) over HTTP.
+"""`jinarag serve`: Jina's, OpenAI's and TEI's embedding and reranking APIs over HTTP.
 
 Example::
 
-    jinarag serve --model small --reranker turbo --port 8080
+    jinarag serve --model small --model base --reranker turbo --port 8080
+    jinarag serve --model my-embedder=/models/finetuned --api-key "$KEY"
 
 The app itself is :func:`jinarag.serving.app.create_app`; this module parses the options, loads
 the models and runs uvicorn. Needs the ``server`` extra (FastAPI and uvicorn).
@@ -11,20 +12,19 @@ the models and runs uvicorn. Needs the ``server`` extra (FastAPI and uvicorn).
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
-from jinarag.cli.common import (
-    add_model_option,
-    add_reranker_option,
-    count,
-    load_embedder,
-    load_reranker,
-)
+from jinarag.cli.common import count, load_embedder, load_reranker
+from jinarag.errors import InputError
 from jinarag.serving.limits import (
     DEFAULT_CHARS_PER_TOKEN,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_INPUTS,
+    DEFAULT_MAX_QUEUE,
     DEFAULT_MAX_REQUEST_TOKENS,
+    DEFAULT_MAX_WAIT_MS,
+    DEFAULT_REQUEST_TIMEOUT,
 )
 
 __all__ = ["add_parser", "run"]
@@ -32,12 +32,59 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "serve", help="serve /v1/embeddings and /v1/rerank (Jina API shapes) over HTTP"
+        "serve", help="serve Jina's, OpenAI's and TEI's embedding and rerank APIs over HTTP"
     )
-    add_model_option(parser)
-    add_reranker_option(parser)
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="[NAME=]MODEL",
+        help="an embedder to serve: alias, Hub id or path; NAME=PATH serves PATH under NAME "
+        "(repeat for several; the first answers requests that name none; default: Jina small)",
+    )
+    parser.add_argument(
+        "--reranker",
+        action="append",
+        metavar="[NAME=]MODEL",
+        help="a reranker to serve, as --model (default: Jina turbo when it can be had)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("JINARAG_API_KEY"),
+        help="require 'Authorization: Bearer KEY' on every route but /health and /ready "
+        "(default: $JINARAG_API_KEY; none when unset)",
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browsers on ORIGIN to call the server (repeatable; default: none)",
+    )
+    batching = parser.add_argument_group("batching (requests for one model share batches)")
+    batching.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=DEFAULT_MAX_WAIT_MS,
+        help="how long a request may wait for others to share its batch "
+        f"(default {DEFAULT_MAX_WAIT_MS})",
+    )
+    batching.add_argument(
+        "--max-queue",
+        type=count,
+        default=DEFAULT_MAX_QUEUE,
+        help="requests that may wait per model; more are refused with 503 and Retry-After "
+        f"(default {DEFAULT_MAX_QUEUE})",
+    )
+    batching.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="SECONDS",
+        help="a request waiting and running longer is given up with 504 "
+        f"(default {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
     limits = parser.add_argument_group("limits (a request over one is refused with 413)")
     limits.add_argument(
         "--max-body-bytes",
@@ -68,10 +115,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--graceful-timeout",
         type=count,
-        default=5,
+        default=30,
         metavar="SECONDS",
-        help="on SIGTERM or Ctrl-C, running model calls stop at their next batch; a request "
-        "still running after this many seconds is cancelled (default 5)",
+        help="on SIGTERM or Ctrl-C, new requests are refused with 503 and running ones finish; "
+        "one still running after this many seconds is given up (default 30)",
     )
     parser.set_defaults(handler=run)
 
@@ -82,21 +129,37 @@ def run(args: argparse.Namespace) -> int:
     require_fastapi()  # before loading models: a missing extra should fail fast
     import uvicorn
 
-    embedder = load_embedder(args.model)
-    reranker = load_reranker(args.reranker)
+    if args.max_wait_ms < 0 or args.request_timeout <= 0:
+        raise InputError(
+            f"--max-wait-ms {args.max_wait_ms:g} / --request-timeout {args.request_timeout:g}: "
+            "the wait must be 0 or more and the timeout more than 0 seconds"
+        )
+    embedders = {
+        name: load_embedder(model) for name, model in _named(args.model or [None], "--model")
+    }
+    rerankers = {}
+    for name, model in _named(args.reranker or [None], "--reranker"):
+        reranker = load_reranker(model)
+        if reranker is not None:
+            rerankers[name] = reranker
     app = create_app(
-        embedder,
-        reranker,
+        embedders,
+        rerankers,
         max_body_bytes=args.max_body_bytes,
         max_inputs=args.max_inputs,
         chars_per_token=args.chars_per_token,
         max_request_tokens=args.max_request_tokens,
+        max_wait_ms=args.max_wait_ms,
+        max_queue=args.max_queue,
+        request_timeout=args.request_timeout,
+        api_key=args.api_key or None,
+        cors_origins=args.cors_origin,
     )
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
-            # uvicorn waits for running requests before it exits; make them stop at their
-            # next batch instead of running to the end.
+            # uvicorn stops accepting connections and waits for running requests; refuse the
+            # requests that still arrive on open connections meanwhile.
             app.state.shutting_down.set()
             super().handle_exit(sig, frame)
 
@@ -105,3 +168,27 @@ def run(args: argparse.Namespace) -> int:
     )
     Server(config).run()
     return 0
+
+
+def _named(values: list[str | None], option: str) -> list[tuple[str | None, str | None]]:
+    """``--model`` values as (name, model): ``NAME=MODEL`` or a bare MODEL (its own names)."""
+    named: list[tuple[str | None, str | None]] = []
+    for value in values:
+        if value is not None and "=" in value:
+            name, _, model = value.partition("=")
+            if not name or not model:
+                raise InputError(
+                    f"{option} {value!r}: write NAME=MODEL with both parts, e.g. "
+                    f"{option} my-embedder=/models/finetuned"
+                )
+            named.append((name, model))
+        else:
+            named.append((value, value))
+    names = [name for name, _ in named]
+    for name in names:
+        if names.count(name) > 1:
+            raise InputError(
+                f"{option} {name} is given twice; serve a second copy under another name with "
+                f"{option} OTHER-NAME={name}"
+            )
+    return named

@@ -112,6 +112,37 @@ class Embedder(PretrainedModel):
         check_bool("truncate", truncate)
         return self.embed_queries([text], normalize=normalize, truncate=truncate)[0]
 
+    def tokenize(self, texts: Iterable[str], *, truncate: bool = True) -> Encoded:
+        """The document side's token ids of ``texts`` (``document_prefix`` included), cut to
+        ``max_length`` (``truncate=False``: an InputError naming the first text over it), for
+        :meth:`embed_tokens`. ``Encoded.truncated`` lists the texts that were cut."""
+        checked = check_texts(texts)
+        truncate = check_bool("truncate", truncate)
+        if self.document_prefix:
+            checked = [self.document_prefix + text for text in checked]
+        return self.tokenizer.encode(checked, max_length=self.max_length, truncate=truncate)
+
+    def embed_tokens(
+        self,
+        encoded: Encoded,
+        *,
+        normalize: bool = True,
+        batch_size: int = 32,
+        stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """:meth:`embed` of texts tokenised by :meth:`tokenize` (the server tokenises each
+        request once, to check its limits, then embeds many requests in one call)."""
+        normalize = check_bool("normalize", normalize)
+        if not len(encoded):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._run_tokens(
+            encoded,
+            partial(mean_pool, normalize=normalize),
+            batch_size=positive_int("batch_size", batch_size),
+            what="texts",
+            should_stop=stop,
+        )
+
     def embed_late_chunks(
         self,
         chunks: Iterable[str],

@@ -233,6 +233,26 @@ class PretrainedModel:
             outputs=outputs,
         )
 
+    def _run_tokens(
+        self,
+        encoded: Encoded,
+        head: Head,
+        *,
+        batch_size: int,
+        what: str,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """:meth:`_run` over inputs tokenised already (one row each, in order)."""
+
+        def window(start: int, stop: int) -> Encoded:
+            return Encoded(
+                encoded.input_ids[start:stop], encoded.token_type_ids[start:stop], truncated=[]
+            )
+
+        return self._run(
+            len(encoded), window, head, batch_size=batch_size, what=what, should_stop=should_stop
+        )
+
     # -- saving ---------------------------------------------------------------------------
 
     def save_pretrained(self, path: str | os.PathLike[str]) -> Path:

@@ -23,7 +23,7 @@ from jinarag.validation import (
     positive_int,
 )
 
-__all__ = ["RankedDocument", "Reranker"]
+__all__ = ["RankedDocument", "Reranker", "best_first", "sigmoid"]
 
 ACTIVATIONS = ("sigmoid", None)
 
@@ -89,23 +89,52 @@ class Reranker(PretrainedModel):
                 checked[start:stop], max_length=max_length, truncate=truncate, offset=start
             )
 
-        def relevance(
-            hidden: torch.Tensor, batch: DeviceBatch
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.model.relevance(first_tokens(hidden, batch)), batch.index
-
         logits = self._run(
             len(checked),
             encode,
-            relevance,
+            self._relevance,
             batch_size=batch_size,
             show_progress=show_progress,
             what="pairs",
             should_stop=stop,
         )
-        if activation == "sigmoid":
-            return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
-        return logits
+        return _activate(logits, activation)
+
+    def _relevance(
+        self, hidden: torch.Tensor, batch: DeviceBatch
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head: each pair's logit from its first token's state."""
+        return self.model.relevance(first_tokens(hidden, batch)), batch.index
+
+    def tokenize_pairs(self, pairs: Iterable[tuple[str, str]], *, truncate: bool = True) -> Encoded:
+        """The token ids of (query, document) pairs as :meth:`score_pairs` reads them, for
+        :meth:`score_tokens`."""
+        checked = check_pairs(pairs)
+        truncate = check_bool("truncate", truncate)
+        return self.tokenizer.encode_pair_list(
+            checked, max_length=self.max_length, truncate=truncate
+        )
+
+    def score_tokens(
+        self,
+        encoded: Encoded,
+        *,
+        activation: str | None = "sigmoid",
+        batch_size: int = 32,
+        stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """:meth:`score_pairs` of pairs tokenised by :meth:`tokenize_pairs`."""
+        check_choice("activation", activation, ACTIVATIONS)
+        if not len(encoded):
+            return np.zeros((0,), dtype=np.float32)
+        logits = self._run_tokens(
+            encoded,
+            self._relevance,
+            batch_size=positive_int("batch_size", batch_size),
+            what="pairs",
+            should_stop=stop,
+        )
+        return _activate(logits, activation)
 
     def score(
         self,
@@ -156,5 +185,19 @@ class Reranker(PretrainedModel):
             truncate=truncate,
             stop=stop,
         )
-        order = np.argsort(-scores, kind="stable")[: top_n if top_n is not None else len(docs)]
-        return [RankedDocument(int(i), float(scores[i]), docs[i]) for i in order]
+        return [RankedDocument(i, float(scores[i]), docs[i]) for i in best_first(scores, top_n)]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Relevance in (0, 1) from raw logits (computed in float64, returned as float32)."""
+    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+
+
+def best_first(scores: np.ndarray, top_n: int | None = None) -> list[int]:
+    """Indices by score, best first, ties in input order, at most ``top_n``."""
+    return np.argsort(-scores, kind="stable")[:top_n].tolist()
+
+
+def _activate(logits: np.ndarray, activation: str | None) -> np.ndarray:
+    """``logits`` through ``activation`` (``"sigmoid"``: relevance in (0, 1); None: as is)."""
+    return sigmoid(logits) if activation == "sigmoid" else logits

@@ -1,5 +1,6 @@
-"""What wraps every request: the body-size cap, the last-resort 500, memory given back to the
-OS after large requests, and model work run in a thread that stops when nobody waits for it.
+"""What wraps every request: the API key, the refusal of new requests while shutting down, the
+body-size cap, the last-resort 500, metrics, memory given back to the OS after large requests,
+and model work run in a thread that stops when nobody waits for it.
 
 ``Guard`` is a plain ASGI middleware (not Starlette's ``BaseHTTPMiddleware``, which would
 buffer responses and hide client disconnects from the routes).
@@ -12,14 +13,17 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import hmac
 import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any, TypeVar
 
 from jinarag.serving.limits import ServerLimits
+from jinarag.serving.metrics import Metrics
 
 __all__ = ["Guard", "release_memory", "run_stoppable"]
 
@@ -34,6 +38,16 @@ Send = Callable[[Message], Awaitable[None]]
 # A body above this many bytes, or a request a route marks with request.state.release_memory,
 # is followed by gc.collect() and malloc_trim(0): without them glibc keeps the freed peak.
 RELEASE_ABOVE_BYTES = 1024 * 1024
+# Routes open without the API key (probes of orchestrators and load balancers).
+OPEN_ROUTES = frozenset({"/health", "/ready"})
+# Routes counted under their own name in the metrics; any other path counts as "other", so a
+# scan of random paths cannot grow the metrics without bound.
+KNOWN_ROUTES = (
+    frozenset(
+        {"/v1/embeddings", "/v1/rerank", "/embed", "/rerank", "/info", "/v1/models", "/metrics"}
+    )
+    | OPEN_ROUTES
+)
 # An oversize body is read and dropped up to this size, so the client (which sends the whole
 # body before it reads an answer) gets the 413 instead of a reset connection.
 DRAIN_AT_MOST_BYTES = 64 * 1024 * 1024
@@ -57,26 +71,66 @@ def release_memory() -> None:
         trim(0)
 
 
-async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:
+async def _send_json(
+    send: Send, status: int, content: dict[str, Any], extra: list[tuple[bytes, bytes]] = ()
+) -> None:
     body = json.dumps(content).encode("utf-8")
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers += list(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 class Guard:
-    """ASGI middleware: refuse a body over ``limits.max_body_bytes`` with 413 before the app
-    sees it, answer an unexpected exception with a logged 500, release memory after large
-    requests."""
+    """ASGI middleware, in this order: refuse a request without the API key (401) or arriving
+    while the server shuts down (503), refuse a body over ``limits.max_body_bytes`` (413) before
+    the app sees it, answer an unexpected exception with a logged 500, count every answer in
+    ``metrics``, release memory after large requests."""
 
-    def __init__(self, app: Any, limits: ServerLimits) -> None:
+    def __init__(
+        self,
+        app: Any,
+        limits: ServerLimits,
+        metrics: Metrics,
+        api_key: str | None,
+        shutting_down: threading.Event,
+    ) -> None:
         self.app = app
         self.limits = limits
+        self.metrics = metrics
+        self.api_key = api_key.encode("utf-8") if api_key else None
+        self.shutting_down = shutting_down
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started_at = time.perf_counter()
+        status = 0
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send_counted)
+        finally:
+            path = scope["path"]
+            route = path if path in KNOWN_ROUTES else "other"
+            # 499: the client left before an answer was sent.
+            self.metrics.record(route, status or 499, time.perf_counter() - started_at)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path not in OPEN_ROUTES and scope["method"] != "OPTIONS":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                status, detail, headers = refusal
+                await _drain(receive)
+                await _send_json(send, status, {"detail": detail}, headers)
+                return
         limit = self.limits.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
@@ -134,6 +188,29 @@ class Guard:
             if len(body) > RELEASE_ABOVE_BYTES or state.get("release_memory"):
                 await asyncio.to_thread(release_memory)
 
+    def _refusal(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+        """(status, detail, headers) for a request refused before its body is read."""
+        if self.api_key is not None:
+            given = _header(scope, b"authorization") or b""
+            scheme, _, token = given.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.api_key):
+                what = "a wrong API key" if given else "no API key"
+                return (
+                    401,
+                    f"this server needs an API key and the request has {what}; send the header "
+                    "'Authorization: Bearer KEY' with the key the server was started with "
+                    "(--api-key or JINARAG_API_KEY)",
+                    [(b"www-authenticate", b"Bearer")],
+                )
+        if self.shutting_down.is_set():
+            return (
+                503,
+                "the server is shutting down; send the request to another instance, or again "
+                "once this one is back",
+                [(b"retry-after", b"1"), (b"connection", b"close")],
+            )
+        return None
+
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", ()):
@@ -187,11 +264,11 @@ async def run_stoppable(
     work: Callable[[Callable[[], bool]], T],
     *,
     is_disconnected: Callable[[], Awaitable[bool]],
-    shutting_down: threading.Event,
     poll_seconds: float = 0.1,
 ) -> T:
     """``work(should_stop)`` in a daemon thread; ``should_stop()`` turns True once the client
-    disconnects, the server shuts down, or this coroutine is cancelled.
+    disconnects or this coroutine is cancelled (uvicorn cancels what still runs when its
+    graceful shutdown times out).
 
     A daemon thread, not the event loop's executor: at exit Python waits for executor threads,
     and a long tokenisation would hold up the server's shutdown.
@@ -201,7 +278,7 @@ async def run_stoppable(
     left = threading.Event()
 
     def should_stop() -> bool:
-        return left.is_set() or shutting_down.is_set()
+        return left.is_set()
 
     def settle(result: T | None, error: BaseException | None) -> None:
         if done.cancelled():

@@ -17,7 +17,10 @@ __all__ = [
     "DEFAULT_CHARS_PER_TOKEN",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_INPUTS",
+    "DEFAULT_MAX_QUEUE",
     "DEFAULT_MAX_REQUEST_TOKENS",
+    "DEFAULT_MAX_WAIT_MS",
+    "DEFAULT_REQUEST_TIMEOUT",
     "RequestTooLargeError",
     "ServerLimits",
 ]
@@ -28,6 +31,11 @@ DEFAULT_MAX_INPUTS = 2048  # Jina's hosted API takes at most 2048 inputs per req
 # whitespace, so cutting at 16 × max_length characters almost never changes what the model sees.
 DEFAULT_CHARS_PER_TOKEN = 16
 DEFAULT_MAX_REQUEST_TOKENS = 262_144
+# Batching: how long a request may wait for others to share its engine call, how many may
+# wait per model before the server answers 503, and when a request is given up (504).
+DEFAULT_MAX_WAIT_MS = 2.0
+DEFAULT_MAX_QUEUE = 1024
+DEFAULT_REQUEST_TIMEOUT = 300.0
 
 
 class RequestTooLargeError(InputError):

@@ -1,4 +1,4 @@
-"""The request bodies of ``/v1/embeddings`` and ``/v1/rerank``, and how a body is read.
+"""The request bodies the server takes (Jina's and OpenAI's, TEI's), and how one is read.
 
 A body is parsed here rather than by FastAPI so every mistake gets one plain sentence naming
 the field and the value (FastAPI's list of pydantic errors would echo the whole input back,
@@ -10,13 +10,25 @@ silently. The fields that the Jina and OpenAI clients send are all accepted.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jinarag.errors import InputError
+from jinarag.serving.limits import ServerLimits
+from jinarag.validation import check_text, check_texts
 
-__all__ = ["BodyError", "EmbeddingsRequest", "RerankRequest", "parse_body"]
+__all__ = [
+    "BodyError",
+    "EmbeddingsRequest",
+    "RerankRequest",
+    "TeiEmbedRequest",
+    "TeiRerankRequest",
+    "openapi_body",
+    "parse_body",
+    "text_of",
+    "texts_of",
+]
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -35,27 +47,37 @@ class _Strict(BaseModel):
 
 
 class EmbeddingsRequest(_Strict):
-    """The body of Jina's ``/v1/embeddings`` (OpenAI's ``encoding_format``, ``dimensions`` and
-    ``user`` are accepted too, so the ``openai`` client works unchanged).
+    """The body of ``/v1/embeddings``: Jina's fields, and OpenAI's (``encoding_format``,
+    ``dimensions``, ``user``), so the ``jina`` and ``openai`` clients work unchanged.
 
-    ``late_chunking``: the ``input`` list is the consecutive chunks of one document; they are
-    joined with a space and read as one input, and each chunk's embedding is the mean of its
-    own tokens' states (one embedding per input item, in order)."""
+    ``input``: a string, a list of strings, or a list of ``{"text": ...}`` objects.
+    ``embedding_type`` (Jina), ``encoding_type`` (its older name, which LlamaIndex sends) and
+    ``encoding_format`` (OpenAI) choose how vectors are written: see
+    :mod:`jinarag.serving.vectors`. ``late_chunking``: the ``input`` list is the consecutive
+    chunks of one document, read as one input, one embedding per chunk. ``task`` and
+    ``dimensions`` other than the model's own are refused: jina-embeddings-v2 has neither task
+    adapters nor Matryoshka dimensions."""
 
-    # Any: a string or a list of strings, checked by jinarag.validation for one wording.
+    example: ClassVar[str] = '{"input": ["a text", "another"]}'
+
+    # Any: checked by the route, which names the item that is wrong.
     input: Any
     model: str | None = None
     normalized: bool = True
-    embedding_type: str | None = None  # Jina's name: "float" or "base64"
-    encoding_format: str | None = None  # OpenAI's name for the same choice
+    embedding_type: str | None = None
+    encoding_type: str | None = None
+    encoding_format: str | None = None
     truncate: bool = True
     late_chunking: bool = False
     dimensions: int | None = None
+    task: str | None = None
     user: str | None = None
 
 
 class RerankRequest(_Strict):
-    """The body of Jina's ``/v1/rerank``."""
+    """The body of Jina's ``/v1/rerank``; ``documents`` are strings or ``{"text": ...}``."""
+
+    example: ClassVar[str] = '{"query": "a question", "documents": ["a text", "another"]}'
 
     query: Any
     documents: Any
@@ -63,6 +85,32 @@ class RerankRequest(_Strict):
     top_n: int | None = Field(default=None, ge=0)
     return_documents: bool = True
     truncate: bool = True
+
+
+class TeiEmbedRequest(_Strict):
+    """The body of TEI's ``/embed`` (text-embeddings-inference); TEI's defaults."""
+
+    example: ClassVar[str] = '{"inputs": ["a text", "another"]}'
+
+    inputs: Any
+    normalize: bool = True
+    truncate: bool = False
+    truncation_direction: Literal["Right", "right"] = "Right"
+    prompt_name: None = None
+    dimensions: int | None = None
+
+
+class TeiRerankRequest(_Strict):
+    """The body of TEI's ``/rerank``; TEI's defaults."""
+
+    example: ClassVar[str] = '{"query": "a question", "texts": ["a text", "another"]}'
+
+    query: Any
+    texts: Any
+    raw_scores: bool = False
+    return_text: bool = False
+    truncate: bool = False
+    truncation_direction: Literal["Right", "right"] = "Right"
 
 
 def parse_body(raw: bytes, shape: type[Body]) -> Body:
@@ -100,9 +148,7 @@ def parse_body(raw: bytes, shape: type[Body]) -> Body:
 
 
 def _example(shape: type[BaseModel]) -> str:
-    if shape is RerankRequest:
-        return '{"query": "a question", "documents": ["a text", "another"]}'
-    return '{"input": ["a text", "another"]}'
+    return str(getattr(shape, "example", "{}"))
 
 
 def _describe(exc: ValidationError, shape: type[BaseModel]) -> str:
@@ -120,3 +166,50 @@ def _describe(exc: ValidationError, shape: type[BaseModel]) -> str:
             value = error.get("input")
             parts.append(f"{where}={value!r:.60}: {error['msg']}")
     return "; ".join(parts)
+
+
+def openapi_body(shape: Any) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its body itself (see requests.py)."""
+    schema = shape.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def texts_of(field: str, value: Any, limits: ServerLimits, *, single: bool) -> list[str]:
+    """``value`` as a checked list of texts: the count limit first (cheap), then each item.
+    Items may be strings or Jina's ``{"text": ...}`` objects; token ids (OpenAI's other input
+    form) are refused, since this server tokenises with the model's own tokenizer."""
+    if single and isinstance(value, str):
+        return [check_text(value, field)]
+    if single and isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list):
+        kind = "a string or a list of strings" if single else "a list of strings"
+        raise InputError(
+            f"{field} must be {kind}, got {type(value).__name__} {value!r:.60}; "
+            f'send e.g. "{field}": ["a text", "another"]'
+        )
+    limits.check_count(field, len(value))
+    if not value:
+        raise InputError(f"{field} is an empty list; send at least one text")
+    if all(isinstance(item, int) and not isinstance(item, bool) for item in value) or any(
+        isinstance(item, list) for item in value
+    ):
+        raise InputError(
+            f"{field} holds token ids; this server reads text, tokenised by the model's own "
+            "tokenizer (another model's ids mean nothing to it): send the texts (with "
+            "LangChain's OpenAIEmbeddings, pass check_embedding_ctx_length=False)"
+        )
+    return check_texts([text_of(field, index, item) for index, item in enumerate(value)], field)
+
+
+def text_of(field: str, index: int, item: Any) -> Any:
+    """A ``{"text": ...}`` object's text; anything else as is (check_texts names it)."""
+    if not isinstance(item, dict):
+        return item
+    if set(item) != {"text"}:
+        extra = sorted(set(item) - {"text"})
+        raise InputError(
+            f"{field}[{index}] has the field(s) {extra} this server does not take (it embeds "
+            f'text only); send {{"text": "..."}} or a plain string'
+        )
+    return item["text"]

@@ -1,0 +1,239 @@
+"""Cross-request batching: one worker thread per model merges the requests waiting for it into
+the engine's token-budget batches.
+
+A request is tokenised in its own thread (so its limits are checked and its usage known before
+it queues), then handed to its model's :class:`Batcher` as a :class:`Job`. The worker takes
+the oldest job, waits at most ``max_wait_ms`` for more, and runs every job it took, up to about
+one full engine batch of tokens, as one call of the engine
+(:meth:`Embedder.embed_tokens`, :meth:`Reranker.score_tokens`,
+:meth:`Embedder.embed_late_chunks_many`). The engine sorts and batches their sequences
+together; each job gets its own rows back, exactly what it would get alone.
+
+The queue is bounded: a full one refuses a new job (HTTP 503 with ``Retry-After``) instead of
+growing. A job whose client left is dropped if it has not started, and a running engine call
+stops at its next batch once every job in it has been given up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from jinarag.errors import JinaragError
+from jinarag.inference.embedder import Embedder
+from jinarag.inference.pipeline import Cancelled
+from jinarag.inference.pretrained import PretrainedModel
+from jinarag.inference.reranker import Reranker
+from jinarag.models.tokenization import Encoded
+
+__all__ = ["Batcher", "Job", "QueueFullError", "RequestTimeoutError"]
+
+JobKind = Literal["embed", "score", "late"]
+# Sequences per engine pass, as in Embedder.embed's default: larger passes are no faster on a
+# CPU, and a pass is the unit after which a given-up request stops the work.
+MAX_SEQUENCES = 32
+
+
+class QueueFullError(JinaragError):
+    """The model's queue holds ``max_queue`` requests already (HTTP 503, ``Retry-After``)."""
+
+
+class RequestTimeoutError(JinaragError):
+    """A request waited and ran longer than the server's ``--request-timeout`` (HTTP 504)."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's work for a model.
+
+    ``embed``: ``payload`` is the request's :class:`Encoded` texts; the result is their
+    unnormalised mean vectors. ``score``: ``payload`` is the encoded (query, document) pairs;
+    the result is their raw logits. ``late``: ``payload`` is one document's chunks
+    (``long=True``: read past max_length in overlapping windows); the result is the chunks'
+    unnormalised vectors.
+    """
+
+    kind: JobKind
+    payload: Any
+    tokens: int
+    long: bool = True
+    future: Future[np.ndarray] = field(default_factory=Future)
+    given_up: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, should_stop: Callable[[], bool], deadline: float | None) -> np.ndarray:
+        """The job's result, waited for in the request's thread: Cancelled once
+        ``should_stop()`` turns True, RequestTimeoutError after ``deadline``
+        (``time.monotonic()``); either gives the job up."""
+        while True:
+            try:
+                return self.future.result(timeout=0.05)
+            except FutureTimeout:
+                pass
+            if should_stop():
+                self.given_up.set()
+                raise Cancelled("the request was given up while it waited for the model")
+            if deadline is not None and time.monotonic() > deadline:
+                self.given_up.set()
+                raise RequestTimeoutError(
+                    "the request took longer than this server's --request-timeout; send fewer "
+                    "texts per request, retry later, or start the server with a larger "
+                    "--request-timeout"
+                )
+
+
+class Batcher:
+    """The worker thread of one model and its bounded queue.
+
+    Example:
+        >>> batcher = Batcher(embedder, max_wait_ms=2, max_queue=512)
+        >>> job = batcher.submit(Job("embed", embedder.tokenize(["a text"]), tokens=3))
+        >>> job.wait(lambda: False, None).shape
+        (1, 384)
+    """
+
+    def __init__(
+        self,
+        model: PretrainedModel,
+        *,
+        max_wait_ms: float,
+        max_queue: int,
+        observe: Callable[[int, int, int], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.max_wait = max_wait_ms / 1000
+        self.max_queue = max_queue
+        # observe(requests, sequences, tokens) after each engine call (the server's metrics).
+        self.observe = observe
+        self._jobs: deque[Job] = deque()
+        self._ready = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="jinarag-batcher", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting (not counting the ones running)."""
+        return len(self._jobs)
+
+    def submit(self, job: Job) -> Job:
+        """Queue ``job``; QueueFullError when ``max_queue`` jobs wait already."""
+        with self._ready:
+            if self._closed:
+                raise QueueFullError("the server is shutting down; send the request again")
+            if len(self._jobs) >= self.max_queue:
+                raise QueueFullError(
+                    f"the queue of {self.max_queue} requests for this model is full; retry after "
+                    "a moment, or start the server with a larger --max-queue"
+                )
+            self._jobs.append(job)
+            self._ready.notify()
+        return job
+
+    def close(self) -> None:
+        """Refuse new jobs; the worker finishes the queued ones and ends."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    # -- the worker -------------------------------------------------------------------------
+
+    def _take(self) -> list[Job] | None:
+        """The next jobs to run together: the oldest, plus those arriving within max_wait,
+        up to about one engine batch of tokens. None once closed and drained."""
+        budget = self.model.max_batch_tokens
+        with self._ready:
+            while not self._jobs:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            taken = [self._jobs.popleft()]
+            tokens = taken[0].tokens
+            deadline = time.monotonic() + self.max_wait
+            while tokens < budget:
+                if not self._jobs:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closed:
+                        break
+                    self._ready.wait(left)
+                    continue
+                if tokens + self._jobs[0].tokens > budget:
+                    break
+                job = self._jobs.popleft()
+                taken.append(job)
+                tokens += job.tokens
+        return taken
+
+    def _work(self) -> None:
+        while (taken := self._take()) is not None:
+            live = [job for job in taken if not job.given_up.is_set()]
+            for job in taken:
+                if job.given_up.is_set():
+                    job.future.cancel()
+            for kind in ("embed", "score", "late"):
+                group = [job for job in live if job.kind == kind]
+                if group:
+                    self._run(kind, group)
+
+    def _run(self, kind: JobKind, jobs: list[Job]) -> None:
+        def stop() -> bool:
+            return all(job.given_up.is_set() for job in jobs)
+
+        try:
+            parts = self._late(jobs, stop) if kind == "late" else self._encoded(kind, jobs, stop)
+        except BaseException as exc:  # Cancelled, a bad input, a bug: every waiter hears it
+            for job in jobs:
+                job.future.set_exception(exc)
+            return
+        if self.observe is not None:
+            sequences = sum(len(part) for part in parts)
+            self.observe(len(jobs), sequences, sum(job.tokens for job in jobs))
+        for job, part in zip(jobs, parts, strict=True):
+            job.future.set_result(part)
+
+    def _encoded(self, kind: JobKind, jobs: list[Job], stop: Callable[[], bool]) -> list[Any]:
+        merged = Encoded(
+            [ids for job in jobs for ids in job.payload.input_ids],
+            [types for job in jobs for types in job.payload.token_type_ids],
+            truncated=[],
+        )
+        if kind == "embed":
+            assert isinstance(self.model, Embedder)
+            rows = self.model.embed_tokens(
+                merged, normalize=False, batch_size=MAX_SEQUENCES, stop=stop
+            )
+        else:
+            assert isinstance(self.model, Reranker)
+            rows = self.model.score_tokens(
+                merged, activation=None, batch_size=MAX_SEQUENCES, stop=stop
+            )
+        bounds = np.cumsum([0] + [len(job.payload) for job in jobs])
+        return [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def _late(self, jobs: list[Job], stop: Callable[[], bool]) -> list[Any]:
+        assert isinstance(self.model, Embedder)
+        parts: list[Any] = [None] * len(jobs)
+        for long in (True, False):  # one engine call per reading mode
+            chosen = [i for i, job in enumerate(jobs) if job.long is long]
+            if not chosen:
+                continue
+            vectors = self.model.embed_late_chunks_many(
+                [jobs[i].payload for i in chosen],
+                normalize=False,
+                long_late_chunking=long,
+                batch_size=MAX_SEQUENCES,
+                stop=stop,
+            )
+            for i, rows in zip(chosen, vectors, strict=True):
+                parts[i] = rows
+        return parts

@@ -1,0 +1,124 @@
+"""The models a server answers with, and the names a request may call them by.
+
+A model answers to the name it was started with (an alias such as ``small``, or ``NAME`` of
+``--model NAME=PATH``), its Hub id (``jinaai/jina-embeddings-v2-small-en``), the Hub id's last
+part (``jina-embeddings-v2-small-en``, the name Jina's API uses) and, for a local checkpoint,
+its folder's name. Never by a path: a response's ``model`` is the name the request used, so
+no answer shows the server's disks.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from jinarag.errors import InputError
+from jinarag.inference.embedder import Embedder
+from jinarag.inference.pretrained import PretrainedModel
+
+__all__ = ["ModelNotServedError", "Registry", "ServedModel", "display_name"]
+
+Kind = Literal["embedder", "reranker"]
+
+
+class ModelNotServedError(InputError):
+    """A request names a model this server does not serve (HTTP 404); the message lists the
+    ones it does."""
+
+
+def display_name(model: PretrainedModel) -> str:
+    """The Hub id a model was loaded by, or a local directory's final name (never its path;
+    ``model.name`` itself stays the path, which the hybrid index stores)."""
+    local = model.name == str(model.source) or Path(model.name).is_absolute()
+    return Path(model.name).name if local else model.name
+
+
+def _is_path(name: str) -> bool:
+    return os.sep in name or name.startswith(".") or Path(name).expanduser().is_dir()
+
+
+@dataclass
+class ServedModel:
+    """A loaded model and its names; ``names[0]`` answers requests that name no model."""
+
+    model: PretrainedModel
+    names: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def named(cls, model: PretrainedModel, given: str | None = None) -> ServedModel:
+        """``model`` with its names: ``given`` (unless it is a path), the display name and,
+        for a Hub id, its last part."""
+        shown = display_name(model)
+        candidates = [given] if given is not None and not _is_path(given) else []
+        candidates += [shown, shown.rsplit("/", 1)[-1]]
+        return cls(model, tuple(dict.fromkeys(candidates)))
+
+    @property
+    def kind(self) -> Kind:
+        return "embedder" if isinstance(self.model, Embedder) else "reranker"
+
+
+class Registry:
+    """Finds the model a request names. Example:
+
+    >>> registry = Registry([ServedModel.named(embedder, "small")])
+    >>> registry.find("embedder", "jina-embeddings-v2-small-en")[1]
+    'jina-embeddings-v2-small-en'
+    """
+
+    def __init__(self, served: list[ServedModel]) -> None:
+        self.served = served
+        firsts = [entry.names[0] for entry in served]
+        for name in firsts:
+            if firsts.count(name) > 1:
+                raise InputError(
+                    f"two models are served as {name!r}; serve one of them under another name "
+                    "with --model NAME=PATH"
+                )
+        # Other names two models share (two checkpoints in folders called "model") name
+        # neither: a request using one is told which names to use instead.
+        owners: dict[str, list[ServedModel]] = {}
+        for entry in served:
+            for name in entry.names:
+                owners.setdefault(name, []).append(entry)
+        self._by_name = {
+            name: entries[0]
+            for name, entries in owners.items()
+            if len(entries) == 1 or name in firsts
+        }
+        self._shared = {
+            name: entries
+            for name, entries in owners.items()
+            if len(entries) > 1 and name not in firsts
+        }
+
+    def of_kind(self, kind: Kind) -> list[ServedModel]:
+        return [entry for entry in self.served if entry.kind == kind]
+
+    def find(self, kind: Kind, requested: str | None) -> tuple[ServedModel, str]:
+        """The model of ``kind`` named ``requested`` (None: the first of that kind) and the
+        name to answer with; ModelNotServedError naming the loaded ones otherwise."""
+        candidates = self.of_kind(kind)
+        option = "--model" if kind == "embedder" else "--reranker"
+        if not candidates:
+            raise ModelNotServedError(f"no {kind} is loaded; start the server with {option} NAME")
+        if requested is None:
+            return candidates[0], candidates[0].names[0]
+        if requested in self._shared:
+            which = ", ".join(repr(entry.names[0]) for entry in self._shared[requested])
+            raise ModelNotServedError(
+                f"model {requested!r} names several loaded models ({which}); send one of those"
+            )
+        entry = self._by_name.get(requested)
+        if entry is not None and entry.kind == kind:
+            return entry, requested
+        loaded = ", ".join(repr(c.names[0]) for c in candidates)
+        article = "an" if kind == "embedder" else "a"
+        what = f"is a {entry.kind}, not {article} {kind}" if entry else "is not loaded"
+        raise ModelNotServedError(
+            f"model {requested!r} {what}; this server's {kind}s: {loaded} (send one of "
+            f"these, or leave model out for {candidates[0].names[0]!r}; start the server with "
+            f"{option} NAME to serve another)"
+        )

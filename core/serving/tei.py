@@ -1,0 +1,102 @@
+"""text-embeddings-inference's routes, so the clients written for TEI work unchanged:
+``POST /embed`` (``{"inputs", "normalize", "truncate"}`` → a list of vectors), ``POST /rerank``
+(``{"query", "texts", "raw_scores", "return_text", "truncate"}`` → ``[{"index", "score"}]``
+best first) and ``GET /info``. TEI serves one model; these routes use the first embedder and
+the first reranker. Errors carry TEI's ``error`` and ``error_type`` besides ``detail``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+
+import jinarag
+from jinarag.inference.embedder import Embedder
+from jinarag.inference.reranker import best_first, sigmoid
+from jinarag.serving.limits import ServerLimits
+from jinarag.serving.registry import Registry
+from jinarag.serving.requests import (
+    TeiEmbedRequest,
+    TeiRerankRequest,
+    openapi_body,
+    parse_body,
+    texts_of,
+)
+from jinarag.serving.work import Work, embed_texts, score_documents
+from jinarag.validation import check_text
+
+__all__ = ["add_tei_routes"]
+
+
+def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: Callable) -> None:
+    """Add ``/embed``, ``/rerank`` and ``/info`` to ``app`` (``respond`` is create_app's)."""
+
+    @app.post("/embed", openapi_extra=openapi_body(TeiEmbedRequest))
+    async def embed(request: Request) -> Any:
+        body = parse_body(await request.body(), TeiEmbedRequest)
+        entry, name = registry.find("embedder", None)
+        model = entry.model
+        assert isinstance(model, Embedder)
+        if body.dimensions is not None and body.dimensions != model.dim:
+            raise jinarag.InputError(
+                f"dimensions={body.dimensions!r} is not supported: {name} returns {model.dim} "
+                "dimensions and cannot shorten them; leave dimensions out"
+            )
+        texts = texts_of("inputs", body.inputs, limits, single=True)
+
+        def work(work: Work) -> bytes:
+            rows, _ = embed_texts(
+                work, "inputs", texts, normalize=body.normalize, truncate=body.truncate
+            )
+            return json.dumps(rows.tolist()).encode("utf-8")
+
+        return await respond(request, entry, work)
+
+    @app.post("/rerank", openapi_extra=openapi_body(TeiRerankRequest))
+    async def rerank(request: Request) -> Any:
+        body = parse_body(await request.body(), TeiRerankRequest)
+        entry, _ = registry.find("reranker", None)
+        query = check_text(body.query, "query")
+        texts = texts_of("texts", body.texts, limits, single=False)
+
+        def work(work: Work) -> bytes:
+            logits, _ = score_documents(work, "texts", query, texts, truncate=body.truncate)
+            scores = logits if body.raw_scores else sigmoid(logits)
+            results = []
+            for index in best_first(scores, None):
+                result: dict[str, Any] = {"index": index, "score": float(scores[index])}
+                if body.return_text:
+                    result["text"] = texts[index]
+                results.append(result)
+            return json.dumps(results, ensure_ascii=False).encode("utf-8")
+
+        return await respond(request, entry, work)
+
+    @app.get("/info")
+    def info() -> dict[str, Any]:
+        embedders = registry.of_kind("embedder")
+        entry = (embedders or registry.of_kind("reranker") or [None])[0]
+        if entry is None:
+            return {"model_id": None, "version": jinarag.__version__}
+        model = entry.model
+        if isinstance(model, Embedder):
+            model_type: dict[str, Any] = {"embedding": {"pooling": "mean"}}
+        else:
+            model_type = {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}
+        return {
+            "model_id": entry.names[0],
+            "model_sha": None,
+            "model_dtype": str(model.dtype).removeprefix("torch."),
+            "model_type": model_type,
+            "max_input_length": model.max_length,
+            "max_batch_tokens": model.max_batch_tokens,
+            "max_client_batch_size": limits.max_inputs,
+            "max_concurrent_requests": None,
+            "tokenization_workers": None,
+            "version": jinarag.__version__,
+            "sha": None,
+            "docker_label": None,
+        }

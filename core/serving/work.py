@@ -1,0 +1,186 @@
+"""One request's way through the server, shared by every route: its texts checked against the
+limits, tokenised once (counting its tokens, refusing it early when over), handed to its
+model's batcher, and waited for. Runs in the request's own thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from jinarag.errors import InputError
+from jinarag.inference.embedder import Embedder
+from jinarag.inference.pipeline import Cancelled
+from jinarag.inference.reranker import Reranker
+from jinarag.models.tokenization import Encoded
+from jinarag.serving.batcher import Batcher, Job
+from jinarag.serving.limits import RequestTooLargeError, ServerLimits
+
+__all__ = ["Work", "embed_late_chunks", "embed_texts", "score_documents"]
+
+# Texts tokenised at a time while counting a request's tokens: one over the limit is refused
+# after about max_request_tokens tokens of work, not after all of it.
+COUNT_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a request's thread needs: its model's batcher, the limits, when to give up."""
+
+    batcher: Batcher
+    limits: ServerLimits
+    should_stop: Callable[[], bool]
+    deadline: float | None  # time.monotonic() after which the request is given up
+
+    def run(self, job: Job) -> np.ndarray:
+        return self.batcher.submit(job).wait(self.should_stop, self.deadline)
+
+
+def embed_texts(
+    work: Work, field: str, texts: list[str], *, normalize: bool, truncate: bool
+) -> tuple[np.ndarray, int]:
+    """The embeddings of ``texts`` (document side) and the tokens the model read."""
+    model = work.batcher.model
+    assert isinstance(model, Embedder)
+    cut = work.limits.cut(field, texts, model.max_length, truncate=truncate)
+    encoded = _tokenize(work, field, cut, model.max_length, truncate, model.tokenize)
+    tokens = _tokens(encoded)
+    rows = work.run(Job("embed", encoded, tokens))
+    return (_normalized(rows) if normalize else rows), tokens
+
+
+def score_documents(
+    work: Work, field: str, query: str, documents: list[str], *, truncate: bool
+) -> tuple[np.ndarray, int]:
+    """The raw logits of (query, document) for each document, and the tokens read."""
+    model = work.batcher.model
+    assert isinstance(model, Reranker)
+    longest = work.limits.max_chars(model.max_length)
+    if len(query) > longest:
+        raise InputError(
+            f"query has {len(query)} characters, more than the {longest} this server "
+            f"tokenises for max_length={model.max_length} tokens; a query is never cut, "
+            "so shorten it"
+        )
+    cut = work.limits.cut(field, documents, model.max_length, truncate=truncate)
+
+    def tokenize(chunk: list[str], truncate: bool) -> Encoded:
+        return model.tokenize_pairs([(query, doc) for doc in chunk], truncate=truncate)
+
+    encoded = _tokenize(work, field, cut, model.max_length, truncate, tokenize)
+    tokens = _tokens(encoded)
+    return work.run(Job("score", encoded, tokens)), tokens
+
+
+def embed_late_chunks(
+    work: Work, chunks: list[str], *, normalize: bool, truncate: bool
+) -> tuple[np.ndarray, int]:
+    """Late chunking of one document: each chunk's embedding, and the tokens read
+    (``truncate=True``: a document over max_length is read in overlapping windows)."""
+    model = work.batcher.model
+    assert isinstance(model, Embedder)
+    tokens = _count_late_tokens(
+        chunks, model, work.limits, truncate=truncate, should_stop=work.should_stop
+    )
+    rows = work.run(Job("late", chunks, tokens, long=truncate))
+    return (_normalized(rows) if normalize else rows), tokens
+
+
+def _normalized(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True).clip(min=1e-12)
+
+
+def _tokens(encoded: Encoded) -> int:
+    return sum(len(ids) for ids in encoded.input_ids)
+
+
+def _tokenize(
+    work: Work,
+    field: str,
+    texts: list[str],
+    max_length: int,
+    truncate: bool,
+    tokenize: Callable[..., Encoded],
+) -> Encoded:
+    """``texts`` tokenised a chunk at a time, so that a request over the token limit is
+    refused early; with ``truncate=False``, an InputError naming the first text over
+    ``max_length``."""
+    ids: list[list[int]] = []
+    types: list[list[int]] = []
+    total = 0
+    for start in range(0, len(texts), COUNT_CHUNK):
+        if work.should_stop():
+            raise Cancelled(f"stopped while tokenising {field}")
+        encoded = tokenize(texts[start : start + COUNT_CHUNK], truncate=True)
+        if not truncate and encoded.truncated:
+            raise InputError(
+                f"{field}[{start + encoded.truncated[0]}] has more than max_length={max_length} "
+                "tokens; with truncate=false it is refused: shorten or split it, or send "
+                "truncate=true to have it cut"
+            )
+        ids += encoded.input_ids
+        types += encoded.token_type_ids
+        total += _tokens(encoded)
+        if total > work.limits.max_request_tokens:
+            complete = start + COUNT_CHUNK >= len(texts)
+            raise work.limits.tokens_too_large(total, max_length, complete=complete)
+    return Encoded(ids, types, truncated=[])
+
+
+def _count_late_tokens(
+    chunks: list[str],
+    model: Embedder,
+    limits: ServerLimits,
+    *,
+    truncate: bool,
+    should_stop: Callable[[], bool],
+) -> int:
+    """The tokens of ``chunks`` joined and read as one input (special tokens once), the usage
+    of a late chunking request. Counted a chunk group at a time first, so a request over the
+    limit is refused early; with ``truncate=False``, an InputError when the joined input is
+    over ``max_length`` (it would need several windows)."""
+    max_length = model.max_length
+    characters = sum(len(chunk) for chunk in chunks) + len(chunks) - 1
+    if not truncate and characters > limits.max_chars(max_length):
+        raise InputError(
+            f"input joins to {characters} characters, more than the "
+            f"{limits.max_chars(max_length)} this server tokenises for max_length={max_length} "
+            "tokens; with truncate=false and late_chunking it is refused: send fewer or shorter "
+            "chunks, or truncate=true to read the document in overlapping windows"
+        )
+    total = model.tokenizer.count_tokens("")
+    for start in range(0, len(chunks), COUNT_CHUNK):
+        if should_stop():
+            raise Cancelled("stopped while counting the tokens of input")
+        for index, chunk in enumerate(chunks[start : start + COUNT_CHUNK], start):
+            own = len(model.tokenizer.token_offsets(chunk))
+            if own == 0:
+                raise InputError(
+                    f"input[{index}] ({chunk[:40]!r}) has no token of its own: the tokenizer "
+                    "reads nothing there; drop it, or join it to its neighbour"
+                )
+            total += own
+        if total > limits.max_request_tokens:
+            raise _late_too_large(total, limits, complete=start + COUNT_CHUNK >= len(chunks))
+    # The chunks alone are counted above; the joined text, as the model reads it, decides.
+    tokens = model.tokenizer.count_tokens(" ".join(chunks))
+    if not truncate and tokens > max_length:
+        raise InputError(
+            f"input joins to {tokens} tokens, more than max_length={max_length}; with "
+            "truncate=false and late_chunking it is refused: send fewer or shorter chunks, or "
+            "truncate=true to read the document in overlapping windows (long late chunking)"
+        )
+    if tokens > limits.max_request_tokens:
+        raise _late_too_large(tokens, limits, complete=True)
+    return tokens
+
+
+def _late_too_large(tokens: int, limits: ServerLimits, *, complete: bool) -> RequestTooLargeError:
+    amount = f"{tokens} tokens" if complete else f"more than {tokens} tokens"
+    return RequestTooLargeError(
+        f"the request has {amount} (its chunks read as one input, late chunking), more than "
+        f"this server's limit of {limits.max_request_tokens} per request; send a shorter "
+        "document, or start the server with a larger --max-request-tokens"
+    )
