@@ -59,7 +59,7 @@ from jinarag.serving.requests import (
     EmbeddingsRequest,
     RerankRequest,
     openapi_body,
-    parse_body,
+    read_body,
     texts_of,
 )
 from jinarag.serving.vectors import ENCODINGS, OPENAI_ENCODINGS, encode_vectors
@@ -265,7 +265,7 @@ def create_app(
 
     @app.post("/v1/embeddings", openapi_extra=openapi_body(EmbeddingsRequest))
     async def embeddings(request: Request) -> Any:
-        body = parse_body(await request.body(), EmbeddingsRequest)
+        body = await read_body(request, EmbeddingsRequest)
         entry, name = registry.find("embedder", body.model)
         model = entry.model
         assert isinstance(model, Embedder)
@@ -302,7 +302,7 @@ def create_app(
 
     @app.post("/v1/rerank", openapi_extra=openapi_body(RerankRequest))
     async def rerank(request: Request) -> Any:
-        body = parse_body(await request.body(), RerankRequest)
+        body = await read_body(request, RerankRequest)
         entry, name = registry.find("reranker", body.model)
         query = check_text(body.query, "query")
         documents = texts_of("documents", body.documents, limits, single=False)

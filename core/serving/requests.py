@@ -9,6 +9,7 @@ silently. The fields that the Jina and OpenAI clients send are all accepted.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -26,6 +27,7 @@ __all__ = [
     "TeiRerankRequest",
     "openapi_body",
     "parse_body",
+    "read_body",
     "text_of",
     "texts_of",
 ]
@@ -111,6 +113,20 @@ class TeiRerankRequest(_Strict):
     return_text: bool = False
     truncate: bool = False
     truncation_direction: Literal["Right", "right"] = "Right"
+
+
+# Bodies above this size are parsed in a worker thread: parsing megabytes of JSON would hold
+# the event loop, and with it every other client, for a noticeable time.
+PARSE_INLINE_BYTES = 64 * 1024
+
+
+async def read_body(request: Any, shape: type[Body]) -> Body:
+    """The request's body parsed as ``shape`` (see :func:`parse_body`), off the event loop
+    when large."""
+    raw = await request.body()
+    if len(raw) > PARSE_INLINE_BYTES:
+        return await asyncio.to_thread(parse_body, raw, shape)
+    return parse_body(raw, shape)
 
 
 def parse_body(raw: bytes, shape: type[Body]) -> Body:

@@ -22,7 +22,7 @@ from jinarag.serving.requests import (
     TeiEmbedRequest,
     TeiRerankRequest,
     openapi_body,
-    parse_body,
+    read_body,
     texts_of,
 )
 from jinarag.serving.work import Work, embed_texts, score_documents
@@ -36,7 +36,7 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
 
     @app.post("/embed", openapi_extra=openapi_body(TeiEmbedRequest))
     async def embed(request: Request) -> Any:
-        body = parse_body(await request.body(), TeiEmbedRequest)
+        body = await read_body(request, TeiEmbedRequest)
         entry, name = registry.find("embedder", None)
         model = entry.model
         assert isinstance(model, Embedder)
@@ -57,7 +57,7 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
 
     @app.post("/rerank", openapi_extra=openapi_body(TeiRerankRequest))
     async def rerank(request: Request) -> Any:
-        body = parse_body(await request.body(), TeiRerankRequest)
+        body = await read_body(request, TeiRerankRequest)
         entry, _ = registry.find("reranker", None)
         query = check_text(body.query, "query")
         texts = texts_of("texts", body.texts, limits, single=False)
