@@ -342,3 +342,24 @@ def test_every_answer_is_json_with_a_detail(app):
         response = call(app, "POST", path, payload)
         assert response.status_code == 422
         assert isinstance(json.loads(response.text)["detail"], str)
+
+
+def test_a_large_request_runs_in_slices_and_lets_small_ones_through(minilm_embedder):
+    from jinarag.serving.batcher import Batcher, Job
+
+    finished: list[str] = []
+    batcher = Batcher(minilm_embedder, max_wait_ms=0, max_queue=8, budget=64)
+    large = [f"text number {i} about shock waves" for i in range(40)]  # about 400 tokens
+    jobs = {}
+    for name, texts in (("large", large), ("small", ["one small text"])):
+        encoded = minilm_embedder.tokenize(texts)
+        job = Job("embed", encoded, tokens=sum(len(ids) for ids in encoded.input_ids))
+        job.future.add_done_callback(lambda _, name=name: finished.append(name))
+        jobs[name] = batcher.submit(job)
+    rows = {name: job.wait(lambda: False, None) for name, job in jobs.items()}
+    assert finished == ["small", "large"]
+    np.testing.assert_allclose(
+        rows["large"], minilm_embedder.embed(large, normalize=False), atol=1e-5
+    )
+    batcher.close()
+    batcher.join(5)

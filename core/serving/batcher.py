@@ -3,11 +3,13 @@ the engine's token-budget batches.
 
 A request is tokenised in its own thread (so its limits are checked and its usage known before
 it queues), then handed to its model's :class:`Batcher` as a :class:`Job`. The worker takes
-the oldest job, waits at most ``max_wait_ms`` for more, and runs every job it took, up to about
-one full engine batch of tokens, as one call of the engine
+the oldest job, waits at most ``max_wait_ms`` for more, and runs what it took, up to the
+model's token budget (``max_batch_tokens``), as one call of the engine
 (:meth:`Embedder.embed_tokens`, :meth:`Reranker.score_tokens`,
 :meth:`Embedder.embed_late_chunks_many`). The engine sorts and batches their sequences
-together; each job gets its own rows back, exactly what it would get alone.
+together; each job gets its own rows back, exactly what it would get alone. A job larger than
+the budget runs a slice per call and goes to the back of the queue between slices, so the
+requests behind it wait for one slice, not for all of it.
 
 The queue is bounded: a full one refuses a new job (HTTP 503 with ``Retry-After``) instead of
 growing. A job whose client left is dropped if it has not started, and a running engine call
@@ -67,6 +69,29 @@ class Job:
     long: bool = True
     future: Future[np.ndarray] = field(default_factory=Future)
     given_up: threading.Event = field(default_factory=threading.Event)
+    taken: int = 0  # sequences handed to the engine so far (slices of a large job)
+    finished: list[np.ndarray] = field(default_factory=list)  # their rows, in order
+
+    def next_slice(self, room: int, *, first: bool) -> Slice | None:
+        """The job's next sequences that fit ``room`` tokens (at least one when ``first``,
+        the engine call's first slice); None when none fit. A late chunking job (one
+        document, read as one input) is never split."""
+        if self.kind == "late":
+            if self.tokens > room and not first:
+                return None
+            return Slice(self, 0, 1, self.tokens, last=True)
+        lengths = self.payload.input_ids
+        stop, tokens = self.taken, 0
+        while stop < len(lengths) and (
+            tokens + len(lengths[stop]) <= room or stop == self.taken and first
+        ):
+            tokens += len(lengths[stop])
+            stop += 1
+        if stop == self.taken:
+            return None
+        part = Slice(self, self.taken, stop, tokens, last=stop == len(lengths))
+        self.taken = stop
+        return part
 
     def wait(self, should_stop: Callable[[], bool], deadline: float | None) -> np.ndarray:
         """The job's result, waited for in the request's thread: Cancelled once
@@ -89,6 +114,17 @@ class Job:
                 )
 
 
+@dataclass(frozen=True)
+class Slice:
+    """Sequences ``start..stop-1`` of a job, ``tokens`` of them; ``last``: the job's end."""
+
+    job: Job
+    start: int
+    stop: int
+    tokens: int
+    last: bool
+
+
 class Batcher:
     """The worker thread of one model and its bounded queue.
 
@@ -106,8 +142,11 @@ class Batcher:
         max_wait_ms: float,
         max_queue: int,
         observe: Callable[[int, int, int], None] | None = None,
+        budget: int | None = None,
     ) -> None:
         self.model = model
+        # Tokens per engine call (default: the model's max_batch_tokens).
+        self.budget = budget
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
         # observe(requests, sequences, tokens) after each engine call (the server's metrics).
@@ -148,63 +187,78 @@ class Batcher:
 
     # -- the worker -------------------------------------------------------------------------
 
-    def _take(self) -> list[Job] | None:
-        """The next jobs to run together: the oldest, plus those arriving within max_wait,
-        up to about one engine batch of tokens. None once closed and drained."""
-        budget = self.model.max_batch_tokens
+    def _take(self) -> list[Slice] | None:
+        """The next work to run together: the oldest job, plus those arriving within
+        max_wait, up to about one engine budget of tokens (``max_batch_tokens``). A job over
+        that budget is taken a slice at a time and sent to the back of the queue after each
+        slice, so one large request cannot hold up the small ones behind it. None once closed
+        and drained."""
+        budget = self.budget if self.budget is not None else self.model.max_batch_tokens
+        taken: list[Slice] = []
+        tokens = 0
         with self._ready:
             while not self._jobs:
                 if self._closed:
                     return None
                 self._ready.wait()
-            taken = [self._jobs.popleft()]
-            tokens = taken[0].tokens
             deadline = time.monotonic() + self.max_wait
             while tokens < budget:
                 if not self._jobs:
                     left = deadline - time.monotonic()
-                    if left <= 0 or self._closed:
+                    if not taken or left <= 0 or self._closed:
                         break
                     self._ready.wait(left)
                     continue
-                if tokens + self._jobs[0].tokens > budget:
+                job = self._jobs[0]
+                if job.given_up.is_set():  # its client left before it ran (further)
+                    self._jobs.popleft()
+                    job.future.cancel()
+                    continue
+                part = job.next_slice(budget - tokens, first=not taken)
+                if part is None:  # the rest of the job waits for the next engine call
                     break
-                job = self._jobs.popleft()
-                taken.append(job)
-                tokens += job.tokens
+                taken.append(part)
+                tokens += part.tokens
+                self._jobs.popleft()
+                if not part.last:
+                    self._jobs.append(job)  # the rest of a large job waits its turn
+                    break
         return taken
 
     def _work(self) -> None:
         while (taken := self._take()) is not None:
-            live = [job for job in taken if not job.given_up.is_set()]
-            for job in taken:
-                if job.given_up.is_set():
-                    job.future.cancel()
             for kind in ("embed", "score", "late"):
-                group = [job for job in live if job.kind == kind]
+                group = [part for part in taken if part.job.kind == kind]
                 if group:
                     self._run(kind, group)
 
-    def _run(self, kind: JobKind, jobs: list[Job]) -> None:
+    def _run(self, kind: JobKind, parts: list[Slice]) -> None:
+        jobs = [part.job for part in parts]
+
         def stop() -> bool:
             return all(job.given_up.is_set() for job in jobs)
 
         try:
-            parts = self._late(jobs, stop) if kind == "late" else self._encoded(kind, jobs, stop)
+            rows = self._late(jobs, stop) if kind == "late" else self._encoded(kind, parts, stop)
         except BaseException as exc:  # Cancelled, a bad input, a bug: every waiter hears it
             for job in jobs:
-                job.future.set_exception(exc)
+                if not job.future.done():
+                    job.future.set_exception(exc)
             return
         if self.observe is not None:
-            sequences = sum(len(part) for part in parts)
-            self.observe(len(jobs), sequences, sum(job.tokens for job in jobs))
-        for job, part in zip(jobs, parts, strict=True):
-            job.future.set_result(part)
+            sequences = sum(len(part_rows) for part_rows in rows)
+            self.observe(len(set(map(id, jobs))), sequences, sum(part.tokens for part in parts))
+        for part, part_rows in zip(parts, rows, strict=True):
+            part.job.finished.append(part_rows)
+            if part.last and not part.job.future.done():
+                part.job.future.set_result(np.concatenate(part.job.finished))
 
-    def _encoded(self, kind: JobKind, jobs: list[Job], stop: Callable[[], bool]) -> list[Any]:
+    def _encoded(
+        self, kind: JobKind, parts: list[Slice], stop: Callable[[], bool]
+    ) -> list[np.ndarray]:
         merged = Encoded(
-            [ids for job in jobs for ids in job.payload.input_ids],
-            [types for job in jobs for types in job.payload.token_type_ids],
+            [ids for p in parts for ids in p.job.payload.input_ids[p.start : p.stop]],
+            [types for p in parts for types in p.job.payload.token_type_ids[p.start : p.stop]],
             truncated=[],
         )
         if kind == "embed":
@@ -217,12 +271,12 @@ class Batcher:
             rows = self.model.score_tokens(
                 merged, activation=None, batch_size=MAX_SEQUENCES, stop=stop
             )
-        bounds = np.cumsum([0] + [len(job.payload) for job in jobs])
+        bounds = np.cumsum([0] + [p.stop - p.start for p in parts])
         return [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    def _late(self, jobs: list[Job], stop: Callable[[], bool]) -> list[Any]:
+    def _late(self, jobs: list[Job], stop: Callable[[], bool]) -> list[np.ndarray]:
         assert isinstance(self.model, Embedder)
-        parts: list[Any] = [None] * len(jobs)
+        parts: list[np.ndarray] = [np.zeros(0)] * len(jobs)
         for long in (True, False):  # one engine call per reading mode
             chosen = [i for i, job in enumerate(jobs) if job.long is long]
             if not chosen:
