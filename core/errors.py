@@ -7,6 +7,7 @@ Every message names the bad value and says how to fix it. The tree::
     ├── CheckpointError             a checkpoint exists but is corrupt, incomplete or unsupported
     ├── InputError (ValueError)     a bad argument: wrong type, unknown choice, bad length
     ├── DeviceMemoryError           the device ran out of memory even after smaller batches
+    ├── RemoteError                 a jinarag server cannot be reached, timed out or failed (5xx)
     └── StoreError                  the index or its vector store failed
         ├── StoreUnavailableError   the Chroma server cannot be reached
         ├── StoreBusyError          another process is writing to the same store
@@ -31,6 +32,7 @@ __all__ = [
     "InputError",
     "JinaragError",
     "ModelNotFoundError",
+    "RemoteError",
     "StoreBusyError",
     "StoreCorruptError",
     "StoreError",
@@ -58,6 +60,12 @@ class InputError(JinaragError, ValueError):
 class DeviceMemoryError(JinaragError):
     """Out of device memory although the batch's token budget was halved down to what a
     single input needs; the message says which budget or length to set."""
+
+
+class RemoteError(JinaragError):
+    """A ``jinarag serve`` server could not be reached, did not answer in time, answered with a
+    server error (5xx) or with something that is not its API; the message names the URL and
+    the fix. A request the server refuses (4xx) is an :class:`InputError` instead."""
 
 
 class StoreError(JinaragError):

@@ -41,6 +41,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -459,13 +460,7 @@ def test_page_runs(page, hub_cache, tmp_path):
     unknown = [f"{c.where}: {c.text}" for c in page_commands if c.kind == "unknown"]
     assert not unknown, f"commands this test does not know how to run: {unknown}"
 
-    servers: list[Server] = []
-    try:
-        for command in page_commands:
-            if command.kind == "server":
-                servers.append(Server(command, rewrite(command.text, shell=True), work, env))
-        for server in servers:
-            server.wait()
+    with page_servers(page_commands, rewrite, env):
         if blocks(page, "python"):
             start = time.monotonic()
             outputs = run_python_blocks(VENV_BIN / "python", page, rewrite, env, tmp_path)
@@ -474,12 +469,26 @@ def test_page_runs(page, hub_cache, tmp_path):
             check_python_outputs(page, outputs)
         for command in page_commands:
             outcomes.append((command.where, f"{do(command, rewrite, env)}: {command.text}"))
-    finally:
-        for server in servers:
-            server.stop()
 
     assert not entries_written_into_repo(work, seeded, before)
     print("\n".join(f"{where}  {outcome}" for where, outcome in outcomes))
+
+
+@contextmanager
+def page_servers(page_commands: list[Command], rewrite: Rewrite, env: dict[str, str]):
+    """The page's servers (`jinarag serve`, `chroma run`), started and answering, then stopped."""
+    servers: list[Server] = []
+    try:
+        for command in page_commands:
+            if command.kind == "server":
+                text = rewrite(command.text, shell=True)
+                servers.append(Server(command, text, rewrite.work, env))
+        for server in servers:
+            server.wait()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def check_python_outputs(page: Path, outputs: dict[str, str]) -> None:
@@ -507,7 +516,12 @@ def test_haystack_page_runs_on_haystack2(hub_cache, tmp_path):
         check=True,
     ).stdout
     assert version.startswith("2."), version
-    outputs = run_python_blocks(HAYSTACK2_PYTHON, page, Rewrite(page, work), env, tmp_path)
+    rewrite = Rewrite(page, work)
+    # The page's servers are the .venv's (a server needs no Haystack, and the 2.x env has no
+    # FastAPI); the Python blocks run on 2.x against them.
+    page_commands = [c for b in blocks(page, "bash") for c in commands(b)]
+    with page_servers(page_commands, rewrite, user_env(hub_cache, VENV_BIN)):
+        outputs = run_python_blocks(HAYSTACK2_PYTHON, page, rewrite, env, tmp_path)
     print("\n".join(f"{where}  ran on haystack-ai {version.strip()}" for where in outputs))
 
 

@@ -21,6 +21,7 @@ LAYERS = {
     "options": 0,
     "models": 1,
     "inference": 2,
+    "remote": 2,  # the inference layer's methods, served by `jinarag serve` over HTTP
     "retrieval": 3,
     "evaluation": 4,
     "serving": 5,

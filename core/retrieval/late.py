@@ -98,11 +98,20 @@ def late_chunk_many(
     batch_size: int = 32,
 ) -> list[list[LateChunk]]:
     """Split each text (:func:`split_text`) and embed its chunks by late chunking; all texts'
-    windows share batches. A blank text is an InputError."""
+    windows share batches. A blank text is an InputError. ``embedder`` may be a
+    :class:`~jinarag.remote.RemoteEmbedder`, which splits by sentences only (the server keeps
+    its tokenizer)."""
     items = check_texts(texts)
+    tokenizer = getattr(embedder, "tokenizer", None)  # a remote embedder has none
+    if by == "tokens" and tokenizer is None:
+        raise InputError(
+            "splitting by tokens needs the model's tokenizer, which a jinarag server does not "
+            "share; split by sentences (by='sentences'), or use a local Embedder"
+        )
+    token_offsets = tokenizer.token_offsets if tokenizer is not None else None
     plans: list[list[tuple[int, int]]] = []
     for index, text in enumerate(items):
-        spans = split_text(text, embedder.tokenizer.token_offsets, by=by, chunk_tokens=chunk_tokens)
+        spans = split_text(text, token_offsets, by=by, chunk_tokens=chunk_tokens)
         if not spans:
             raise InputError(f"texts[{index}] is empty or blank: there is nothing to chunk")
         plans.append(spans)

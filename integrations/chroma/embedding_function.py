@@ -1,4 +1,4 @@
-"""A Chroma embedding function over a local jinarag Embedder."""
+"""A Chroma embedding function over a jinarag Embedder, local or on a `jinarag serve` server."""
 
 from __future__ import annotations
 
@@ -16,23 +16,24 @@ from jinarag.validation import check_keywords
 
 if TYPE_CHECKING:
     from jinarag import Embedder
+    from jinarag.remote import RemoteEmbedder
 
 # Chroma rebuilds the embedding function from the stored config on every query and add, so
 # loaded models are kept here (a few at most) instead of being reloaded each time.
 _CACHE_SIZE = 4
-_cache: OrderedDict[tuple[Any, ...], Embedder] = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], Embedder | RemoteEmbedder] = OrderedDict()
 _cache_lock = threading.Lock()
 
 # What loads the model (and keys the cache), then how it is called. A config stored before
-# an option existed lacks its key, and gets the option's default.
-_LOAD_KEYS = ("model_name", *LoadOptions.names(), "query_prefix", "document_prefix")
+# an option existed lacks its key, and gets the option's default. The API key is never stored.
+_LOAD_KEYS = ("model_name", *LoadOptions.names(), "query_prefix", "document_prefix", "base_url")
 _CONFIG_KEYS = (*_LOAD_KEYS, "batch_size", "normalize")
 # What fixes the vector space: changing it on a collection would mix spaces.
 _SPACE_KEYS = ("model_name", "revision", "query_prefix", "document_prefix")
 _OWNER = "JinaEmbeddingFunction"
 
 
-def _cache_get(key: tuple[Any, ...]) -> Embedder | None:
+def _cache_get(key: tuple[Any, ...]) -> Embedder | RemoteEmbedder | None:
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -40,7 +41,7 @@ def _cache_get(key: tuple[Any, ...]) -> Embedder | None:
     return None
 
 
-def _cache_put(key: tuple[Any, ...], embedder: Embedder) -> None:
+def _cache_put(key: tuple[Any, ...], embedder: Embedder | RemoteEmbedder) -> None:
     with _cache_lock:
         _cache[key] = embedder
         _cache.move_to_end(key)
@@ -50,12 +51,15 @@ def _cache_put(key: tuple[Any, ...], embedder: Embedder) -> None:
 
 @register_embedding_function
 class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
-    """Chroma embedding function backed by a local Jina (or any supported BERT) embedder.
+    """Chroma embedding function backed by a Jina (or any supported BERT) embedder, local or
+    on a ``jinarag serve`` server (``base_url``).
 
     Documents are embedded on the document side, ``query_texts`` on the query side. The
     collection stores this function's config, so a collection reopened without passing it gets
     it back, provided ``jinarag.chroma`` has been imported in that process (Chroma only knows
-    embedding functions that were registered by importing their module).
+    embedding functions that were registered by importing their module). A server's function
+    stores its ``base_url`` but never its ``api_key``: a rebuilt one reads
+    ``$JINARAG_API_KEY``.
 
     Example:
         >>> import chromadb
@@ -67,6 +71,7 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         >>> docs.add(ids=["a"], documents=["Lift grows with the angle of attack."])
         >>> docs.query(query_texts=["what increases lift?"], n_results=1)["ids"]
         [['a']]
+        >>> served = JinaEmbeddingFunction(base_url="http://127.0.0.1:8080")  # `jinarag serve`
     """
 
     def __init__(
@@ -78,9 +83,12 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         document_prefix: str = "",
         batch_size: int = 32,
         normalize: bool = True,
+        base_url: str | None = None,
+        api_key: str | None = None,
         **options: Any,
     ) -> None:
-        """Load a model by name or path, or wrap an ``embedder`` that is already loaded.
+        """Load a model by name or path, wrap an ``embedder`` that is already loaded, or use
+        the model of the server at ``base_url``.
 
         Args:
             model_name: Alias (``"small"``, ``"base"``), Hub id or local directory.
@@ -91,6 +99,10 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
             document_prefix: Text put before each document.
             batch_size: Texts per forward pass.
             normalize: L2-normalise the vectors (what the cosine space expects).
+            base_url: The root URL of a ``jinarag serve`` server whose model to use; the
+                config stores it.
+            api_key: The server's API key, kept out of the config; None:
+                ``$JINARAG_API_KEY`` when set.
             **options: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
                 ``max_length=256``, ...); the collection's config stores them all.
         """
@@ -99,6 +111,11 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         check_keywords(_OWNER, options, (*_CONFIG_KEYS, "embedder"))
         load = LoadOptions.from_kwargs(options, owner=_OWNER)
         name = model_name
+        if embedder is not None and not isinstance(embedder, Embedder):
+            raise InputError(
+                f"{_OWNER} got embedder={embedder!r:.80}, not a local jinarag.Embedder; for a "
+                "server's model pass base_url= (the config stores it, so Chroma can rebuild it)"
+            )
         if embedder is not None:
             name = embedder.name
             query_prefix, document_prefix = embedder.query_prefix, embedder.document_prefix
@@ -110,10 +127,11 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
             "document_prefix": document_prefix,
             "batch_size": batch_size,
             "normalize": normalize,
+            "base_url": base_url,
         }
-        if name is not None:  # with neither a name nor an embedder, load_or_use says so
+        if name is not None or base_url is not None:  # else load_or_use says what is missing
             self.validate_config(self._config)
-        key = tuple(self._config[k] for k in _LOAD_KEYS)
+        key = (*(self._config[k] for k in _LOAD_KEYS), api_key)
         cached = _cache_get(key) if embedder is None else None
         if cached is None:
             cached = Embedder.load_or_use(
@@ -124,13 +142,15 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
                 options=load,
                 query_prefix=query_prefix,
                 document_prefix=document_prefix,
+                base_url=base_url,
+                api_key=api_key,
             )
         self._embedder = cached
         _cache_put(key, self._embedder)
 
     @property
-    def embedder(self) -> Embedder:
-        """The loaded ``jinarag.Embedder``."""
+    def embedder(self) -> Embedder | RemoteEmbedder:
+        """The loaded ``jinarag.Embedder`` (a ``RemoteEmbedder`` with ``base_url``)."""
         return self._embedder
 
     def __call__(self, input: Documents) -> Embeddings:
@@ -168,10 +188,13 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
-        if not isinstance(config.get("model_name"), str) or not config["model_name"]:
+        served = isinstance(config.get("base_url"), str)  # the server's model: no model_name
+        if not served and (
+            not isinstance(config.get("model_name"), str) or not config["model_name"]
+        ):
             raise InputError(
                 f"jinarag embedding function config has model_name={config.get('model_name')!r}; "
-                "it must be a model alias, Hub id or local path."
+                "it must be a model alias, Hub id or local path (or base_url a server's URL)."
             )
         # Values are checked where they are used (loading, embedding); unknown keys here.
         unknown = sorted(set(config) - set(_CONFIG_KEYS))

@@ -1,4 +1,5 @@
-"""Helpers shared by the Haystack components: loading options, the text of a Document."""
+"""Helpers shared by the Haystack components: loading options or a server, the text of a
+Document."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document
-from haystack.utils import ComponentDevice
+from haystack.utils import ComponentDevice, Secret, deserialize_secrets_inplace
 
 from jinarag.errors import InputError
+from jinarag.inference.pretrained import PretrainedModel
 from jinarag.options import LoadOptions
+from jinarag.remote import API_KEY_ENV, RemoteModel
 from jinarag.validation import check_keywords
+
+# The default `api_key` of every component: the env var, read when the component is created.
+API_KEY = Secret.from_env_var(API_KEY_ENV, strict=False)
 
 
 def model_name(model: str | Path) -> str:
@@ -26,6 +32,49 @@ def fresh_copy(doc: Document, **changes: Any) -> Document:
     """A new Document with `changes` and its own copy of `meta`, so that whoever edits the
     result's metadata downstream does not edit the caller's Document as well."""
     return replace(doc, meta=copy.deepcopy(doc.meta), **changes)
+
+
+def model_or_default(model: str | Path | None, base_url: str | None, default: str) -> str | None:
+    """The `model` to keep: `model` as a plain string; else `default`, or None when the model
+    is a server's (`base_url`)."""
+    if model is not None:
+        return model_name(model)
+    return default if base_url is None else None
+
+
+def remote_model(component: Any, kind: type[PretrainedModel]) -> RemoteModel | None:
+    """The model of the server at `component.base_url`, or None when it has none (`warm_up`
+    then loads the model). Checked with the other init parameters: a `model`, `device` or
+    loading option given with `base_url` is an InputError naming both."""
+    if component.base_url is None:
+        return None
+    if not isinstance(component.api_key, Secret):
+        raise InputError(
+            f"{type(component).__name__} got api_key of type {type(component.api_key).__name__}; "
+            "pass a haystack Secret: Secret.from_env_var('JINARAG_API_KEY') or "
+            "Secret.from_token('...')"
+        )
+    return kind.load_or_use(
+        type(component).__name__,
+        component.model,
+        None,
+        options=load_options(component),
+        base_url=component.base_url,
+        api_key=component.api_key.resolve_value(),
+    )
+
+
+def server_init_parameters(component: Any) -> dict[str, Any]:
+    """`base_url` and `api_key` for `to_dict` (an env var secret is written as its name; a
+    token secret cannot be, as Haystack's own components refuse it)."""
+    return {"base_url": component.base_url, "api_key": component.api_key.to_dict()}
+
+
+def server_from_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `data` (a `to_dict` output) with its `api_key` a Secret again."""
+    parameters = dict(data.get("init_parameters", {}))
+    deserialize_secrets_inplace(parameters, keys=["api_key"])
+    return {**data, "init_parameters": parameters}
 
 
 def checked_options(component: Any, options: dict[str, Any]) -> LoadOptions:

@@ -7,25 +7,31 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
-from haystack.utils import ComponentDevice
+from haystack.utils import ComponentDevice, Secret
 
 from jinarag.errors import InputError
 from jinarag.haystack._common import (
+    API_KEY,
     checked_options,
     document_texts,
     fresh_copy,
     load_options,
-    model_name,
+    model_or_default,
     options_init_parameters,
+    remote_model,
+    server_from_dict,
+    server_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
+from jinarag.remote import RemoteEmbedder
 from jinarag.validation import check_bool
 
 
 @component
 class JinaDocumentEmbedder:
-    """Embeds Documents with a local Jina model, on the document side of the embedder.
+    """Embeds Documents with a Jina model, local or on a server, on the embedder's document
+    side.
 
     Returns new Documents with `embedding` set; the input Documents are left untouched. The
     values of `meta_fields_to_embed` are joined before the content with `embedding_separator`.
@@ -36,6 +42,12 @@ class JinaDocumentEmbedder:
     `max_length`, `revision`, `local_files_only`, `max_batch_tokens`, `quantize`,
     `attention`, `num_threads`; `device` is the usual Haystack parameter). They are checked
     when the component is created, kept in `load_options`, and written by `to_dict`.
+
+    With `base_url` (the root of a `jinarag serve` server) the server's model is used and
+    nothing is loaded; `api_key` is a Haystack `Secret` (default: the env var
+    `JINARAG_API_KEY`, optional), and `to_dict` writes `base_url` and the secret's env var
+    name, never a key. A `model`, `device` or loading option given with `base_url` is an
+    `InputError`.
 
     Late chunking (`late_chunking=True`): the Documents are chunks of larger documents, as
     Haystack's `DocumentSplitter` makes them. Those with the same `meta["source_id"]` are one
@@ -55,11 +67,12 @@ class JinaDocumentEmbedder:
         >>> embedder = JinaDocumentEmbedder(model="small", meta_fields_to_embed=["title"])
         >>> docs = [Document(content="Lift grows with speed.", meta={"title": "Wings"})]
         >>> embedded = embedder.run(documents=docs)["documents"]
+        >>> served = JinaDocumentEmbedder(base_url="http://127.0.0.1:8080")
     """
 
     def __init__(
         self,
-        model: str | Path = DEFAULT_EMBEDDER,
+        model: str | Path | None = None,
         device: ComponentDevice | str | None = None,
         prefix: str = "",
         suffix: str = "",
@@ -69,9 +82,11 @@ class JinaDocumentEmbedder:
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
         late_chunking: bool = False,
+        base_url: str | None = None,
+        api_key: Secret = API_KEY,
         **load_options: Any,
     ) -> None:
-        self.model = model_name(model)
+        self.model = model_or_default(model, base_url, DEFAULT_EMBEDDER)
         self.device = device
         self.prefix = prefix
         self.suffix = suffix
@@ -97,8 +112,10 @@ class JinaDocumentEmbedder:
                         f"so there is no text of its own to add it to; drop {name}, or embed "
                         "without late chunking"
                     )
+        self.base_url = base_url
+        self.api_key = api_key
         self.load_options = checked_options(self, load_options)
-        self.embedder: Embedder | None = None
+        self.embedder: Embedder | RemoteEmbedder | None = remote_model(self, Embedder)
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
@@ -180,13 +197,14 @@ class JinaDocumentEmbedder:
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
             late_chunking=self.late_chunking,
+            **server_init_parameters(self),
             **options_init_parameters(self),
         )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JinaDocumentEmbedder:
         """Rebuild the component from `to_dict`'s output."""
-        return default_from_dict(cls, data)
+        return default_from_dict(cls, server_from_dict(data))
 
 
 def _source_groups(documents: list[Document]) -> list[list[int]]:

@@ -7,23 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from haystack import Document, component, default_from_dict, default_to_dict
-from haystack.utils import ComponentDevice
+from haystack.utils import ComponentDevice, Secret
 
+from jinarag.errors import InputError
 from jinarag.haystack._common import (
+    API_KEY,
     checked_options,
     document_texts,
     fresh_copy,
     load_options,
-    model_name,
+    model_or_default,
     options_init_parameters,
+    remote_model,
+    server_from_dict,
+    server_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_RERANKER
 from jinarag.inference.reranker import Reranker
+from jinarag.remote import RemoteReranker
 
 
 @component
 class JinaRanker:
-    """Reorders Documents by their relevance to a query with a local Jina reranker.
+    """Reorders Documents by their relevance to a query with a Jina reranker, local or on a
+    server.
 
     Returns new Documents, best first, with `score` set to the reranker's score: the sigmoid of
     its logit in (0, 1) when `scale_score` is true (what the Jina API calls `relevance_score`),
@@ -34,17 +41,25 @@ class JinaRanker:
     `attention`, `num_threads`; `device` is the usual Haystack parameter). They are checked
     when the component is created, kept in `load_options`, and written by `to_dict`.
 
+    With `base_url` (the root of a `jinarag serve` server) the server's reranker is used and
+    nothing is loaded; `api_key` is a Haystack `Secret` (default: the env var
+    `JINARAG_API_KEY`, optional), and `to_dict` writes `base_url` and the secret's env var
+    name, never a key. A `model`, `device` or loading option given with `base_url` is an
+    `InputError`. A server's scores are sigmoid relevance scores: `scale_score=False` (raw
+    logits) is an `InputError` then.
+
     Example:
         >>> from haystack import Document
         >>> from jinarag.haystack import JinaRanker
         >>> ranker = JinaRanker(model="turbo", top_k=2)
         >>> docs = [Document(content="Lift grows with speed."), Document(content="Paris.")]
         >>> best = ranker.run(query="what lifts a wing?", documents=docs)["documents"][0]
+        >>> served = JinaRanker(base_url="http://127.0.0.1:8080", top_k=2)  # `jinarag serve`
     """
 
     def __init__(
         self,
-        model: str | Path = DEFAULT_RERANKER,
+        model: str | Path | None = None,
         device: ComponentDevice | str | None = None,
         top_k: int | None = 10,
         score_threshold: float | None = None,
@@ -52,9 +67,11 @@ class JinaRanker:
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
         batch_size: int = 32,
+        base_url: str | None = None,
+        api_key: Secret = API_KEY,
         **load_options: Any,
     ) -> None:
-        self.model = model_name(model)
+        self.model = model_or_default(model, base_url, DEFAULT_RERANKER)
         self.device = device
         self.top_k = top_k
         self.score_threshold = score_threshold
@@ -64,8 +81,16 @@ class JinaRanker:
         )
         self.embedding_separator = embedding_separator
         self.batch_size = batch_size
+        self.base_url = base_url
+        self.api_key = api_key
         self.load_options = checked_options(self, load_options)
-        self.reranker: Reranker | None = None
+        self.reranker: Reranker | RemoteReranker | None = remote_model(self, Reranker)
+        if self.reranker is not None and not scale_score:
+            raise InputError(
+                f"JinaRanker got base_url={base_url!r} and scale_score=False: a server answers "
+                "sigmoid relevance scores, not raw logits; drop scale_score=False, or base_url "
+                "to load the reranker here"
+            )
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
@@ -141,10 +166,11 @@ class JinaRanker:
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
             batch_size=self.batch_size,
+            **server_init_parameters(self),
             **options_init_parameters(self),
         )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JinaRanker:
         """Rebuild the component from `to_dict`'s output."""
-        return default_from_dict(cls, data)
+        return default_from_dict(cls, server_from_dict(data))

@@ -7,22 +7,28 @@ from pathlib import Path
 from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
-from haystack.utils import ComponentDevice
+from haystack.utils import ComponentDevice, Secret
 
 from jinarag.errors import InputError
 from jinarag.haystack._common import (
+    API_KEY,
     checked_options,
     load_options,
-    model_name,
+    model_or_default,
     options_init_parameters,
+    remote_model,
+    server_from_dict,
+    server_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
+from jinarag.remote import RemoteEmbedder
 
 
 @component
 class JinaTextEmbedder:
-    """Embeds one query string with a local Jina model, on the query side of the embedder.
+    """Embeds one query string with a Jina model, local or on a server, on the embedder's
+    query side.
 
     Pair it with `JinaDocumentEmbedder` on the same `model` for the documents. The keyword
     names follow Haystack's SentenceTransformers embedders (`progress_bar` is off by default
@@ -34,32 +40,43 @@ class JinaTextEmbedder:
     `attention`, `num_threads`; `device` is the usual Haystack parameter). They are checked
     when the component is created, kept in `load_options`, and written by `to_dict`.
 
+    With `base_url` (the root of a `jinarag serve` server) the server's model is used and
+    nothing is loaded; `api_key` is a Haystack `Secret` (default: the env var
+    `JINARAG_API_KEY`, optional), and `to_dict` writes `base_url` and the secret's env var
+    name, never a key. A `model`, `device` or loading option given with `base_url` is an
+    `InputError`. The server sends the query as it is (no query prefix).
+
     Example:
         >>> from jinarag.haystack import JinaTextEmbedder
         >>> embedder = JinaTextEmbedder(model="small")
         >>> vector = embedder.run(text="what lifts a wing?")["embedding"]
+        >>> served = JinaTextEmbedder(base_url="http://127.0.0.1:8080")  # `jinarag serve`
     """
 
     def __init__(
         self,
-        model: str | Path = DEFAULT_EMBEDDER,
+        model: str | Path | None = None,
         device: ComponentDevice | str | None = None,
         prefix: str = "",
         suffix: str = "",
         batch_size: int = 32,
         progress_bar: bool = False,
         normalize_embeddings: bool = True,
+        base_url: str | None = None,
+        api_key: Secret = API_KEY,
         **load_options: Any,
     ) -> None:
-        self.model = model_name(model)
+        self.model = model_or_default(model, base_url, DEFAULT_EMBEDDER)
         self.device = device
         self.prefix = prefix
         self.suffix = suffix
         self.batch_size = batch_size
         self.progress_bar = progress_bar
         self.normalize_embeddings = normalize_embeddings
+        self.base_url = base_url
+        self.api_key = api_key
         self.load_options = checked_options(self, load_options)
-        self.embedder: Embedder | None = None
+        self.embedder: Embedder | RemoteEmbedder | None = remote_model(self, Embedder)
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
@@ -106,10 +123,11 @@ class JinaTextEmbedder:
             batch_size=self.batch_size,
             progress_bar=self.progress_bar,
             normalize_embeddings=self.normalize_embeddings,
+            **server_init_parameters(self),
             **options_init_parameters(self),
         )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JinaTextEmbedder:
         """Rebuild the component from `to_dict`'s output."""
-        return default_from_dict(cls, data)
+        return default_from_dict(cls, server_from_dict(data))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, SecretStr, create_model
 
 from jinarag.errors import InputError
 from jinarag.options import LoadOptions
@@ -29,6 +29,11 @@ def check_fields(owner: str, model: type[BaseModel], given: Iterable[str], *own:
 def load_options(model: BaseModel) -> LoadOptions:
     """The `LoadOptions` held in `model`'s loading fields."""
     return LoadOptions(**{name: getattr(model, name) for name in LoadOptions.names()})
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    """The text of an API key field (None stays None: the remote model reads the env var)."""
+    return secret.get_secret_value() if secret is not None else None
 
 
 def document_list(documents: Any) -> list[Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from pydantic import ConfigDict
+from pydantic import ConfigDict, SecretStr
 
 from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
@@ -17,7 +17,9 @@ from jinarag.langchain._loading import (
     check_fields,
     document_list,
     load_options,
+    secret_value,
 )
+from jinarag.remote import RemoteEmbedder
 from jinarag.retrieval.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
 from jinarag.retrieval.records import content_id
 from jinarag.validation import check_choice, positive_int
@@ -27,33 +29,41 @@ CHUNK_KEYS = ("doc_id", "chunk", "span_start", "span_end")
 
 
 class JinaEmbeddings(LoadingFields, Embeddings):
-    """Jina embeddings computed locally, as a LangChain `Embeddings`.
+    """Jina embeddings, computed locally or by a server, as a LangChain `Embeddings`.
 
-    Build it from a model name or path (loaded with `jinarag.Embedder.from_pretrained`) or wrap
-    an `Embedder` you already have. The loading options are fields named as in
-    `jinarag.LoadOptions` (`device`, `dtype`, `max_length`, ...); an unknown keyword is an
-    `InputError`. Documents go through the document side and queries through the query side,
-    which differ for models with a query prefix. The async methods run the sync path in a
+    Build it from a model name or path (loaded with `jinarag.Embedder.from_pretrained`), wrap
+    an `Embedder` you already have, or give `base_url` (and `api_key`) to use the model of a
+    `jinarag serve` server (`jinarag.remote.RemoteEmbedder`). The loading options are fields
+    named as in `jinarag.LoadOptions` (`device`, `dtype`, `max_length`, ...); an unknown
+    keyword is an `InputError`, and so is one given with `base_url`. Documents go through the
+    document side and queries through the query side, which differ for models with a query
+    prefix (a server sends queries as they are). The async methods run the sync path in a
     worker thread (LangChain's default).
 
     Late chunking (the model reads a whole document; each chunk's vector is the mean of its
     own tokens' output states): `embed_late_chunks` embeds the consecutive chunks of one
     document, `late_chunk_documents` splits whole Documents and returns the chunk Documents
-    with their vectors, for a vector store that takes vectors you computed.
+    with their vectors, for a vector store that takes vectors you computed (over a server,
+    split with `chunk_by="sentences"`: the tokenizer stays on the server).
 
     Example:
         >>> from jinarag.langchain import JinaEmbeddings
         >>> embeddings = JinaEmbeddings("small")  # or model="small", or embedder=...
         >>> vectors = embeddings.embed_documents(["lift of a wing in a slipstream"])
         >>> query = embeddings.embed_query("what lifts a wing?")
+        >>> served = JinaEmbeddings(base_url="http://127.0.0.1:8080")  # `jinarag serve`
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     model: str | Path | None = None
     """Alias (`"small"`, `"base"`, ...), Hub id or local directory (or give `embedder`)."""
-    embedder: Embedder | None = None
+    embedder: Embedder | RemoteEmbedder | None = None
     """An already loaded embedder to use instead of loading `model`."""
+    base_url: str | None = None
+    """The root URL of a `jinarag serve` server whose model to use instead of loading one."""
+    api_key: SecretStr | None = None
+    """The server's API key; None: `$JINARAG_API_KEY` when set."""
     batch_size: int = 32
     normalize: bool = True
     """L2-normalise the vectors (cosine, dot product and Euclidean ranks then agree)."""
@@ -63,7 +73,12 @@ class JinaEmbeddings(LoadingFields, Embeddings):
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.embedder = Embedder.load_or_use(
-            "JinaEmbeddings", self.model, self.embedder, options=load_options(self)
+            "JinaEmbeddings",
+            self.model,
+            self.embedder,
+            options=load_options(self),
+            base_url=self.base_url,
+            api_key=secret_value(self.api_key),
         )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

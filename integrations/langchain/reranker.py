@@ -9,14 +9,16 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict
+from pydantic import ConfigDict, SecretStr
 
 from jinarag.inference.reranker import Reranker
-from jinarag.langchain._loading import LoadingFields, check_fields, load_options
+from jinarag.langchain._loading import LoadingFields, check_fields, load_options, secret_value
+from jinarag.remote import RemoteReranker
 
 
 class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
-    """Rerank LangChain documents with a local Jina cross-encoder.
+    """Rerank LangChain documents with a Jina cross-encoder, local or on a `jinarag serve`
+    server (`base_url`).
 
     As a document compressor (for `ContextualCompressionRetriever`) it returns new documents,
     best first: at most `top_n` of them, only those scoring at least `score_threshold`, each
@@ -33,14 +35,19 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
         >>> docs = [Document("wings in a slipstream"), Document("heat in slabs")]
         >>> best = reranker.compress_documents(docs, "slipstream lift")
         >>> score = best[0].metadata["relevance_score"]
+        >>> served = JinaReranker(base_url="http://127.0.0.1:8080")  # `jinarag serve`
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     model: str | Path | None = None
     """Alias (`"turbo"`, `"tiny"`, `"base"`), Hub id or local directory; or give `reranker`."""
-    reranker: Reranker | None = None
+    reranker: Reranker | RemoteReranker | None = None
     """An already loaded reranker to use instead of loading `model`."""
+    base_url: str | None = None
+    """The root URL of a `jinarag serve` server whose reranker to use instead of loading one."""
+    api_key: SecretStr | None = None
+    """The server's API key; None: `$JINARAG_API_KEY` when set."""
     top_n: int | None = 3
     """How many documents `compress_documents` keeps; None keeps them all."""
     score_threshold: float | None = None
@@ -52,7 +59,12 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.reranker = Reranker.load_or_use(
-            "JinaReranker", self.model, self.reranker, options=load_options(self)
+            "JinaReranker",
+            self.model,
+            self.reranker,
+            options=load_options(self),
+            base_url=self.base_url,
+            api_key=secret_value(self.api_key),
         )
 
     def compress_documents(

@@ -1,4 +1,4 @@
-"""A LlamaIndex embedding model over a local jinarag Embedder."""
+"""A LlamaIndex embedding model over a jinarag Embedder, local or on a `jinarag serve` server."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from jinarag.inference.embedder import Embedder
 from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
+from jinarag.remote import RemoteEmbedder
 
 
 class JinaEmbedding(LoadingFields, BaseEmbedding):
-    """LlamaIndex ``BaseEmbedding`` running a Jina embedding model locally.
+    """LlamaIndex ``BaseEmbedding`` running a Jina embedding model locally, or calling the
+    one a ``jinarag serve`` server runs (``base_url``).
 
-    Queries go through the embedder's query side, nodes through its document side. The
-    loading options are fields named as in ``jinarag.LoadOptions`` (``device``, ``dtype``,
-    ``max_length``, ...); an unknown keyword is an ``InputError``.
+    Queries go through the embedder's query side, nodes through its document side (a server
+    sends queries as they are). The loading options are fields named as in
+    ``jinarag.LoadOptions`` (``device``, ``dtype``, ``max_length``, ...); an unknown keyword
+    is an ``InputError``, and so is one given with ``base_url``.
 
     Example:
         >>> from llama_index.core import VectorStoreIndex, Document
@@ -26,27 +29,35 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
         >>> index = VectorStoreIndex.from_documents(
         ...     [Document(text="Lift grows with the angle of attack.")], embed_model=embed_model
         ... )
+        >>> served = JinaEmbedding(base_url="http://127.0.0.1:8080")  # `jinarag serve`
     """
 
     normalize: bool = Field(default=True, description="L2-normalise the vectors.")
-    _embedder: Embedder = PrivateAttr()
+    base_url: str | None = Field(default=None, description="A jinarag server's root URL.")
+    _embedder: Embedder | RemoteEmbedder = PrivateAttr()
 
     def __init__(
         self,
         model_name: str | None = None,
         *,
-        embedder: Embedder | None = None,
+        embedder: Embedder | RemoteEmbedder | None = None,
         normalize: bool = True,
         embed_batch_size: int = 32,
+        base_url: str | None = None,
+        api_key: str | None = None,
         **kwargs: Any,
     ) -> None:
-        """Load a model by name or path, or wrap an ``embedder`` that is already loaded.
+        """Load a model by name or path, wrap an ``embedder`` that is already loaded, or use
+        the model of the server at ``base_url``.
 
         Args:
             model_name: Alias (``"small"``, ``"base"``), Hub id or local directory.
             embedder: A loaded ``jinarag.Embedder``, instead of ``model_name``.
             normalize: L2-normalise the vectors.
             embed_batch_size: Texts per batch.
+            base_url: The root URL of a ``jinarag serve`` server whose model to use.
+            api_key: The server's API key (kept out of the fields); None:
+                ``$JINARAG_API_KEY`` when set.
             **kwargs: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
                 ``max_length=256``, ...) for a model loaded here, and other ``BaseEmbedding``
                 fields (``callback_manager``, ``num_workers``).
@@ -58,12 +69,15 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
             embedder,
             name_arg="model_name",
             options=load_options(kwargs),
+            base_url=base_url,
+            api_key=api_key,
         )
         # The loading options stay in kwargs: they become the fields of the same names.
         super().__init__(
             model_name=embedder.name,
             normalize=normalize,
             embed_batch_size=embed_batch_size,
+            base_url=base_url,
             **kwargs,
         )
         self._embedder = embedder
@@ -73,8 +87,8 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
         return "JinaEmbedding"
 
     @property
-    def embedder(self) -> Embedder:
-        """The loaded ``jinarag.Embedder``."""
+    def embedder(self) -> Embedder | RemoteEmbedder:
+        """The loaded ``jinarag.Embedder`` (a ``RemoteEmbedder`` with ``base_url``)."""
         return self._embedder
 
     def _get_query_embedding(self, query: str) -> Embedding:

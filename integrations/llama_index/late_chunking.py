@@ -103,6 +103,13 @@ class JinaLateChunker(LoadingFields, TransformComponent):
             **kwargs: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
                 ``max_length=512``, ...) for a model loaded here.
         """
+        if "base_url" in kwargs:
+            raise InputError(
+                "JinaLateChunker splits Documents with the model's tokenizer, which a jinarag "
+                "server does not share, so it takes no base_url; over a server, embed a "
+                "document's chunks with JinaEmbedding(base_url=...).embedder."
+                "embed_late_chunks(chunks), or load the model here with model_name="
+            )
         check_fields("JinaLateChunker", type(self), kwargs, "embedder")
         chunk_by = check_choice("chunk_by", chunk_by, LATE_CHUNK_BY)
         chunk_tokens = positive_int("chunk_tokens", chunk_tokens)

@@ -1,4 +1,4 @@
-"""A LlamaIndex node postprocessor that reranks with a local jinarag Reranker."""
+"""A LlamaIndex node postprocessor that reranks with a jinarag Reranker, local or served."""
 
 from __future__ import annotations
 
@@ -14,22 +14,26 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from jinarag.errors import InputError
 from jinarag.inference.reranker import Reranker
 from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
+from jinarag.remote import RemoteReranker
 
 dispatcher = get_dispatcher(__name__)
 
 
 class JinaRerank(LoadingFields, BaseNodePostprocessor):
-    """Rerank retrieved nodes with a Jina cross-encoder running locally.
+    """Rerank retrieved nodes with a Jina cross-encoder running locally, or with the one a
+    ``jinarag serve`` server runs (``base_url``).
 
     Returns new ``NodeWithScore`` objects (the inputs are left untouched) scored by the
     reranker, best first; each node's previous score is kept as ``metadata["retrieval_score"]``.
     The loading options are fields named as in ``jinarag.LoadOptions`` (``device``,
-    ``dtype``, ``max_length``, ...); an unknown keyword is an ``InputError``.
+    ``dtype``, ``max_length``, ...); an unknown keyword is an ``InputError``, and so is one
+    given with ``base_url``.
 
     Example:
         >>> from jinarag.llama_index import JinaRerank
         >>> reranker = JinaRerank("turbo", top_n=3)
         >>> engine = index.as_query_engine(similarity_top_k=20, node_postprocessors=[reranker])
+        >>> served = JinaRerank(base_url="http://127.0.0.1:8080", top_n=3)  # `jinarag serve`
     """
 
     model: str = Field(description="Reranker name or path.")
@@ -38,19 +42,23 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.NONE, description="Which metadata goes into the scored text."
     )
-    _reranker: Reranker = PrivateAttr()
+    base_url: str | None = Field(default=None, description="A jinarag server's root URL.")
+    _reranker: Reranker | RemoteReranker = PrivateAttr()
 
     def __init__(
         self,
         model: str | None = None,
         *,
-        reranker: Reranker | None = None,
+        reranker: Reranker | RemoteReranker | None = None,
         top_n: int | None = None,
         batch_size: int = 32,
         metadata_mode: MetadataMode = MetadataMode.NONE,
+        base_url: str | None = None,
+        api_key: str | None = None,
         **kwargs: Any,
     ) -> None:
-        """Load a reranker by name or path, or wrap a ``reranker`` that is already loaded.
+        """Load a reranker by name or path, wrap a ``reranker`` that is already loaded, or use
+        the reranker of the server at ``base_url``.
 
         Args:
             model: Alias (``"turbo"``, ``"tiny"``, ``"base"``), Hub id or local directory.
@@ -59,18 +67,29 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
             batch_size: Query-document pairs per forward pass.
             metadata_mode: Metadata included in the text that is scored (none by default,
                 so retrieval scores in the metadata do not leak into the model input).
+            base_url: The root URL of a ``jinarag serve`` server whose reranker to use.
+            api_key: The server's API key (kept out of the fields); None:
+                ``$JINARAG_API_KEY`` when set.
             **kwargs: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
                 ``max_length=256``, ...) for a model loaded here, and other
                 ``BaseNodePostprocessor`` fields (``callback_manager``).
         """
         check_fields("JinaRerank", type(self), kwargs, "reranker")
-        reranker = Reranker.load_or_use("JinaRerank", model, reranker, options=load_options(kwargs))
+        reranker = Reranker.load_or_use(
+            "JinaRerank",
+            model,
+            reranker,
+            options=load_options(kwargs),
+            base_url=base_url,
+            api_key=api_key,
+        )
         # The loading options stay in kwargs: they become the fields of the same names.
         super().__init__(
             model=reranker.name,
             top_n=top_n,
             batch_size=batch_size,
             metadata_mode=metadata_mode,
+            base_url=base_url,
             **kwargs,
         )
         self._reranker = reranker
@@ -80,8 +99,8 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
         return "JinaRerank"
 
     @property
-    def reranker(self) -> Reranker:
-        """The loaded ``jinarag.Reranker``."""
+    def reranker(self) -> Reranker | RemoteReranker:
+        """The loaded ``jinarag.Reranker`` (a ``RemoteReranker`` with ``base_url``)."""
         return self._reranker
 
     def _postprocess_nodes(

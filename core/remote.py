@@ -1,0 +1,552 @@
+"""Embedders and rerankers that run on a ``jinarag serve`` server, called over HTTP.
+
+:class:`RemoteEmbedder` and :class:`RemoteReranker` have the methods the framework adapters
+call on :class:`~jinarag.Embedder` and :class:`~jinarag.Reranker`, with the same signatures
+and float32 results, so an adapter given ``base_url=`` uses the server's model instead of
+loading one. Vectors travel as base64 float32 bytes, so they are the server's bits exactly.
+
+What differs from a local model:
+
+- The server embeds every text as given, on its model's document side: ``embed_query`` and
+  ``embed_queries`` send the text as is (no ``query_prefix`` is added).
+- ``batch_size`` of a method is the forward-pass size, which the server decides: it is
+  checked, not sent. Texts go in requests of at most the constructor's ``batch_size``.
+- ``show_progress`` is a display option: accepted, and no bar is shown. ``stop`` is asked
+  before each request.
+- Options a server cannot honour are an :class:`~jinarag.errors.InputError`: raw logits
+  (``activation=None``; ``/v1/rerank`` answers sigmoid relevance scores) and ``overlap`` of
+  late chunking (the server reads long documents with its own overlap).
+
+A request the server refuses (HTTP 4xx) is an :class:`~jinarag.errors.InputError` carrying the
+server's ``detail``; a server that cannot be reached, does not answer within ``timeout``, or
+fails (5xx) is a :class:`~jinarag.errors.RemoteError` naming the URL and the fix.
+
+Example:
+    >>> from jinarag.remote import RemoteEmbedder, RemoteReranker
+    >>> embedder = RemoteEmbedder("http://127.0.0.1:8080")  # started with `jinarag serve`
+    >>> embedder.embed(["a wing in a slipstream"]).shape
+    (1, 512)
+    >>> RemoteReranker("http://127.0.0.1:8080").score("flutter", ["swept wings", "heat"])
+    array([0.93, 0.02], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import base64
+import numbers
+import os
+from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+import numpy as np
+
+from jinarag.errors import InputError, RemoteError
+from jinarag.inference.late_chunking import check_chunks
+from jinarag.validation import (
+    check_bool,
+    check_choice,
+    check_pairs,
+    check_text,
+    check_texts,
+    ordered_list,
+    positive_int,
+)
+
+if TYPE_CHECKING:
+    from jinarag.inference.reranker import RankedDocument
+
+__all__ = ["API_KEY_ENV", "RemoteEmbedder", "RemoteModel", "RemoteReranker", "connect"]
+
+API_KEY_ENV = "JINARAG_API_KEY"
+# A default server takes 262144 tokens per request: 32 texts of 8192 tokens.
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_TIMEOUT = 60.0
+_START = "start one with `jinarag serve --model NAME`, or check base_url"
+
+
+def server_root(base_url: Any) -> str:
+    """The server's root URL: ``base_url`` without a trailing slash or ``/v1``."""
+    if isinstance(base_url, str):
+        root = base_url.strip().rstrip("/").removesuffix("/v1").rstrip("/")
+        try:
+            url = httpx.URL(root)
+        except httpx.InvalidURL:
+            url = None
+        if url is not None and url.scheme in ("http", "https") and url.host:
+            return root
+    raise InputError(
+        f"base_url={base_url!r} is not the URL of a jinarag server; pass its root, e.g. "
+        "'http://127.0.0.1:8080' (what `jinarag serve` prints)"
+    )
+
+
+class RemoteModel:
+    """What both remote models share: the server, its key, the HTTP calls and their errors."""
+
+    kind: ClassVar[str]  # the "kind" of /v1/models that this class uses
+    flag: ClassVar[str]  # the `jinarag serve` option that loads such a model
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        """A client of the server at ``base_url``; nothing is sent before the first call.
+
+        Args:
+            base_url: The server's root, e.g. ``http://127.0.0.1:8080`` (a trailing ``/v1``
+                is fine).
+            model: The model name sent with each request (and looked for in ``/v1/models``);
+                None: the one the server serves.
+            api_key: Sent as ``Authorization: Bearer KEY``; None: ``$JINARAG_API_KEY`` if set.
+            timeout: Seconds to wait for each request; None waits as long as it takes.
+            batch_size: Texts (or documents to rerank) per request at most.
+        """
+        self.base_url = server_root(base_url)
+        if model is not None and not isinstance(model, str):
+            raise InputError(f"model={model!r} must be the model's name (a string) or None")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout <= 0
+        ):
+            raise InputError(f"timeout={timeout!r} must be a positive number of seconds or None")
+        self.model = model
+        self.timeout = None if timeout is None else float(timeout)
+        self.batch_size = positive_int("batch_size", batch_size)
+        if api_key is not None and not isinstance(api_key, str):
+            raise InputError(f"api_key must be a string or None, got {type(api_key).__name__}")
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = self._client()
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=self.timeout, headers=self._headers)
+
+    # A copy (pickle, deepcopy) opens its own connections.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_http": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._http = self._client()
+
+    def close(self) -> None:
+        """Close the connections to the server (a later call opens new ones)."""
+        self._http.close()
+        self._http = self._client()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r})"
+
+    @cached_property
+    def info(self) -> dict[str, Any]:
+        """This model's entry of ``GET /v1/models`` (``id``, ``dimensions``, ``max_length``)."""
+        answer = self._call("GET", "/v1/models")
+        entries = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise self._malformed("/v1/models", "no list of models in 'data'")
+        served = [e for e in entries if e.get("kind") == self.kind]
+        found = [e for e in served if self.model is None or e.get("id") == self.model]
+        if not found:
+            names = [e.get("id") for e in served]
+            if self.model is None:
+                fix = f"start it with {self.flag} NAME"
+            else:
+                fix = f"pass model=None (the one it serves), or start it with {self.flag} NAME"
+            named = f" named {self.model!r}" if self.model is not None else ""
+            raise InputError(
+                f"the jinarag server at {self.base_url} serves no {self.kind} model{named} "
+                f"(its {self.kind} models: {names}); {fix}"
+            )
+        return found[0]
+
+    @property
+    def name(self) -> str:
+        """The served model's name, as the server reports it."""
+        return str(self.info["id"])
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per input the served model reads (longer inputs are cut by the server)."""
+        return int(self.info["max_length"])
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request; the answer's JSON, or the error that says what went wrong."""
+        url = f"{self.base_url}{path}"
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TimeoutException as exc:
+            raise RemoteError(
+                f"the jinarag server at {url} did not answer within timeout={self.timeout} s; "
+                "pass a larger timeout or a smaller batch_size, or check that the server is "
+                "running"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise RemoteError(
+                f"cannot reach a jinarag server at {url} ({type(exc).__name__}: {exc}); {_START}"
+            ) from exc
+        if response.status_code >= 400:
+            raise self._refusal(url, response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise self._malformed(path, "an answer that is not JSON") from exc
+
+    def _refusal(self, url: str, response: httpx.Response) -> Exception:
+        status = response.status_code
+        try:
+            detail = response.json()["detail"]
+        except (ValueError, KeyError, TypeError):
+            detail = response.text[:300] or response.reason_phrase
+        said = f"the jinarag server at {url} answered HTTP {status}: {detail}"
+        if status == 401:
+            return InputError(f"{said}; pass api_key=, or set {API_KEY_ENV}")
+        if status == 413:
+            return InputError(f"{said}; or send fewer texts per request (batch_size=)")
+        if status < 500:
+            return InputError(said)
+        wait = response.headers.get("Retry-After")
+        retry = f"retry after {wait} s" if wait is not None else "retry later"
+        return RemoteError(f"{said}; {retry}, or see the server's log")
+
+    def _malformed(self, path: str, what: str) -> RemoteError:
+        return RemoteError(
+            f"{self.base_url}{path} sent {what}; is base_url a jinarag server? {_START}"
+        )
+
+    def _body(self, **fields: Any) -> dict[str, Any]:
+        return {**fields, "model": self.model} if self.model is not None else fields
+
+    def _batches(self, items: list[Any], stop: Callable[[], bool] | None) -> Iterable[list[Any]]:
+        """``items`` in requests of at most ``batch_size``, asking ``stop`` before each."""
+        for start in range(0, len(items), self.batch_size):
+            _check_stop(stop)
+            yield items[start : start + self.batch_size]
+
+
+class RemoteEmbedder(RemoteModel):
+    """The embedder a ``jinarag serve`` server runs, with :class:`~jinarag.Embedder`'s methods.
+
+    Example:
+        >>> embedder = RemoteEmbedder("http://127.0.0.1:8080", api_key="secret")
+        >>> embedder.embed_query("what lifts a wing?").shape
+        (512,)
+    """
+
+    kind: ClassVar[str] = "embedding"
+    flag: ClassVar[str] = "--model"
+
+    @property
+    def dim(self) -> int:
+        """The length of a vector."""
+        return int(self.info["dimensions"])
+
+    def embed(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool = False,
+        truncate: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """Embed texts on the server: float32, shape (len(texts), dim), in input order."""
+        items = check_texts(texts)
+        positive_int("batch_size", batch_size)
+        check_bool("show_progress", show_progress)
+        options = {
+            "normalized": check_bool("normalize", normalize),
+            "truncate": check_bool("truncate", truncate),
+        }
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rows = [self._embeddings(batch, **options) for batch in self._batches(items, stop)]
+        return np.concatenate(rows)
+
+    def embed_documents(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool = False,
+        truncate: bool = True,
+    ) -> np.ndarray:
+        """The same as :meth:`embed`."""
+        return self.embed(
+            texts,
+            batch_size=batch_size,
+            normalize=normalize,
+            show_progress=show_progress,
+            truncate=truncate,
+        )
+
+    def embed_queries(
+        self,
+        texts: Iterable[str],
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress: bool = False,
+        truncate: bool = True,
+    ) -> np.ndarray:
+        """Queries, sent as they are (the server adds no query prefix): :meth:`embed`."""
+        return self.embed(
+            texts,
+            batch_size=batch_size,
+            normalize=normalize,
+            show_progress=show_progress,
+            truncate=truncate,
+        )
+
+    def embed_query(
+        self, text: str, *, normalize: bool = True, truncate: bool = True
+    ) -> np.ndarray:
+        """One query, sent as it is: a float32 vector of shape (dim,)."""
+        text = check_text(text, "text")
+        return self.embed([text], normalize=normalize, truncate=truncate)[0]
+
+    def embed_late_chunks(
+        self,
+        chunks: Iterable[str],
+        *,
+        normalize: bool = True,
+        long_late_chunking: bool = True,
+        overlap: int | None = None,
+        batch_size: int = 32,
+    ) -> np.ndarray:
+        """Late chunking of one document on the server (one request, whatever its length):
+        float32, (len(chunks), dim). ``long_late_chunking=False`` makes a document longer
+        than the server's ``max_length`` an InputError; ``overlap`` must stay None."""
+        return self._late(
+            [check_chunks(chunks)], normalize, long_late_chunking, overlap, batch_size, False
+        )[0]
+
+    def embed_late_chunks_many(
+        self,
+        documents: Iterable[Iterable[str]],
+        *,
+        normalize: bool = True,
+        long_late_chunking: bool = True,
+        overlap: int | None = None,
+        batch_size: int = 32,
+        show_progress: bool = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[np.ndarray]:
+        """:meth:`embed_late_chunks` for many documents: one request each, in order."""
+        listed = ordered_list(documents, "documents", "chunk lists", "['first chunk', 'second']")
+        checked = [check_chunks(chunks, f"documents[{i}]") for i, chunks in enumerate(listed)]
+        return self._late(
+            checked, normalize, long_late_chunking, overlap, batch_size, show_progress, stop
+        )
+
+    def _late(
+        self,
+        documents: list[list[str]],
+        normalize: bool,
+        long_late_chunking: bool,
+        overlap: int | None,
+        batch_size: int,
+        show_progress: bool,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[np.ndarray]:
+        positive_int("batch_size", batch_size)
+        check_bool("show_progress", show_progress)
+        if positive_int("overlap", overlap, allow_zero=True, allow_none=True) is not None:
+            raise InputError(
+                f"overlap={overlap!r} cannot be sent to a jinarag server: it reads long "
+                "documents in windows with its own overlap; leave overlap=None, or use a local "
+                "Embedder"
+            )
+        options = {
+            "normalized": check_bool("normalize", normalize),
+            "truncate": check_bool("long_late_chunking", long_late_chunking),
+            "late_chunking": True,
+        }
+        vectors = []
+        for chunks in documents:
+            _check_stop(stop)
+            vectors.append(self._embeddings(chunks, **options))
+        return vectors
+
+    def _embeddings(self, texts: list[str], **options: Any) -> np.ndarray:
+        """One ``POST /v1/embeddings``: the vectors of ``texts``, in order."""
+        body = self._body(input=texts, embedding_type="base64", **options)
+        data = self._call("POST", "/v1/embeddings", body)
+        rows = _by_index(data.get("data") if isinstance(data, dict) else None, len(texts))
+        if rows is None:
+            raise self._malformed("/v1/embeddings", f"no {len(texts)} indexed embeddings")
+        try:
+            vectors = [np.frombuffer(base64.b64decode(r["embedding"]), "<f4") for r in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._malformed("/v1/embeddings", "embeddings that are not base64") from exc
+        if len({len(v) for v in vectors}) != 1:
+            raise self._malformed("/v1/embeddings", "embeddings of different lengths")
+        return np.stack(vectors).astype(np.float32)
+
+
+class RemoteReranker(RemoteModel):
+    """The reranker a ``jinarag serve`` server runs, with :class:`~jinarag.Reranker`'s methods.
+
+    Scores are the server's ``relevance_score`` (a sigmoid in (0, 1)); raw logits
+    (``activation=None``) are not available over the API.
+
+    Example:
+        >>> reranker = RemoteReranker("http://127.0.0.1:8080")
+        >>> reranker.rank("wing flutter", ["heat transfer", "flutter of swept wings"], top_n=1)
+        [RankedDocument(index=1, score=0.93, text='flutter of swept wings')]
+    """
+
+    kind: ClassVar[str] = "rerank"
+    flag: ClassVar[str] = "--reranker"
+
+    def score_pairs(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        batch_size: int = 32,
+        activation: str | None = "sigmoid",
+        show_progress: bool = False,
+        truncate: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """One float32 score per (query, document) pair, in input order: the pairs are
+        grouped by query, and each query's documents go in ``/v1/rerank`` requests."""
+        checked = check_pairs(pairs)
+        check_choice("activation", activation, ("sigmoid", None))
+        if activation is None:
+            raise InputError(
+                "activation=None (raw logits) is not available from a jinarag server: "
+                "/v1/rerank answers sigmoid relevance scores; use activation='sigmoid', or a "
+                "local Reranker for logits"
+            )
+        positive_int("batch_size", batch_size)
+        check_bool("show_progress", show_progress)
+        truncate = check_bool("truncate", truncate)
+        by_query: dict[str, list[int]] = {}
+        for position, (query, _) in enumerate(checked):
+            by_query.setdefault(query, []).append(position)
+        scores = np.zeros(len(checked), dtype=np.float32)
+        for query, positions in by_query.items():
+            for batch in self._batches(positions, stop):
+                documents = [checked[p][1] for p in batch]
+                scores[batch] = self._relevance(query, documents, truncate)
+        return scores
+
+    def score(
+        self,
+        query: str,
+        documents: Iterable[str],
+        *,
+        batch_size: int = 32,
+        activation: str | None = "sigmoid",
+        show_progress: bool = False,
+        truncate: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """One float32 score per document, in input order."""
+        query = check_text(query, "query")
+        docs = check_texts(documents, "documents")
+        return self.score_pairs(
+            [(query, doc) for doc in docs],
+            batch_size=batch_size,
+            activation=activation,
+            show_progress=show_progress,
+            truncate=truncate,
+            stop=stop,
+        )
+
+    def rank(
+        self,
+        query: str,
+        documents: Iterable[str],
+        *,
+        top_n: int | None = None,
+        batch_size: int = 32,
+        activation: str | None = "sigmoid",
+        show_progress: bool = False,
+        truncate: bool = True,
+        stop: Callable[[], bool] | None = None,
+    ) -> list[RankedDocument]:
+        """The documents best first (ties keep input order), at most ``top_n`` of them."""
+        from jinarag.inference.reranker import RankedDocument
+
+        top_n = positive_int("top_n", top_n, allow_none=True, allow_zero=True)
+        docs = check_texts(documents, "documents")
+        scores = self.score(
+            query,
+            docs,
+            batch_size=batch_size,
+            activation=activation,
+            show_progress=show_progress,
+            truncate=truncate,
+            stop=stop,
+        )
+        order = np.argsort(-scores, kind="stable")[: top_n if top_n is not None else len(docs)]
+        return [RankedDocument(int(i), float(scores[i]), docs[i]) for i in order]
+
+    def _relevance(self, query: str, documents: list[str], truncate: bool) -> np.ndarray:
+        """One ``POST /v1/rerank``: each document's relevance score, in input order."""
+        body = self._body(
+            query=query, documents=documents, return_documents=False, truncate=truncate
+        )
+        data = self._call("POST", "/v1/rerank", body)
+        rows = _by_index(data.get("results") if isinstance(data, dict) else None, len(documents))
+        scores = [row.get("relevance_score") for row in rows] if rows is not None else []
+        if len(scores) != len(documents) or not all(
+            isinstance(score, (int, float)) for score in scores
+        ):
+            raise self._malformed("/v1/rerank", f"no {len(documents)} indexed scores")
+        return np.array(scores, dtype=np.float32)
+
+
+def connect(
+    kind: str,
+    owner: str,
+    base_url: str,
+    *,
+    api_key: str | None = None,
+    local: Mapping[str, Any] | None = None,
+) -> RemoteEmbedder | RemoteReranker:
+    """The remote model an adapter uses when it got ``base_url``: a ``RemoteEmbedder``
+    (``kind="embedder"``) or a ``RemoteReranker`` (``kind="reranker"``).
+
+    ``local`` holds whatever local loading arguments ``owner`` was also given (a model name,
+    a loaded model, loading options that differ from their defaults): the server loads its
+    own model, so any of them is an InputError naming it and ``base_url``.
+    """
+    for arg, value in (local if local is not None else {}).items():
+        raise InputError(
+            f"{owner} got base_url={base_url!r} and {arg}={value!r:.80}: base_url and local "
+            "loading options exclude each other (the server loads its model with its own); "
+            f"drop {arg} to use the server, or base_url to load the model here"
+        )
+    remote = {"embedder": RemoteEmbedder, "reranker": RemoteReranker}[kind]
+    return remote(base_url, api_key=api_key)
+
+
+def _by_index(items: Any, count: int) -> list[dict[str, Any]] | None:
+    """The answer's items ordered by their ``index``, or None unless they are ``count``
+    dicts with the indexes 0 to count - 1, each once."""
+    if not isinstance(items, list) or len(items) != count:
+        return None
+    ordered: list[Any] = [None] * count
+    for item in items:
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < count or ordered[index] is not None:
+            return None
+        ordered[index] = item
+    return ordered
+
+
+def _check_stop(stop: Callable[[], bool] | None) -> None:
+    if stop is not None and stop():
+        from jinarag.inference.pipeline import Cancelled
+
+        raise Cancelled("stopped between requests to the jinarag server")
