@@ -475,7 +475,7 @@ class RemoteReranker(RemoteModel):
         stop: Callable[[], bool] | None = None,
     ) -> list[RankedDocument]:
         """The documents best first (ties keep input order), at most ``top_n`` of them."""
-        from jinarag.inference.reranker import RankedDocument
+        from jinarag.inference.reranker import RankedDocument, best_first
 
         top_n = positive_int("top_n", top_n, allow_none=True, allow_zero=True)
         docs = check_texts(documents, "documents")
@@ -488,8 +488,7 @@ class RemoteReranker(RemoteModel):
             truncate=truncate,
             stop=stop,
         )
-        order = np.argsort(-scores, kind="stable")[: top_n if top_n is not None else len(docs)]
-        return [RankedDocument(int(i), float(scores[i]), docs[i]) for i in order]
+        return [RankedDocument(i, float(scores[i]), docs[i]) for i in best_first(scores, top_n)]
 
     def _relevance(self, query: str, documents: list[str], truncate: bool) -> np.ndarray:
         """One ``POST /v1/rerank``: each document's relevance score, in input order."""
