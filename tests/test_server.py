@@ -337,6 +337,21 @@ def test_a_route_without_its_model_is_a_404_that_says_how_to_load_it(minilm_embe
         assert "--reranker" in response.json()["detail"]
 
 
+def test_the_openai_client_shows_the_reason_of_a_refusal(app):
+    import openai
+
+    async def go() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://jinarag") as http:
+            client = openai.AsyncOpenAI(
+                api_key="unused", base_url="http://jinarag/v1", http_client=http, max_retries=0
+            )
+            await client.embeddings.create(model="text-embedding-3-small", input=["a"])
+
+    with pytest.raises(openai.NotFoundError, match="is not loaded; this server's embedders"):
+        asyncio.run(go())
+
+
 def test_every_answer_is_json_with_a_detail(app):
     for path, payload in (("/v1/embeddings", {"input": "a", "bogus": 1}), ("/embed", {})):
         response = call(app, "POST", path, payload)

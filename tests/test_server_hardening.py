@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -300,7 +302,7 @@ def test_every_jinarag_error_is_a_4xx(app, minilm_embedder, monkeypatch):
     monkeypatch.setattr(minilm_embedder, "embed_tokens", fails)
     response = call(app, "POST", "/v1/embeddings", body(input="a"))
     assert response.status_code == 400
-    assert response.json() == {"detail": "the weights went missing; reload the model"}
+    assert response.json()["detail"] == "the weights went missing; reload the model"
 
 
 class Panic(BaseException):
@@ -537,3 +539,34 @@ def test_a_request_still_running_at_the_graceful_timeout_is_given_up(
     finally:
         server.stop()
         client.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_serve_takes_several_named_models_and_no_reranker(minilm_dir, tmp_path):
+    args = ["--model", f"first={minilm_dir}", "--model", f"second={minilm_dir}", "--no-reranker"]
+    server = Server(args, tmp_path / "log")
+    try:
+        models = httpx.get(f"{server.url}/v1/models", timeout=10).json()["data"]
+        assert [(m["id"], m["kind"]) for m in models] == [
+            ("first", "embedding"),
+            ("second", "embedding"),
+        ]
+        answer = server.post("/v1/embeddings", {"input": "a", "model": "second"})
+        assert answer.json()["model"] == "second"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "args, piece",
+    [
+        (["--no-reranker", "--reranker", "tiny"], "contradict"),
+        (["--model", "=path"], "NAME=MODEL with both parts"),
+        (["--model", "a=x", "--model", "a=y"], "given twice"),
+    ],
+)
+def test_serve_refuses_contradictory_options_before_loading(args, piece):
+    command = [sys.executable, "-m", "jinarag.cli", "serve", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert piece in done.stderr

@@ -47,6 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="[NAME=]MODEL",
         help="a reranker to serve, as --model (default: Jina turbo when it can be had)",
     )
+    parser.add_argument(
+        "--no-reranker",
+        action="store_true",
+        help="serve no reranker (by default Jina turbo is served when it can be had)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument(
@@ -134,11 +139,16 @@ def run(args: argparse.Namespace) -> int:
             f"--max-wait-ms {args.max_wait_ms:g} / --request-timeout {args.request_timeout:g}: "
             "the wait must be 0 or more and the timeout more than 0 seconds"
         )
-    embedders = {
-        name: load_embedder(model) for name, model in _named(args.model or [None], "--model")
-    }
+    if args.no_reranker and args.reranker:
+        raise InputError(
+            f"--no-reranker and --reranker {args.reranker[0]} contradict each other; pass one"
+        )
+    # Every name is checked before the first model loads: a mistake fails fast.
+    embedder_names = _named(args.model or [None], "--model")
+    reranker_names = _named([] if args.no_reranker else (args.reranker or [None]), "--reranker")
+    embedders = {name: load_embedder(model) for name, model in embedder_names}
     rerankers = {}
-    for name, model in _named(args.reranker or [None], "--reranker"):
+    for name, model in reranker_names:
         reranker = load_reranker(model)
         if reranker is not None:
             rerankers[name] = reranker

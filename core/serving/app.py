@@ -41,7 +41,7 @@ from jinarag.inference.pipeline import Cancelled
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.inference.reranker import best_first, sigmoid
 from jinarag.serving.batcher import Batcher, QueueFullError, RequestTimeoutError
-from jinarag.serving.guard import Guard, run_stoppable
+from jinarag.serving.guard import Guard, error_body, run_stoppable
 from jinarag.serving.limits import (
     DEFAULT_CHARS_PER_TOKEN,
     DEFAULT_MAX_BODY_BYTES,
@@ -80,7 +80,6 @@ __all__ = [
 RELEASE_ABOVE_TEXTS = 256
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: the client left, nobody reads the answer
 RETRY_AFTER_SECONDS = 1
-TEI_ROUTES = ("/embed", "/rerank", "/info")
 
 Models = PretrainedModel | Mapping[str, PretrainedModel] | Sequence[PretrainedModel] | None
 
@@ -207,9 +206,7 @@ def create_app(
     @app.exception_handler(JinaragError)
     async def jinarag_error(request: Any, exc: JinaragError) -> Any:
         status = status_for(exc)
-        content: dict[str, Any] = {"detail": str(exc)}
-        if request.url.path in TEI_ROUTES:  # TEI's clients read these two
-            content |= {"error": str(exc), "error_type": "Validation"}
+        content = error_body(request.url.path, status, str(exc))
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         return answer(status, content, headers)
 

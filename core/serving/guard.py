@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from jinarag.serving.limits import ServerLimits
 from jinarag.serving.metrics import Metrics
 
-__all__ = ["Guard", "release_memory", "run_stoppable"]
+__all__ = ["TEI_ROUTES", "Guard", "error_body", "release_memory", "run_stoppable"]
 
 logger = logging.getLogger("jinarag.serving")
 
@@ -69,6 +69,25 @@ def release_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+TEI_ROUTES = frozenset({"/embed", "/rerank", "/info"})
+# OpenAI's error types by status, which the openai client shows with the message.
+_OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 503: "server_error"}
+
+
+def error_body(path: str, status: int, detail: str) -> dict[str, Any]:
+    """Every refusal's JSON: ``detail`` (what Jina's clients read) plus, on the TEI routes,
+    TEI's ``error`` and ``error_type``, and elsewhere OpenAI's ``error`` object, so each client
+    family shows the reason in its own exception."""
+    if path in TEI_ROUTES:
+        kind = "Validation" if status < 500 else "Overloaded"
+        return {"detail": detail, "error": detail, "error_type": kind}
+    kind = _OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {
+        "detail": detail,
+        "error": {"message": detail, "type": kind, "param": None, "code": None},
+    }
 
 
 async def _send_json(
@@ -129,7 +148,7 @@ class Guard:
             if refusal is not None:
                 status, detail, headers = refusal
                 await _drain(receive)
-                await _send_json(send, status, {"detail": detail}, headers)
+                await _send_json(send, status, error_body(path, status, detail), headers)
                 return
         limit = self.limits.max_body_bytes
         declared = _content_length(scope)
@@ -137,7 +156,7 @@ class Guard:
             if declared <= DRAIN_AT_MOST_BYTES and not _expects_continue(scope):
                 await _drain(receive)
             error = self.limits.body_too_large(declared, declared=True)
-            await _send_json(send, 413, {"detail": str(error)})
+            await _send_json(send, 413, error_body(path, 413, str(error)))
             return
         body = await _read_body(receive, limit)
         if body is None:  # the client left before sending its body
@@ -145,7 +164,7 @@ class Guard:
         if len(body) > limit:
             await _drain(receive)
             error = self.limits.body_too_large(len(body), declared=False)
-            await _send_json(send, 413, {"detail": str(error)})
+            await _send_json(send, 413, error_body(path, 413, str(error)))
             return
 
         replayed = False
@@ -175,14 +194,11 @@ class Guard:
             # app. Log the traceback, answer 500 with JSON like every other answer.
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
             if not started:
-                await _send_json(
-                    send,
-                    500,
-                    {
-                        "detail": "internal server error: a bug in jinarag, not in the request; "
-                        "the server's log has the traceback, please report it"
-                    },
+                detail = (
+                    "internal server error: a bug in jinarag, not in the request; the server's "
+                    "log has the traceback, please report it"
                 )
+                await _send_json(send, 500, error_body(path, 500, detail))
         finally:
             state = scope.get("state") or {}
             if len(body) > RELEASE_ABOVE_BYTES or state.get("release_memory"):
