@@ -660,7 +660,11 @@ async def run_rounds(
     rounds = []
     for number in range(1, args.rounds + 1):
         before = await read_metrics(url)
+        cpu_of = serving_helpers().cpu_seconds
+        server_cpu, client_cpu = cpu_of(pid), time.process_time()
         stats = await load_round(url, plan, dim, model, args.timeout, args.round_timeout)
+        server_cpu = cpu_of(pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
         after = await read_metrics(url)
         p50, p95, p99 = percentiles(stats.latencies)
         answered = sum(len(rows) for rows in stats.vectors.values())
@@ -685,6 +689,10 @@ async def run_rounds(
             "max_abs_diff": max_difference(stats, plan, offline_rows),
             "queue_depth_peak": stats.queue_peak,
             "rss_mb": rss_mb(pid),
+            # Where the machine's time went: the server's and the clients' CPU seconds (the
+            # clients share the server's cores, so their time is not the server's to use).
+            "server_cpu_s": server_cpu,
+            "client_cpu_s": client_cpu,
             "problems": stats.problems,
             **merged_per_call(before, after, model),
         }
@@ -692,7 +700,8 @@ async def run_rounds(
         print(
             f"  round {number}: {row['ok']}/{row['well_formed']} well-formed answered right, "
             f"{row['malformed_4xx']} malformed 4xx, {stats.wall:.1f} s, {rate:.1f} texts/s, "
-            f"RSS {row['rss_mb']:.0f} MB",
+            f"RSS {row['rss_mb']:.0f} MB; CPU s: server {server_cpu:.1f}, clients "
+            f"{client_cpu:.1f}",
             flush=True,
         )
         statuses = ", ".join(

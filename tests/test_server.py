@@ -371,7 +371,7 @@ def test_a_large_request_runs_in_slices_and_lets_small_ones_through(minilm_embed
         job = Job("embed", encoded, tokens=sum(len(ids) for ids in encoded.input_ids))
         job.future.add_done_callback(lambda _, name=name: finished.append(name))
         jobs[name] = batcher.submit(job)
-    rows = {name: job.wait(lambda: False, None) for name, job in jobs.items()}
+    rows = {name: job.future.result(timeout=60) for name, job in jobs.items()}
     assert finished == ["small", "large"]
     np.testing.assert_allclose(
         rows["large"], minilm_embedder.embed(large, normalize=False), atol=1e-5

@@ -129,9 +129,11 @@ class Embedder(PretrainedModel):
         normalize: bool = True,
         batch_size: int = 32,
         stop: Callable[[], bool] | None = None,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
         """:meth:`embed` of texts tokenised by :meth:`tokenize` (the server tokenises each
-        request once, to check its limits, then embeds many requests in one call)."""
+        request once, to check its limits, then embeds many requests in one call).
+        ``max_tokens``: a pass's token budget (default ``max_batch_tokens``)."""
         normalize = check_bool("normalize", normalize)
         if not len(encoded):
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -141,6 +143,7 @@ class Embedder(PretrainedModel):
             batch_size=positive_int("batch_size", batch_size),
             what="texts",
             should_stop=stop,
+            max_tokens=positive_int("max_tokens", max_tokens, allow_none=True),
         )
 
     def embed_late_chunks(

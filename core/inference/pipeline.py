@@ -142,9 +142,12 @@ def run(
     show_progress: bool = False,
     should_stop: Callable[[], bool] | None = None,
     outputs: int | None = None,
+    max_tokens: int | None = None,
 ) -> np.ndarray:
     """The sums of ``head``'s rows per target row, ``outputs`` rows (default: one per input,
     in input order), as float32 numpy.
+
+    ``max_tokens``: the token budget of a batch (default: ``model.max_batch_tokens``).
 
     ``encode(start, stop)`` tokenises inputs ``start..stop-1``. A head may send rows it does
     not want to row ``outputs`` (one spare row, dropped at the end). ``should_stop`` is asked
@@ -157,7 +160,7 @@ def run(
     results: torch.Tensor | None = None
     truncated: list[int] = []
     done = batches_run = 0
-    budget = model.max_batch_tokens
+    budget = max_tokens if max_tokens is not None else model.max_batch_tokens
     windows = list(_windows(count))
     with (
         torch.inference_mode(),

@@ -247,6 +247,7 @@ class PretrainedModel:
         show_progress: bool = False,
         should_stop: Callable[[], bool] | None = None,
         outputs: int | None = None,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
         """The pipeline (:func:`jinarag.inference.pipeline.run`) over ``count`` inputs."""
         return pipeline.run(
@@ -259,6 +260,7 @@ class PretrainedModel:
             show_progress=show_progress,
             should_stop=should_stop,
             outputs=outputs,
+            max_tokens=max_tokens,
         )
 
     def _run_tokens(
@@ -269,6 +271,7 @@ class PretrainedModel:
         batch_size: int,
         what: str,
         should_stop: Callable[[], bool] | None = None,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
         """:meth:`_run` over inputs tokenised already (one row each, in order)."""
 
@@ -278,7 +281,13 @@ class PretrainedModel:
             )
 
         return self._run(
-            len(encoded), window, head, batch_size=batch_size, what=what, should_stop=should_stop
+            len(encoded),
+            window,
+            head,
+            batch_size=batch_size,
+            what=what,
+            should_stop=should_stop,
+            max_tokens=max_tokens,
         )
 
     # -- saving ---------------------------------------------------------------------------

@@ -122,8 +122,10 @@ class Reranker(PretrainedModel):
         activation: str | None = "sigmoid",
         batch_size: int = 32,
         stop: Callable[[], bool] | None = None,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
-        """:meth:`score_pairs` of pairs tokenised by :meth:`tokenize_pairs`."""
+        """:meth:`score_pairs` of pairs tokenised by :meth:`tokenize_pairs`. ``max_tokens``: a
+        pass's token budget (default ``max_batch_tokens``)."""
         check_choice("activation", activation, ACTIVATIONS)
         if not len(encoded):
             return np.zeros((0,), dtype=np.float32)
@@ -133,6 +135,7 @@ class Reranker(PretrainedModel):
             batch_size=positive_int("batch_size", batch_size),
             what="pairs",
             should_stop=stop,
+            max_tokens=positive_int("max_tokens", max_tokens, allow_none=True),
         )
         return _activate(logits, activation)
 

@@ -15,12 +15,15 @@ into the engine's batches. Every refusal is a 4xx (or 503/504) JSON ``{"detail":
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+
+import numpy as np
 
 from jinarag.errors import InputError, JinaragError
 
@@ -40,7 +43,7 @@ from jinarag.inference.late_chunking import check_chunks
 from jinarag.inference.pipeline import Cancelled
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.inference.reranker import best_first, sigmoid
-from jinarag.serving.batcher import Batcher, QueueFullError, RequestTimeoutError
+from jinarag.serving.batcher import Batcher, Job, QueueFullError, RequestTimeoutError
 from jinarag.serving.guard import Guard, error_body, run_stoppable
 from jinarag.serving.limits import (
     DEFAULT_CHARS_PER_TOKEN,
@@ -62,8 +65,8 @@ from jinarag.serving.requests import (
     read_body,
     texts_of,
 )
-from jinarag.serving.vectors import ENCODINGS, OPENAI_ENCODINGS, encode_vectors
-from jinarag.serving.work import Work, embed_late_chunks, embed_texts, score_documents
+from jinarag.serving.vectors import ENCODINGS, OPENAI_ENCODINGS, dumps, encode_vectors
+from jinarag.serving.work import Work, late_job, normalized, pairs_job, texts_job
 from jinarag.validation import check_text
 
 __all__ = [
@@ -78,6 +81,8 @@ __all__ = [
 # A request with more texts than this is followed by gc.collect() and malloc_trim (its response
 # and activations are large even when its body is small); see guard.release_memory.
 RELEASE_ABOVE_TEXTS = 256
+# Answers of more rows than this are written to JSON in a thread, off the event loop.
+FINISH_INLINE_ROWS = 64
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: the client left, nobody reads the answer
 RETRY_AFTER_SECONDS = 1
 
@@ -211,20 +216,29 @@ def create_app(
         return answer(status, content, headers)
 
     async def respond(
-        request: Any, entry: ServedModel, work: Callable[[Work], Any], *, raw: bool = False
+        request: Any,
+        entry: ServedModel,
+        prepare: Callable[[Work], Job],
+        finish: Callable[[np.ndarray, int], bytes],
     ) -> Any:
-        """Run ``work`` in the request's own thread; it returns the JSON body (bytes when
-        ``raw``). The client leaving gives the request up (499, read by nobody)."""
+        """``prepare`` the request's job in its own thread, queue it for its model, await its
+        rows on the event loop, and ``finish`` them into the JSON answer (in a thread when
+        large). The client leaving gives the request up (499, read by nobody)."""
         deadline = time.monotonic() + request_timeout if request_timeout is not None else None
         batcher = batchers[id(entry)]
 
-        def run(should_stop: Callable[[], bool]) -> bytes:
-            return work(Work(batcher, limits, should_stop, deadline))
+        def run(should_stop: Callable[[], bool]) -> Job:
+            return prepare(Work(entry.model, limits, should_stop))
 
         try:
-            content = await run_stoppable(run, is_disconnected=request.is_disconnected)
+            job = await run_stoppable(run, is_disconnected=request.is_disconnected)
+            rows = await batcher.submit(job).answer(request.is_disconnected, deadline)
         except Cancelled:
             return Response(status_code=CLIENT_CLOSED_REQUEST)
+        if len(rows) > FINISH_INLINE_ROWS:
+            content = await asyncio.to_thread(finish, rows, job.tokens)
+        else:
+            content = finish(rows, job.tokens)
         return Response(content, media_type="application/json")
 
     @app.get("/health")
@@ -272,30 +286,23 @@ def create_app(
         if len(texts) > RELEASE_ABOVE_TEXTS:
             request.state.release_memory = True
 
-        def work(work: Work) -> bytes:
+        def prepare(work: Work) -> Job:
             if body.late_chunking:
                 # truncate=true: a document over max_length is read in overlapping windows
                 # (long late chunking); nothing of it is cut.
-                rows, tokens = embed_late_chunks(
-                    work,
-                    check_chunks(texts, "input"),
-                    normalize=body.normalized,
-                    truncate=body.truncate,
-                )
-            else:
-                rows, tokens = embed_texts(
-                    work, "input", texts, normalize=body.normalized, truncate=body.truncate
-                )
-            vectors = encode_vectors(rows, encoding)
+                return late_job(work, check_chunks(texts, "input"), truncate=body.truncate)
+            return texts_job(work, "input", texts, truncate=body.truncate)
+
+        def finish(rows: np.ndarray, tokens: int) -> bytes:
+            vectors = encode_vectors(normalized(rows) if body.normalized else rows, encoding)
             data = [
                 {"object": "embedding", "index": i, "embedding": vector}
                 for i, vector in enumerate(vectors)
             ]
             usage = {"total_tokens": tokens, "prompt_tokens": tokens}
-            payload = {"model": name, "object": "list", "data": data, "usage": usage}
-            return json.dumps(payload).encode("utf-8")
+            return dumps({"model": name, "object": "list", "data": data, "usage": usage})
 
-        return await respond(request, entry, work)
+        return await respond(request, entry, prepare, finish)
 
     @app.post("/v1/rerank", openapi_extra=openapi_body(RerankRequest))
     async def rerank(request: Request) -> Any:
@@ -306,10 +313,10 @@ def create_app(
         if len(documents) > RELEASE_ABOVE_TEXTS:
             request.state.release_memory = True
 
-        def work(work: Work) -> bytes:
-            logits, tokens = score_documents(
-                work, "documents", query, documents, truncate=body.truncate
-            )
+        def prepare(work: Work) -> Job:
+            return pairs_job(work, "documents", query, documents, truncate=body.truncate)
+
+        def finish(logits: np.ndarray, tokens: int) -> bytes:
             scores = sigmoid(logits)
             results = []
             for index in best_first(scores, body.top_n):
@@ -321,7 +328,7 @@ def create_app(
             payload = {"model": name, "results": results, "usage": usage}
             return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
-        return await respond(request, entry, work)
+        return await respond(request, entry, prepare, finish)
 
     from jinarag.serving.tei import add_tei_routes
 

@@ -18,12 +18,12 @@ stops at its next batch once every job in it has been given up.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,9 +39,14 @@ from jinarag.models.tokenization import Encoded
 __all__ = ["Batcher", "Job", "QueueFullError", "RequestTimeoutError"]
 
 JobKind = Literal["embed", "score", "late"]
-# Sequences per engine pass, as in Embedder.embed's default: larger passes are no faster on a
-# CPU, and a pass is the unit after which a given-up request stops the work.
+# One engine pass: at most 32 sequences (Embedder.embed's default) and, on a CPU, about 2048
+# padded tokens. Merged requests mix lengths more than one sorted corpus does, and passes of
+# 1-2k tokens measured fastest here (benchmarks/README.md, server_load). A pass is also the
+# unit after which a given-up request stops the work.
 MAX_SEQUENCES = 32
+# How often a waiting request checks whether its client is still there.
+POLL_SECONDS = 0.25
+CPU_PASS_TOKENS = 2048
 
 
 class QueueFullError(JinaragError):
@@ -93,25 +98,31 @@ class Job:
         self.taken = stop
         return part
 
-    def wait(self, should_stop: Callable[[], bool], deadline: float | None) -> np.ndarray:
-        """The job's result, waited for in the request's thread: Cancelled once
-        ``should_stop()`` turns True, RequestTimeoutError after ``deadline``
-        (``time.monotonic()``); either gives the job up."""
-        while True:
-            try:
-                return self.future.result(timeout=0.05)
-            except FutureTimeout:
-                pass
-            if should_stop():
+    async def answer(
+        self, is_disconnected: Callable[[], Awaitable[bool]], deadline: float | None
+    ) -> np.ndarray:
+        """The job's rows, awaited on the event loop (no thread waits for them): Cancelled
+        once the client has left, RequestTimeoutError after ``deadline``
+        (``time.monotonic()``); either, or this coroutine being cancelled, gives the job up."""
+        waiting = asyncio.wrap_future(self.future)
+        try:
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                poll = POLL_SECONDS if left is None else max(0.0, min(POLL_SECONDS, left))
+                done, _ = await asyncio.wait({waiting}, timeout=poll)
+                if done:
+                    return waiting.result()
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise RequestTimeoutError(
+                        "the request took longer than this server's --request-timeout; send "
+                        "fewer texts per request, retry later, or start the server with a "
+                        "larger --request-timeout"
+                    )
+                if await is_disconnected():
+                    raise Cancelled("the client left while its request waited for the model")
+        finally:
+            if not self.future.done():
                 self.given_up.set()
-                raise Cancelled("the request was given up while it waited for the model")
-            if deadline is not None and time.monotonic() > deadline:
-                self.given_up.set()
-                raise RequestTimeoutError(
-                    "the request took longer than this server's --request-timeout; send fewer "
-                    "texts per request, retry later, or start the server with a larger "
-                    "--request-timeout"
-                )
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,7 @@ class Batcher:
     Example:
         >>> batcher = Batcher(embedder, max_wait_ms=2, max_queue=512)
         >>> job = batcher.submit(Job("embed", embedder.tokenize(["a text"]), tokens=3))
-        >>> job.wait(lambda: False, None).shape
+        >>> job.future.result().shape  # or, on an event loop, await job.answer(...)
         (1, 384)
     """
 
@@ -264,15 +275,29 @@ class Batcher:
         if kind == "embed":
             assert isinstance(self.model, Embedder)
             rows = self.model.embed_tokens(
-                merged, normalize=False, batch_size=MAX_SEQUENCES, stop=stop
+                merged,
+                normalize=False,
+                batch_size=MAX_SEQUENCES,
+                stop=stop,
+                max_tokens=self._pass_tokens(),
             )
         else:
             assert isinstance(self.model, Reranker)
             rows = self.model.score_tokens(
-                merged, activation=None, batch_size=MAX_SEQUENCES, stop=stop
+                merged,
+                activation=None,
+                batch_size=MAX_SEQUENCES,
+                stop=stop,
+                max_tokens=self._pass_tokens(),
             )
         bounds = np.cumsum([0] + [p.stop - p.start for p in parts])
         return [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def _pass_tokens(self) -> int | None:
+        """The token budget of one pass: CPU_PASS_TOKENS on a CPU, the model's own on a GPU."""
+        if self.model.device.type == "cpu":
+            return min(CPU_PASS_TOKENS, self.model.max_batch_tokens)
+        return None
 
     def _late(self, jobs: list[Job], stop: Callable[[], bool]) -> list[np.ndarray]:
         assert isinstance(self.model, Embedder)

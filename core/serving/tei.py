@@ -11,11 +11,13 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from fastapi import Request
 
 import jinarag
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.reranker import best_first, sigmoid
+from jinarag.serving.batcher import Job
 from jinarag.serving.limits import ServerLimits
 from jinarag.serving.registry import Registry
 from jinarag.serving.requests import (
@@ -25,7 +27,8 @@ from jinarag.serving.requests import (
     read_body,
     texts_of,
 )
-from jinarag.serving.work import Work, embed_texts, score_documents
+from jinarag.serving.vectors import dumps
+from jinarag.serving.work import Work, normalized, pairs_job, texts_job
 from jinarag.validation import check_text
 
 __all__ = ["add_tei_routes"]
@@ -47,13 +50,13 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
             )
         texts = texts_of("inputs", body.inputs, limits, single=True)
 
-        def work(work: Work) -> bytes:
-            rows, _ = embed_texts(
-                work, "inputs", texts, normalize=body.normalize, truncate=body.truncate
-            )
-            return json.dumps(rows.tolist()).encode("utf-8")
+        def prepare(work: Work) -> Job:
+            return texts_job(work, "inputs", texts, truncate=body.truncate)
 
-        return await respond(request, entry, work)
+        def finish(rows: np.ndarray, _tokens: int) -> bytes:
+            return dumps(normalized(rows) if body.normalize else rows)
+
+        return await respond(request, entry, prepare, finish)
 
     @app.post("/rerank", openapi_extra=openapi_body(TeiRerankRequest))
     async def rerank(request: Request) -> Any:
@@ -62,8 +65,10 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
         query = check_text(body.query, "query")
         texts = texts_of("texts", body.texts, limits, single=False)
 
-        def work(work: Work) -> bytes:
-            logits, _ = score_documents(work, "texts", query, texts, truncate=body.truncate)
+        def prepare(work: Work) -> Job:
+            return pairs_job(work, "texts", query, texts, truncate=body.truncate)
+
+        def finish(logits: np.ndarray, _tokens: int) -> bytes:
             scores = logits if body.raw_scores else sigmoid(logits)
             results = []
             for index in best_first(scores, None):
@@ -73,7 +78,7 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
                 results.append(result)
             return json.dumps(results, ensure_ascii=False).encode("utf-8")
 
-        return await respond(request, entry, work)
+        return await respond(request, entry, prepare, finish)
 
     @app.get("/info")
     def info() -> dict[str, Any]:

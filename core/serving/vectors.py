@@ -17,17 +17,19 @@ import base64
 from typing import Any
 
 import numpy as np
+import orjson
 
-__all__ = ["ENCODINGS", "OPENAI_ENCODINGS", "encode_vectors"]
+__all__ = ["ENCODINGS", "OPENAI_ENCODINGS", "dumps", "encode_vectors"]
 
 ENCODINGS = ("float", "base64", "binary", "ubinary")
 OPENAI_ENCODINGS = ("float", "base64")
 
 
-def encode_vectors(rows: np.ndarray, encoding: str) -> list[Any]:
-    """Each row of ``rows`` (n, dim) in ``encoding``, ready for JSON."""
+def encode_vectors(rows: np.ndarray, encoding: str) -> Any:
+    """Each row of ``rows`` (n, dim) in ``encoding``, for :func:`dumps`: float32 rows stay an
+    array (written by orjson, several times faster than floats through the json module)."""
     if encoding == "float":
-        return rows.tolist()
+        return rows.astype(np.float32, copy=False)
     if encoding == "base64":
         return [base64.b64encode(row.astype("<f4").tobytes()).decode("ascii") for row in rows]
     packed = np.packbits(rows > 0, axis=-1)
@@ -35,3 +37,9 @@ def encode_vectors(rows: np.ndarray, encoding: str) -> list[Any]:
         return packed.tolist()
     assert encoding == "binary", encoding
     return (packed.astype(np.int16) - 128).tolist()
+
+
+def dumps(payload: Any) -> bytes:
+    """``payload`` as JSON bytes; numpy arrays in it become lists (float32 written as the
+    shortest decimal that reads back to the same float32)."""
+    return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)

@@ -1,6 +1,7 @@
-"""One request's way through the server, shared by every route: its texts checked against the
-limits, tokenised once (counting its tokens, refusing it early when over), handed to its
-model's batcher, and waited for. Runs in the request's own thread, never on the event loop.
+"""A request's work before its model runs, shared by every route: its texts checked against
+the limits and tokenised once (counting its tokens, refusing it early when over) into the
+:class:`~jinarag.serving.batcher.Job` its model's batcher runs. Runs in the request's own
+thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import numpy as np
 from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.pipeline import Cancelled
+from jinarag.inference.pretrained import PretrainedModel
 from jinarag.inference.reranker import Reranker
 from jinarag.models.tokenization import Encoded
-from jinarag.serving.batcher import Batcher, Job
+from jinarag.serving.batcher import Job
 from jinarag.serving.limits import RequestTooLargeError, ServerLimits
 
-__all__ = ["Work", "embed_late_chunks", "embed_texts", "score_documents"]
+__all__ = ["Work", "late_job", "normalized", "pairs_job", "texts_job"]
 
 # Texts tokenised at a time while counting a request's tokens: one over the limit is refused
 # after about max_request_tokens tokens of work, not after all of it.
@@ -27,35 +29,25 @@ COUNT_CHUNK = 64
 
 @dataclass(frozen=True)
 class Work:
-    """What a request's thread needs: its model's batcher, the limits, when to give up."""
+    """What a request's thread needs: its model, the limits, and whether to stop."""
 
-    batcher: Batcher
+    model: PretrainedModel
     limits: ServerLimits
     should_stop: Callable[[], bool]
-    deadline: float | None  # time.monotonic() after which the request is given up
-
-    def run(self, job: Job) -> np.ndarray:
-        return self.batcher.submit(job).wait(self.should_stop, self.deadline)
 
 
-def embed_texts(
-    work: Work, field: str, texts: list[str], *, normalize: bool, truncate: bool
-) -> tuple[np.ndarray, int]:
-    """The embeddings of ``texts`` (document side) and the tokens the model read."""
-    model = work.batcher.model
+def texts_job(work: Work, field: str, texts: list[str], *, truncate: bool) -> Job:
+    """The job embedding ``texts`` (document side); its rows are unnormalised means."""
+    model = work.model
     assert isinstance(model, Embedder)
     cut = work.limits.cut(field, texts, model.max_length, truncate=truncate)
     encoded = _tokenize(work, field, cut, model.max_length, truncate, model.tokenize)
-    tokens = _tokens(encoded)
-    rows = work.run(Job("embed", encoded, tokens))
-    return (_normalized(rows) if normalize else rows), tokens
+    return Job("embed", encoded, _tokens(encoded))
 
 
-def score_documents(
-    work: Work, field: str, query: str, documents: list[str], *, truncate: bool
-) -> tuple[np.ndarray, int]:
-    """The raw logits of (query, document) for each document, and the tokens read."""
-    model = work.batcher.model
+def pairs_job(work: Work, field: str, query: str, documents: list[str], *, truncate: bool) -> Job:
+    """The job scoring (query, document) for each document; its rows are raw logits."""
+    model = work.model
     assert isinstance(model, Reranker)
     longest = work.limits.max_chars(model.max_length)
     if len(query) > longest:
@@ -70,25 +62,23 @@ def score_documents(
         return model.tokenize_pairs([(query, doc) for doc in chunk], truncate=truncate)
 
     encoded = _tokenize(work, field, cut, model.max_length, truncate, tokenize)
-    tokens = _tokens(encoded)
-    return work.run(Job("score", encoded, tokens)), tokens
+    return Job("score", encoded, _tokens(encoded))
 
 
-def embed_late_chunks(
-    work: Work, chunks: list[str], *, normalize: bool, truncate: bool
-) -> tuple[np.ndarray, int]:
-    """Late chunking of one document: each chunk's embedding, and the tokens read
-    (``truncate=True``: a document over max_length is read in overlapping windows)."""
-    model = work.batcher.model
+def late_job(work: Work, chunks: list[str], *, truncate: bool) -> Job:
+    """The job of late chunking one document (``truncate=True``: a document over max_length
+    is read in overlapping windows); its rows are the chunks' unnormalised vectors."""
+    model = work.model
     assert isinstance(model, Embedder)
     tokens = _count_late_tokens(
         chunks, model, work.limits, truncate=truncate, should_stop=work.should_stop
     )
-    rows = work.run(Job("late", chunks, tokens, long=truncate))
-    return (_normalized(rows) if normalize else rows), tokens
+    return Job("late", chunks, tokens, long=truncate)
 
 
-def _normalized(rows: np.ndarray) -> np.ndarray:
+def normalized(rows: np.ndarray) -> np.ndarray:
+    """``rows`` L2-normalised (the server embeds unnormalised, so requests of either kind
+    share engine calls)."""
     return rows / np.linalg.norm(rows, axis=1, keepdims=True).clip(min=1e-12)
 
 
