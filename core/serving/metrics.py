@@ -50,6 +50,13 @@ class Metrics:
             buckets=COUNT_BUCKETS,
             registry=self.registry,
         )
+        self.batch_seconds = Histogram(
+            "jinarag_batch_duration_seconds",
+            "Time of one engine call (the model's busy time is the sum)",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.tokens = Counter(
             "jinarag_tokens", "Tokens read by the model", ["model"], registry=self.registry
         )
@@ -60,16 +67,21 @@ class Metrics:
             registry=self.registry,
         )
 
-    def observer(self, model: str) -> Callable[[int, int, int], None]:
-        """What a model's batcher calls after each engine call: (requests, sequences, tokens)."""
+    def observer(self, model: str) -> Callable[[int, int, int, float], None]:
+        """What a model's batcher calls after each engine call: (requests, sequences, tokens,
+        seconds)."""
         requests = self.batch_requests.labels(model)
         sequences = self.batch_sequences.labels(model)
         tokens = self.tokens.labels(model)
+        busy = self.batch_seconds.labels(model)
 
-        def observe(request_count: int, sequence_count: int, token_count: int) -> None:
+        def observe(
+            request_count: int, sequence_count: int, token_count: int, seconds: float
+        ) -> None:
             requests.observe(request_count)
             sequences.observe(sequence_count)
             tokens.inc(token_count)
+            busy.observe(seconds)
 
         return observe
 
