@@ -37,25 +37,20 @@ import numbers
 import os
 from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import numpy as np
 
 from jinarag.errors import InputError, RemoteError
-from jinarag.inference.late_chunking import check_chunks
-from jinarag.validation import (
-    check_bool,
-    check_choice,
-    check_pairs,
-    check_text,
-    check_texts,
-    ordered_list,
-    positive_int,
+from jinarag.inference.api import (
+    EmbedCall,
+    EmbeddingSides,
+    LateChunkCall,
+    RerankingSides,
+    ScoreCall,
 )
-
-if TYPE_CHECKING:
-    from jinarag.inference.reranker import RankedDocument
+from jinarag.validation import check_bool, positive_int
 
 __all__ = ["API_KEY_ENV", "RemoteEmbedder", "RemoteModel", "RemoteReranker", "connect"]
 
@@ -229,7 +224,7 @@ class RemoteModel:
             yield items[start : start + self.batch_size]
 
 
-class RemoteEmbedder(RemoteModel):
+class RemoteEmbedder(EmbeddingSides, RemoteModel):
     """The embedder a ``jinarag serve`` server runs, with :class:`~jinarag.Embedder`'s methods.
 
     Example:
@@ -240,138 +235,43 @@ class RemoteEmbedder(RemoteModel):
 
     kind: ClassVar[str] = "embedding"
     flag: ClassVar[str] = "--model"
+    # The server embeds every text as given, on its model's document side.
+    query_prefix = ""
+    document_prefix = ""
 
     @property
     def dim(self) -> int:
         """The length of a vector."""
         return int(self.info["dimensions"])
 
-    def embed(
-        self,
-        texts: Iterable[str],
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        show_progress: bool = False,
-        truncate: bool = True,
-        stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
+    def _embed(self, texts: list[str], call: EmbedCall) -> np.ndarray:
         """Embed texts on the server: float32, shape (len(texts), dim), in input order."""
-        items = check_texts(texts)
-        positive_int("batch_size", batch_size)
-        check_bool("show_progress", show_progress)
-        options = {
-            "normalized": check_bool("normalize", normalize),
-            "truncate": check_bool("truncate", truncate),
-        }
-        if not items:
+        options = {"normalized": call.normalize, "truncate": call.truncate}
+        if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        rows = [self._embeddings(batch, **options) for batch in self._batches(items, stop)]
+        rows = [self._embeddings(batch, **options) for batch in self._batches(texts, call.stop)]
         return np.concatenate(rows)
 
-    def embed_documents(
-        self,
-        texts: Iterable[str],
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        show_progress: bool = False,
-        truncate: bool = True,
-    ) -> np.ndarray:
-        """The same as :meth:`embed`."""
-        return self.embed(
-            texts,
-            batch_size=batch_size,
-            normalize=normalize,
-            show_progress=show_progress,
-            truncate=truncate,
-        )
-
-    def embed_queries(
-        self,
-        texts: Iterable[str],
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        show_progress: bool = False,
-        truncate: bool = True,
-    ) -> np.ndarray:
-        """Queries, sent as they are (the server adds no query prefix): :meth:`embed`."""
-        return self.embed(
-            texts,
-            batch_size=batch_size,
-            normalize=normalize,
-            show_progress=show_progress,
-            truncate=truncate,
-        )
-
-    def embed_query(
-        self, text: str, *, normalize: bool = True, truncate: bool = True
-    ) -> np.ndarray:
-        """One query, sent as it is: a float32 vector of shape (dim,)."""
-        text = check_text(text, "text")
-        return self.embed([text], normalize=normalize, truncate=truncate)[0]
-
-    def embed_late_chunks(
-        self,
-        chunks: Iterable[str],
-        *,
-        normalize: bool = True,
-        long_late_chunking: bool = True,
-        overlap: int | None = None,
-        batch_size: int = 32,
-    ) -> np.ndarray:
-        """Late chunking of one document on the server (one request, whatever its length):
-        float32, (len(chunks), dim). ``long_late_chunking=False`` makes a document longer
-        than the server's ``max_length`` an InputError; ``overlap`` must stay None."""
-        return self._late(
-            [check_chunks(chunks)], normalize, long_late_chunking, overlap, batch_size, False
-        )[0]
-
-    def embed_late_chunks_many(
-        self,
-        documents: Iterable[Iterable[str]],
-        *,
-        normalize: bool = True,
-        long_late_chunking: bool = True,
-        overlap: int | None = None,
-        batch_size: int = 32,
-        show_progress: bool = False,
-        stop: Callable[[], bool] | None = None,
+    def _late_chunks(
+        self, documents: list[list[str]], names: list[str], call: LateChunkCall
     ) -> list[np.ndarray]:
-        """:meth:`embed_late_chunks` for many documents: one request each, in order."""
-        listed = ordered_list(documents, "documents", "chunk lists", "['first chunk', 'second']")
-        checked = [check_chunks(chunks, f"documents[{i}]") for i, chunks in enumerate(listed)]
-        return self._late(
-            checked, normalize, long_late_chunking, overlap, batch_size, show_progress, stop
-        )
-
-    def _late(
-        self,
-        documents: list[list[str]],
-        normalize: bool,
-        long_late_chunking: bool,
-        overlap: int | None,
-        batch_size: int,
-        show_progress: bool,
-        stop: Callable[[], bool] | None = None,
-    ) -> list[np.ndarray]:
-        positive_int("batch_size", batch_size)
-        check_bool("show_progress", show_progress)
-        if positive_int("overlap", overlap, allow_zero=True, allow_none=True) is not None:
+        """Late chunking on the server: one request per document, in order (``names`` are
+        for a local model's errors; the server checks each document itself)."""
+        check_bool("show_progress", call.show_progress)
+        if call.overlap is not None:
             raise InputError(
-                f"overlap={overlap!r} cannot be sent to a jinarag server: it reads long "
+                f"overlap={call.overlap!r} cannot be sent to a jinarag server: it reads long "
                 "documents in windows with its own overlap; leave overlap=None, or use a local "
                 "Embedder"
             )
         options = {
-            "normalized": check_bool("normalize", normalize),
-            "truncate": check_bool("long_late_chunking", long_late_chunking),
+            "normalized": call.normalize,
+            "truncate": call.long_late_chunking,
             "late_chunking": True,
         }
         vectors = []
         for chunks in documents:
-            _check_stop(stop)
+            _check_stop(call.stop)
             vectors.append(self._embeddings(chunks, **options))
         return vectors
 
@@ -391,7 +291,7 @@ class RemoteEmbedder(RemoteModel):
         return np.stack(vectors).astype(np.float32)
 
 
-class RemoteReranker(RemoteModel):
+class RemoteReranker(RerankingSides, RemoteModel):
     """The reranker a ``jinarag serve`` server runs, with :class:`~jinarag.Reranker`'s methods.
 
     Scores are the server's ``relevance_score`` (a sigmoid in (0, 1)); raw logits
@@ -406,89 +306,23 @@ class RemoteReranker(RemoteModel):
     kind: ClassVar[str] = "rerank"
     flag: ClassVar[str] = "--reranker"
 
-    def score_pairs(
-        self,
-        pairs: Iterable[tuple[str, str]],
-        *,
-        batch_size: int = 32,
-        activation: str | None = "sigmoid",
-        show_progress: bool = False,
-        truncate: bool = True,
-        stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        """One float32 score per (query, document) pair, in input order: the pairs are
-        grouped by query, and each query's documents go in ``/v1/rerank`` requests."""
-        checked = check_pairs(pairs)
-        check_choice("activation", activation, ("sigmoid", None))
-        if activation is None:
+    def _score_pairs(self, pairs: list[tuple[str, str]], call: ScoreCall) -> np.ndarray:
+        """The pairs grouped by query, each query's documents in ``/v1/rerank`` requests."""
+        if call.activation is None:
             raise InputError(
                 "activation=None (raw logits) is not available from a jinarag server: "
                 "/v1/rerank answers sigmoid relevance scores; use activation='sigmoid', or a "
                 "local Reranker for logits"
             )
-        positive_int("batch_size", batch_size)
-        check_bool("show_progress", show_progress)
-        truncate = check_bool("truncate", truncate)
         by_query: dict[str, list[int]] = {}
-        for position, (query, _) in enumerate(checked):
+        for position, (query, _) in enumerate(pairs):
             by_query.setdefault(query, []).append(position)
-        scores = np.zeros(len(checked), dtype=np.float32)
+        scores = np.zeros(len(pairs), dtype=np.float32)
         for query, positions in by_query.items():
-            for batch in self._batches(positions, stop):
-                documents = [checked[p][1] for p in batch]
-                scores[batch] = self._relevance(query, documents, truncate)
+            for batch in self._batches(positions, call.stop):
+                documents = [pairs[p][1] for p in batch]
+                scores[batch] = self._relevance(query, documents, call.truncate)
         return scores
-
-    def score(
-        self,
-        query: str,
-        documents: Iterable[str],
-        *,
-        batch_size: int = 32,
-        activation: str | None = "sigmoid",
-        show_progress: bool = False,
-        truncate: bool = True,
-        stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        """One float32 score per document, in input order."""
-        query = check_text(query, "query")
-        docs = check_texts(documents, "documents")
-        return self.score_pairs(
-            [(query, doc) for doc in docs],
-            batch_size=batch_size,
-            activation=activation,
-            show_progress=show_progress,
-            truncate=truncate,
-            stop=stop,
-        )
-
-    def rank(
-        self,
-        query: str,
-        documents: Iterable[str],
-        *,
-        top_n: int | None = None,
-        batch_size: int = 32,
-        activation: str | None = "sigmoid",
-        show_progress: bool = False,
-        truncate: bool = True,
-        stop: Callable[[], bool] | None = None,
-    ) -> list[RankedDocument]:
-        """The documents best first (ties keep input order), at most ``top_n`` of them."""
-        from jinarag.inference.reranker import RankedDocument, best_first
-
-        top_n = positive_int("top_n", top_n, allow_none=True, allow_zero=True)
-        docs = check_texts(documents, "documents")
-        scores = self.score(
-            query,
-            docs,
-            batch_size=batch_size,
-            activation=activation,
-            show_progress=show_progress,
-            truncate=truncate,
-            stop=stop,
-        )
-        return [RankedDocument(i, float(scores[i]), docs[i]) for i in best_first(scores, top_n)]
 
     def _relevance(self, query: str, documents: list[str], truncate: bool) -> np.ndarray:
         """One ``POST /v1/rerank``: each document's relevance score, in input order."""

@@ -8,17 +8,18 @@ from typing import ClassVar
 
 import numpy as np
 
+from jinarag.inference.api import EmbedCall, EmbeddingSides, LateChunkCall
 from jinarag.inference.heads import mean_pool, span_sums
-from jinarag.inference.late_chunking import check_chunks, plan_late_chunks
+from jinarag.inference.late_chunking import plan_late_chunks
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
-from jinarag.validation import check_bool, check_text, check_texts, ordered_list, positive_int
+from jinarag.validation import check_bool, check_texts, positive_int
 
 __all__ = ["Embedder"]
 
 
-class Embedder(PretrainedModel):
+class Embedder(EmbeddingSides, PretrainedModel):
     """Embeds texts with jina-embeddings-v2 (or any BERT checkpoint), locally.
 
     Example:
@@ -43,74 +44,6 @@ class Embedder(PretrainedModel):
     @property
     def dim(self) -> int:
         return self.config.hidden_size
-
-    def embed(
-        self,
-        texts: Iterable[str],
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        show_progress: bool = False,
-        truncate: bool = True,
-        stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        """Embed documents: a float32 array of shape (len(texts), dim), rows in input order.
-
-        With ``normalize=False`` the rows are exactly the mean of the last hidden states over
-        the attention mask (accumulated in float32). ``stop``, when given, is asked before each
-        batch; once it returns True the call raises
-        :class:`~jinarag.inference.pipeline.Cancelled`.
-        """
-        return self._embed(
-            check_texts(texts),
-            self.document_prefix,
-            batch_size,
-            normalize,
-            show_progress,
-            truncate,
-            stop=stop,
-        )
-
-    def embed_documents(
-        self,
-        texts: Iterable[str],
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        show_progress: bool = False,
-        truncate: bool = True,
-    ) -> np.ndarray:
-        """The document side; the same as :meth:`embed`."""
-        return self.embed(
-            texts,
-            batch_size=batch_size,
-            normalize=normalize,
-            show_progress=show_progress,
-            truncate=truncate,
-        )
-
-    def embed_queries(
-        self,
-        texts: Iterable[str],
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        show_progress: bool = False,
-        truncate: bool = True,
-    ) -> np.ndarray:
-        """The query side, batched: ``query_prefix`` is prepended to each text."""
-        return self._embed(
-            check_texts(texts), self.query_prefix, batch_size, normalize, show_progress, truncate
-        )
-
-    def embed_query(
-        self, text: str, *, normalize: bool = True, truncate: bool = True
-    ) -> np.ndarray:
-        """One query: a float32 vector of shape (dim,)."""
-        text = check_text(text, "text")
-        check_bool("normalize", normalize)
-        check_bool("truncate", truncate)
-        return self.embed_queries([text], normalize=normalize, truncate=truncate)[0]
 
     def tokenize(self, texts: Iterable[str], *, truncate: bool = True) -> Encoded:
         """The document side's token ids of ``texts`` (``document_prefix`` included), cut to
@@ -146,78 +79,9 @@ class Embedder(PretrainedModel):
             max_tokens=positive_int("max_tokens", max_tokens, allow_none=True),
         )
 
-    def embed_late_chunks(
-        self,
-        chunks: Iterable[str],
-        *,
-        normalize: bool = True,
-        long_late_chunking: bool = True,
-        overlap: int | None = None,
-        batch_size: int = 32,
-    ) -> np.ndarray:
-        """Late chunking of one document: ``chunks`` are its consecutive pieces; they are
-        joined with a single space and read as one input, and each chunk's vector is the
-        mean of its own tokens' output states (float32, (len(chunks), dim)).
-
-        ``document_prefix``, when the embedder has one, leads the joined text (its tokens
-        count for the first chunk). A document longer than ``max_length`` is read in macro
-        windows that share
-        ``overlap`` tokens (default: 256, at most a quarter of a window;
-        ``long_late_chunking=False``: an InputError instead); see
-        :mod:`jinarag.inference.late_chunking`.
-        """
-        return self._late_chunks(
-            [check_chunks(chunks)],
-            ["chunks"],
-            normalize=normalize,
-            long_late_chunking=long_late_chunking,
-            overlap=overlap,
-            batch_size=batch_size,
-        )[0]
-
-    def embed_late_chunks_many(
-        self,
-        documents: Iterable[Iterable[str]],
-        *,
-        normalize: bool = True,
-        long_late_chunking: bool = True,
-        overlap: int | None = None,
-        batch_size: int = 32,
-        show_progress: bool = False,
-        stop: Callable[[], bool] | None = None,
-    ) -> list[np.ndarray]:
-        """:meth:`embed_late_chunks` for many documents (each a list of chunks) in one run:
-        their windows share batches. One (chunks, dim) array per document, in order."""
-        listed = ordered_list(documents, "documents", "chunk lists", "['first chunk', 'second']")
-        names = [f"documents[{number}]" for number in range(len(listed))]
-        checked = [check_chunks(chunks, name) for chunks, name in zip(listed, names, strict=True)]
-        return self._late_chunks(
-            checked,
-            names,
-            normalize=normalize,
-            long_late_chunking=long_late_chunking,
-            overlap=overlap,
-            batch_size=batch_size,
-            show_progress=show_progress,
-            stop=stop,
-        )
-
     def _late_chunks(
-        self,
-        documents: list[list[str]],
-        names: list[str],
-        *,
-        normalize: bool,
-        long_late_chunking: bool,
-        overlap: int | None,
-        batch_size: int,
-        show_progress: bool = False,
-        stop: Callable[[], bool] | None = None,
+        self, documents: list[list[str]], names: list[str], call: LateChunkCall
     ) -> list[np.ndarray]:
-        batch_size = positive_int("batch_size", batch_size)
-        normalize = check_bool("normalize", normalize)
-        long_late_chunking = check_bool("long_late_chunking", long_late_chunking)
-        overlap = positive_int("overlap", overlap, allow_zero=True, allow_none=True)
         if self.document_prefix:
             # The document side's instruction leads the text; its tokens count for chunk 0,
             # like [CLS].
@@ -227,8 +91,8 @@ class Embedder(PretrainedModel):
                 self.tokenizer,
                 chunks,
                 max_length=self.max_length,
-                long_late_chunking=long_late_chunking,
-                overlap=overlap,
+                long_late_chunking=call.long_late_chunking,
+                overlap=call.overlap,
                 name=name,
             )
             for chunks, name in zip(documents, names, strict=True)
@@ -253,51 +117,35 @@ class Embedder(PretrainedModel):
             len(windows),
             encode,
             partial(span_sums, segments=segments, spare=rows),
-            batch_size=batch_size,
-            show_progress=show_progress,
+            batch_size=call.batch_size,
+            show_progress=call.show_progress,
             what="windows",
-            should_stop=stop,
+            should_stop=call.stop,
             outputs=rows,
         )
         means = sums[:, :-1] / sums[:, -1:]
-        if normalize:
+        if call.normalize:
             means /= np.linalg.norm(means, axis=1, keepdims=True).clip(min=1e-12)
         return [
             means[first : first + plan.chunks] for first, plan in zip(first_row, plans, strict=True)
         ]
 
-    def _embed(
-        self,
-        texts: list[str],
-        prefix: str,
-        batch_size: int,
-        normalize: bool,
-        show_progress: bool,
-        truncate: bool,
-        stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        # Checked before the empty case returns, so a bad argument never passes unseen.
-        batch_size = positive_int("batch_size", batch_size)
-        normalize = check_bool("normalize", normalize)
-        show_progress = check_bool("show_progress", show_progress)
-        truncate = check_bool("truncate", truncate)
+    def _embed(self, texts: list[str], call: EmbedCall) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if prefix:
-            texts = [prefix + text for text in texts]
         max_length = self.max_length
 
         def encode(start: int, stop: int) -> Encoded:
             return self.tokenizer.encode(
-                texts[start:stop], max_length=max_length, truncate=truncate, offset=start
+                texts[start:stop], max_length=max_length, truncate=call.truncate, offset=start
             )
 
         return self._run(
             len(texts),
             encode,
-            partial(mean_pool, normalize=normalize),
-            batch_size=batch_size,
-            show_progress=show_progress,
+            partial(mean_pool, normalize=call.normalize),
+            batch_size=call.batch_size,
+            show_progress=call.show_progress,
             what="texts",
-            should_stop=stop,
+            should_stop=call.stop,
         )

@@ -3,41 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
 
+from jinarag.inference.api import (
+    ACTIVATIONS,
+    RankedDocument,
+    RerankingSides,
+    ScoreCall,
+    best_first,
+)
 from jinarag.inference.heads import first_tokens
 from jinarag.inference.pipeline import DeviceBatch
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
-from jinarag.validation import (
-    check_bool,
-    check_choice,
-    check_pairs,
-    check_text,
-    check_texts,
-    positive_int,
-)
+from jinarag.validation import check_bool, check_choice, check_pairs, positive_int
 
 __all__ = ["RankedDocument", "Reranker", "best_first", "sigmoid"]
 
-ACTIVATIONS = ("sigmoid", None)
 
-
-@dataclass(frozen=True)
-class RankedDocument:
-    """One document of a ranking: its position in the input, its score and its text."""
-
-    index: int
-    score: float
-    text: str
-
-
-class Reranker(PretrainedModel):
+class Reranker(RerankingSides, PretrainedModel):
     """Scores (query, document) pairs with a cross-encoder, locally.
 
     Example:
@@ -56,49 +44,26 @@ class Reranker(PretrainedModel):
 
     kind: ClassVar[Kind] = "reranker"
 
-    def score_pairs(
-        self,
-        pairs: Iterable[tuple[str, str]],
-        *,
-        batch_size: int = 32,
-        activation: str | None = "sigmoid",
-        show_progress: bool = False,
-        truncate: bool = True,
-        stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        """One float32 score per (query, document) pair, in input order, any number of
-        queries in one pass: pairs of every query share batches.
-
-        Documents are cut to fit ``max_length``, queries never (a query too long to leave
-        room for a document is an InputError). ``stop``, when given, is asked before each
-        batch; once it returns True the call raises
-        :class:`~jinarag.inference.pipeline.Cancelled`.
-        """
-        checked = check_pairs(pairs)
-        check_choice("activation", activation, ACTIVATIONS)
-        # Checked before the empty case returns, so a bad argument never passes unseen.
-        batch_size = positive_int("batch_size", batch_size)
-        show_progress = check_bool("show_progress", show_progress)
-        truncate = check_bool("truncate", truncate)
-        if not checked:
+    def _score_pairs(self, pairs: list[tuple[str, str]], call: ScoreCall) -> np.ndarray:
+        if not pairs:
             return np.zeros((0,), dtype=np.float32)
         max_length = self.max_length
 
         def encode(start: int, stop: int) -> Encoded:
             return self.tokenizer.encode_pair_list(
-                checked[start:stop], max_length=max_length, truncate=truncate, offset=start
+                pairs[start:stop], max_length=max_length, truncate=call.truncate, offset=start
             )
 
         logits = self._run(
-            len(checked),
+            len(pairs),
             encode,
             self._relevance,
-            batch_size=batch_size,
-            show_progress=show_progress,
+            batch_size=call.batch_size,
+            show_progress=call.show_progress,
             what="pairs",
-            should_stop=stop,
+            should_stop=call.stop,
         )
-        return _activate(logits, activation)
+        return _activate(logits, call.activation)
 
     def _relevance(
         self, hidden: torch.Tensor, batch: DeviceBatch
@@ -139,66 +104,10 @@ class Reranker(PretrainedModel):
         )
         return _activate(logits, activation)
 
-    def score(
-        self,
-        query: str,
-        documents: Iterable[str],
-        *,
-        batch_size: int = 32,
-        activation: str | None = "sigmoid",
-        show_progress: bool = False,
-        truncate: bool = True,
-        stop: Callable[[], bool] | None = None,
-    ) -> np.ndarray:
-        """One float32 score per document, in input order: :meth:`score_pairs` with one
-        query."""
-        query = check_text(query, "query")
-        docs = check_texts(documents, "documents")
-        return self.score_pairs(
-            [(query, doc) for doc in docs],
-            batch_size=batch_size,
-            activation=activation,
-            show_progress=show_progress,
-            truncate=truncate,
-            stop=stop,
-        )
-
-    def rank(
-        self,
-        query: str,
-        documents: Iterable[str],
-        *,
-        top_n: int | None = None,
-        batch_size: int = 32,
-        activation: str | None = "sigmoid",
-        show_progress: bool = False,
-        truncate: bool = True,
-        stop: Callable[[], bool] | None = None,
-    ) -> list[RankedDocument]:
-        """The documents best first (ties keep input order), at most ``top_n`` of them.
-        ``stop`` is :meth:`score`'s."""
-        top_n = positive_int("top_n", top_n, allow_none=True, allow_zero=True)
-        docs = check_texts(documents, "documents")
-        scores = self.score(
-            query,
-            docs,
-            batch_size=batch_size,
-            activation=activation,
-            show_progress=show_progress,
-            truncate=truncate,
-            stop=stop,
-        )
-        return [RankedDocument(i, float(scores[i]), docs[i]) for i in best_first(scores, top_n)]
-
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Relevance in (0, 1) from raw logits (computed in float64, returned as float32)."""
     return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
-
-
-def best_first(scores: np.ndarray, top_n: int | None = None) -> list[int]:
-    """Indices by score, best first, ties in input order, at most ``top_n``."""
-    return np.argsort(-scores, kind="stable")[:top_n].tolist()
 
 
 def _activate(logits: np.ndarray, activation: str | None) -> np.ndarray:
