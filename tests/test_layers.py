@@ -24,6 +24,7 @@ LAYERS = {
     "remote": 2,  # the inference layer's methods, served by `jinarag serve` over HTTP
     "retrieval": 3,
     "evaluation": 4,
+    "training": 5,  # fine-tuning and distillation, on the evaluation layer's datasets
     "serving": 5,
     "cli": 6,
 }

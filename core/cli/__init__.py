@@ -1,4 +1,5 @@
-"""The `jinarag` command line: demo, index, search, verify, eval, tune, serve.
+"""The `jinarag` command line: demo, index, search, verify, eval, tune, serve, train-reranker,
+distill.
 
 Each subcommand lives in its own module (``add_parser`` registers it, ``run`` handles it) and
 the options they share are in :mod:`jinarag.cli.common`; this file only wires argparse to them
@@ -16,7 +17,17 @@ from collections.abc import Callable, Sequence
 Handler = Callable[[argparse.Namespace], int]
 
 # Modules of jinarag.cli, in the order --help lists them.
-COMMANDS = ("demo", "index", "search", "verify", "eval", "tune", "serve")
+COMMANDS = (
+    "demo",
+    "index",
+    "search",
+    "verify",
+    "eval",
+    "tune",
+    "serve",
+    "train_reranker",
+    "distill",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

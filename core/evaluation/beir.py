@@ -61,8 +61,11 @@ class Dataset:
         return [q for q in self.queries if any(r > 0 for r in self.qrels.get(q, {}).values())]
 
 
-def load_beir(path: str | os.PathLike[str], split: str = "test") -> Dataset:
-    """Read a BEIR-layout folder.
+def load_beir(
+    path: str | os.PathLike[str], split: str = "test", *, require_qrels: bool = True
+) -> Dataset:
+    """Read a BEIR-layout folder. ``require_qrels=False``: a folder without
+    ``qrels/<split>.tsv`` reads as a dataset with no judgements (for distillation).
 
     Raises:
         InputError: a file is missing or malformed (the message names it).
@@ -74,6 +77,8 @@ def load_beir(path: str | os.PathLike[str], split: str = "test") -> Dataset:
         "qrels": root / "qrels" / f"{split}.tsv",
     }
     for what, file in files.items():
+        if what == "qrels" and not require_qrels and not file.exists():
+            continue
         if not file.is_file():
             raise InputError(
                 f"{str(root)!r} is not a BEIR dataset folder: {what} file {str(file)!r} is missing "
@@ -95,6 +100,8 @@ def load_beir(path: str | os.PathLike[str], split: str = "test") -> Dataset:
     }
     queries = {str(q["_id"]): str(q["text"]) for q in jsonl(files["queries"])}
     qrels: dict[str, dict[str, int]] = {}
+    if not files["qrels"].exists():
+        return Dataset(root.name, corpus, queries, qrels)
     with files["qrels"].open(encoding="utf-8", newline="") as f:
         rows = csv.reader(f, delimiter="\t")
         for n, row in enumerate(rows, start=1):

@@ -41,17 +41,18 @@ __all__ = [
 QUERY_SETS = ("all", "odd", "even")
 
 
-def select_queries(dataset: Dataset, which: str = "all") -> list[str]:
+def select_queries(dataset: Dataset, which: str = "all", *, judged: bool = True) -> list[str]:
     """Judged query ids: ``"all"``, ``"odd"`` or ``"even"`` (by numeric id; ids that are not
-    numbers use their 1-based position instead)."""
+    numbers use their 1-based position instead). ``judged=False``: every query of the set,
+    judged or not (distillation needs no judgements)."""
     if which not in QUERY_SETS:
         raise InputError(f"queries must be 'all', 'odd' or 'even', got {which!r}")
-    judged = dataset.judged_queries()
+    pool = dataset.judged_queries() if judged else list(dataset.queries)
     if which == "all":
-        return judged
+        return pool
     position = {q: n for n, q in enumerate(dataset.queries, start=1)}
     parity = 1 if which == "odd" else 0
-    return [q for q in judged if (int(q) if q.isdigit() else position[q]) % 2 == parity]
+    return [q for q in pool if (int(q) if q.isdigit() else position[q]) % 2 == parity]
 
 
 @dataclass(frozen=True)
