@@ -8,6 +8,7 @@
   the allocator setting the CLI and server processes use.
 - :mod:`jinarag.inference.late_chunking`: the windows and chunk spans of late chunking.
 - :mod:`jinarag.inference.pretrained`: what Embedder and Reranker share (loading, running, saving).
+- :mod:`jinarag.inference.api`: the public methods local and remote models share.
 - :mod:`jinarag.inference.embedder`, :mod:`jinarag.inference.reranker`: the two model kinds.
 - :mod:`jinarag.inference.defaults`: the default Jina models and the offline MiniLM fallback.
 
