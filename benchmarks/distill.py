@@ -75,7 +75,7 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=128, help="pair token limit")
     parser.add_argument("--epochs", type=int, default=1, help="teacher epochs")
     parser.add_argument("--negatives", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=5e-5, help="teacher learning rate")
+    parser.add_argument("--lr", type=float, default=1e-4, help="teacher learning rate")
     parser.add_argument("--distill-epochs", type=int, default=2)
     parser.add_argument("--distill-lr", type=float, default=1e-4)
     parser.add_argument("--distill-loss", default="mse", choices=("mse", "listwise"))

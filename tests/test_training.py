@@ -129,7 +129,22 @@ def test_student_has_n_layers_and_reloads_with_identical_scores(tiny_teacher, ti
         reloaded.score_pairs(PAIRS, activation=None),
         tiny_student.reranker.score_pairs(PAIRS, activation=None),
     )
-    assert tiny_student.losses[-1] < tiny_student.losses[0]
+
+
+def test_the_student_moves_towards_the_teacher(tiny_teacher, tiny_student, small_cranfield):
+    """On the distilled pairs, the trained student's logits are nearer the teacher's than
+    those of the student it started as (the teacher's first layer, untrained)."""
+    from jinarag.evaluation import load_beir
+    from jinarag.training.data import candidate_lists, distillation_pairs, document_texts
+    from jinarag.training.models import student_from_teacher
+
+    dataset = load_beir(small_cranfield)
+    texts = document_texts(dataset)
+    pairs = distillation_pairs(dataset, candidate_lists(dataset, list(dataset.queries), 8), texts)
+    teacher = tiny_teacher.reranker.score_pairs(pairs, activation=None)
+    start = student_from_teacher(tiny_teacher.reranker, 1).score_pairs(pairs, activation=None)
+    trained = tiny_student.reranker.score_pairs(pairs, activation=None)
+    assert np.mean((trained - teacher) ** 2) < 0.9 * np.mean((start - teacher) ** 2)
 
 
 def test_student_loads_in_an_adapter(tiny_student):

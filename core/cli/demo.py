@@ -23,13 +23,21 @@ from jinarag.cli.common import (
 from jinarag.errors import TruncationWarning
 from jinarag.retrieval.readers import Document, read_documents, read_file
 
-__all__ = ["DEMO_QUERIES", "add_parser", "load_corpus", "run"]
+__all__ = ["DEMO_QUERIES", "MAKE_A_RERANKER", "add_parser", "load_corpus", "run"]
 
 DEMO_QUERIES = (
     "what similarity laws must be obeyed when constructing aeroelastic models of heated high "
     "speed aircraft?",
     "what problems of heat conduction in composite slabs have been solved so far?",
     "how does a propeller slipstream change the lift of a wing?",
+)
+
+# Offline there is no Jina reranker to download: how to make one from the shipped MiniLM.
+MAKE_A_RERANKER = (
+    "to rerank offline, make a reranker from the shipped MiniLM weights (docs/training.md): "
+    "jinarag train-reranker DATASET_DIR --base minilm --out my-reranker; jinarag distill "
+    "--teacher my-reranker --student-layers 2 --dataset DATASET_DIR --out my-turbo; then "
+    "jinarag demo --reranker my-turbo"
 )
 
 
@@ -65,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     embedder = load_embedder(args.model)
     reranker = load_reranker(args.reranker)
+    if reranker is None:
+        note(MAKE_A_RERANKER)
     load_seconds = time.perf_counter() - started
     print(f"embedder: {embedder.name} (dim {embedder.dim}, max {embedder.max_length} tokens)")
     print(

@@ -2,7 +2,7 @@
 
 Examples::
 
-    jinarag train-reranker tests/data/cranfield --base small --out my-reranker
+    jinarag train-reranker tests/data/cranfield --base minilm --out my-reranker
     jinarag train-reranker tests/data/cranfield --base small --out my-reranker --queries odd \\
         --epochs 2 --negatives 3 --mine hybrid
     jinarag eval tests/data/cranfield --queries even --reranker my-reranker
@@ -61,12 +61,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--base",
         required=True,
         help="checkpoint to start from: a directory, Hub id or alias ('small', 'base': Jina "
-        "embedders; a classifier head is added when it has none)",
+        "embedders; 'minilm': the all-MiniLM-L6-v2 weights shipped with the tests' extra, no "
+        "download); a classifier head is added when it has none",
     )
     parser.add_argument(
         "--queries", choices=QUERY_SETS, default="odd", help="judged queries trained on (odd)"
     )
-    add_training_options(parser, epochs=1, lr=5e-5)
+    add_training_options(parser, epochs=1, lr=1e-4)
+    parser.add_argument(
+        "--head-lr", type=float, default=1e-3, help="peak rate of a created head (1e-3)"
+    )
     parser.add_argument("--batch-size", type=count, default=8, help="groups per step (8)")
     parser.add_argument("--negatives", type=count, default=3, help="hard negatives per positive")
     parser.add_argument("--candidates", type=count, default=30, help="mined from the top N (30)")
@@ -107,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         negatives=args.negatives,
         lr=args.lr,
+        head_lr=args.head_lr,
         loss=args.loss,
         candidates=args.candidates,
         max_length=args.max_length,

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["DISTILLATION_LOSSES", "distill"]
 
 DISTILLATION_LOSSES = ("mse", "listwise")
+NEW_HEAD_LR = 1e-3  # a student checkpoint without a head gets one, trained at this rate
 
 
 def distill(
@@ -123,13 +124,14 @@ def distill(
         if max_length is not None:
             options["max_length"] = max_length
         teacher_model = Reranker.from_pretrained(teacher, **options)
+    created = False
     if student_layers is not None:
         made = student_from_teacher(teacher_model, student_layers, choice=layer_choice)
     elif student_config is not None:
         made = student_from_config(teacher_model, student_config, seed=seed)
     else:
         assert student is not None
-        made, _ = load_cross_encoder(student, device=device, max_length=max_length, seed=seed)
+        made, created = load_cross_encoder(student, device=device, max_length=max_length, seed=seed)
     if made.device != teacher_model.device:
         raise InputError(
             f"the teacher is on {teacher_model.device} and the student on {made.device}: "
@@ -199,6 +201,7 @@ def distill(
     settings = LoopSettings(
         epochs=epochs,
         lr=lr,
+        head_lr=NEW_HEAD_LR if created else None,
         seed=seed,
         bf16=use_autocast(bf16, made.device),
         save_every=save_every,
@@ -230,6 +233,7 @@ def distill(
         description="distill",
         stop=stop,
         note=note,
+        new_head=created,
     )
     record = {
         **settings.fingerprint(steps_per_epoch),

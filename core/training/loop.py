@@ -36,6 +36,7 @@ class LoopSettings:
 
     epochs: int
     lr: float
+    head_lr: float | None = None  # for a newly created head (None: lr)
     warmup: float = 0.1  # share of the steps spent warming up
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
@@ -57,14 +58,27 @@ def use_autocast(bf16: bool | None, device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
-def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and LayerNorm weights (as BERT was trained)."""
-    decay, plain = [], []
+def _parameter_groups(
+    model: torch.nn.Module, settings: LoopSettings, new_head: bool
+) -> list[dict[str, Any]]:
+    """No weight decay on biases and LayerNorm weights (as BERT was trained); a new head
+    (pooler and classifier) at ``head_lr``: Adam moves a weight about lr a step, so a head
+    starting from random at the body's small rate would take thousands of steps to give the
+    logits any spread, and the body no gradient meanwhile."""
+    groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
-        (plain if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+        head = new_head and name.startswith(("pooler.", "classifier."))
+        plain = parameter.ndim < 2 or "LayerNorm" in name
+        groups.setdefault((head, plain), []).append(parameter)
+    head_lr = settings.head_lr if settings.head_lr is not None else settings.lr
+    return [
+        {
+            "params": params,
+            "weight_decay": 0.0 if plain else settings.weight_decay,
+            "lr": head_lr if head else settings.lr,
+        }
+        for (head, plain), params in sorted(groups.items())
+    ]
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
@@ -100,10 +114,12 @@ def run_loop(
     description: str,
     stop: Callable[[], bool] | None = None,
     note: Callable[[str], None] | None = None,
+    new_head: bool = False,
 ) -> tuple[list[float], int]:
     """Train ``reranker.model`` for ``settings.epochs`` epochs of ``steps_per_epoch`` steps;
     ``epoch_batches(epoch)`` gives an epoch's batches, ``loss_of(batch)`` a batch's loss.
 
+    ``new_head``: the pooler and classifier were created for this run (``settings.head_lr``).
     Returns the loss of every step and the step the run resumed from (0: a fresh start).
     ``stop()``, asked after each step, saves the state and raises
     :class:`~jinarag.inference.pipeline.Cancelled` when it returns True.
@@ -124,7 +140,7 @@ def run_loop(
 
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    optimizer = torch.optim.AdamW(_parameter_groups(model, settings.weight_decay), lr=settings.lr)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, settings, new_head), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     losses: list[float] = []
     start = 0

