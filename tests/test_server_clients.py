@@ -85,9 +85,12 @@ def assert_close(got, expected) -> None:
 
 
 def detail(error) -> str:
-    """The server's reason in an `openai.APIStatusError`: the `detail` of the JSON body."""
+    """The server's reason in an `openai.APIStatusError`: the client keeps the `error` object
+    of the JSON body (OpenAI's shape, which the server sends beside `detail`), and shows its
+    message in the exception's text."""
     assert isinstance(error.body, dict), error.body
-    return error.body["detail"]
+    assert error.body["message"] in str(error)
+    return error.body["message"]
 
 
 def ranked(reranker, top_n: int | None = None) -> tuple[list[str], list[float]]:
