@@ -82,6 +82,13 @@ def main() -> int:
     parser.add_argument("--candidates", type=int, default=30, help="distillation pairs/query")
     parser.add_argument("--runs", type=int, default=2, help="timed throughput runs")
     parser.add_argument("--teacher", type=Path, help="reuse this teacher (skip fine-tuning)")
+    parser.add_argument("--student", type=Path, help="reuse this student (skip distillation)")
+    parser.add_argument(
+        "--eval-max-length",
+        type=int,
+        default=256,
+        help="pair token limit when reranking (CACM has queries over 128 tokens)",
+    )
     parser.add_argument("--out", type=Path, help="keep the models here (default: temporary)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's own)")
@@ -136,26 +143,30 @@ def main() -> int:
         phase("fine-tune teacher", t)
 
     t = time.perf_counter()
-    student_run = distill(
-        teacher_dir,
-        out / "student",
-        dataset=cranfield,
-        student_layers=args.student_layers,
-        layer_choice=args.layer_choice,
-        queries="odd",
-        candidates=args.candidates,
-        epochs=args.distill_epochs,
-        lr=args.distill_lr,
-        loss=args.distill_loss,
-        max_length=args.max_length,
-        index=cran_index,
-        overwrite=True,
-        show_progress=True,
-    )
-    phase("distil student", t)
+    if args.student is not None:
+        student_dir = args.student
+    else:
+        student_run = distill(
+            teacher_dir,
+            out / "student",
+            dataset=cranfield,
+            student_layers=args.student_layers,
+            layer_choice=args.layer_choice,
+            queries="odd",
+            candidates=args.candidates,
+            epochs=args.distill_epochs,
+            lr=args.distill_lr,
+            loss=args.distill_loss,
+            max_length=args.max_length,
+            index=cran_index,
+            overwrite=True,
+            show_progress=True,
+        )
+        student_dir = student_run.out
+        phase("distil student", t)
 
-    teacher = Reranker.from_pretrained(teacher_dir, max_length=args.max_length)
-    student = Reranker.from_pretrained(student_run.out, max_length=args.max_length)
+    teacher = Reranker.from_pretrained(teacher_dir, max_length=args.eval_max_length)
+    student = Reranker.from_pretrained(student_dir, max_length=args.eval_max_length)
     results = {}
     throughput = {}
     for name, dataset, index in (
@@ -192,13 +203,15 @@ def main() -> int:
         row["student gain"] = gain_s
         row["student share of teacher gain"] = gain_s / gain_t if gain_t > 0 else None
         results[name] = row
+        print(f"{name}: {json.dumps(row)}", file=sys.stderr, flush=True)
         phase(f"evaluate {name}", t)
 
     speedup = throughput["student"] / throughput["teacher"]
     print(
         f"\nTeacher: MiniLM-L6 fine-tuned on {len(select_queries(cranfield, 'odd'))} Cranfield odd "
         f"queries; student: {args.student_layers} layers ({args.layer_choice}); pairs of "
-        f"{args.max_length} tokens; hybrid top {args.k} reranked; torch "
+        f"{args.max_length} tokens in training, {args.eval_max_length} when reranking; hybrid top "
+        f"{args.k} reranked; torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads\n"
     )
     print("| queries | hybrid | + teacher | + student | student share of the teacher's gain |")
