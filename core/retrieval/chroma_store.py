@@ -275,6 +275,25 @@ class ChromaStore:
                 break
         return ids
 
+    def metadatas(
+        self, where: dict[str, Any] | None = None
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(id, metadata as stored)`` of every record (matching ``where``), paged in batches:
+        what a catalog of a large collection reads, without its texts or vectors."""
+        for page in self.slices():
+            got = self.call(
+                "list metadata",
+                self.collection.get,
+                where=where,
+                include=["metadatas"],
+                limit=self.max_batch,
+                offset=page.start,
+            )
+            for record_id, meta in zip(got["ids"], got["metadatas"], strict=True):
+                yield record_id, dict(meta or {})
+            if len(got["ids"]) < self.max_batch:
+                break
+
     def records(self, ids: Sequence[str] | None, where: dict[str, Any] | None = None) -> Records:
         """``{id: (text, metadata)}`` for these ids (in batches) or, with None, all records;
         with ``where``, only the matching ones. Our own keys (``jinarag:*``) are left out."""

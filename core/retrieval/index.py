@@ -34,10 +34,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,7 @@ from jinarag.validation import check_choice, check_text, check_texts, positive_i
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
     from jinarag.inference.reranker import Reranker
+    from jinarag.retrieval.ingest import Executor, IngestReport
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -406,6 +408,77 @@ class HybridIndex:
             )
             self._mirror.delete(stale)
         return out
+
+    def add_files(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        root: str | os.PathLike[str] | None = None,
+        sync: bool = False,
+        chunk_tokens: int | None = None,
+        overlap: int | None = None,
+        chunking: str | None = None,
+        executor: Executor | None = None,
+        show_progress: bool = False,
+    ) -> IngestReport:
+        """Index files (txt, md, html, jsonl; folders searched recursively) and keep the index
+        in step with them: unchanged files are skipped without embedding anything, changed
+        ones replaced, and with ``sync=True`` files gone from the folders given are removed.
+
+        Each record's id comes from its file's path relative to ``root`` (default: each folder
+        given, or a file's own folder), never from how the path was typed; a JSONL line keeps
+        its ``_id``. Records carry ``source`` (that relative path), ``doc_id`` and ``chunk``.
+
+        Args:
+            paths: files and folders.
+            root: the folder ids are relative to (every path must lie inside it).
+            sync: remove the records of files gone from disk (in the folders scanned).
+            chunk_tokens: tokens per chunk (default: the model's limit, at most 512; with
+                late chunking 256).
+            overlap: tokens shared by consecutive chunks (default: 1/8 of a chunk; not with
+                late chunking).
+            chunking: None (chunks embedded on their own) or ``"late"``.
+            executor: who chunks and embeds: :class:`jinarag.retrieval.ingest.LocalExecutor`
+                (default, this process) or ``jinarag.retrieval.ray_ingest.RayExecutor``.
+            show_progress: a progress bar (chunks, rate and time left) on stderr.
+
+        Returns:
+            An :class:`~jinarag.retrieval.ingest.IngestReport`: sources added, updated,
+            unchanged, removed, missing (gone, kept without ``sync``) and skipped with the
+            reason; chunks written and removed.
+
+        Raises:
+            InputError: a path that does not exist or lies outside ``root``, a file of an
+                unsupported type named explicitly, bad chunk settings (before any write);
+                a bad file met while writing (what was written before it stays; fix it and
+                run again to finish).
+        """
+        from jinarag.retrieval.ingest import add_files, chunking_settings
+
+        settings = chunking_settings(self.embedder, chunk_tokens, overlap, chunking)
+        return add_files(
+            self,
+            paths,
+            root=root,
+            sync=sync,
+            chunking=settings,
+            executor=executor,
+            show_progress=show_progress,
+        )
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Make several writes one: the store's write lock is taken once (waiting up to
+        ``lock_timeout``), and the BM25 snapshot saved once, at the end. Other processes'
+        writes wait; readers see each batch as Chroma acknowledges it.
+
+        Example:
+            >>> with index.writing():
+            ...     index.add(texts_a, ids=ids_a)
+            ...     index.delete(old_ids)
+        """
+        with self._mirror.writing():
+            yield
 
     def delete(
         self, ids: Sequence[str] | None = None, *, where: dict[str, Any] | None = None

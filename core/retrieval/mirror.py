@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -82,6 +83,8 @@ class BM25Mirror:
         self.lock = lock
         self._generation: str | None = None  # the one BM25 matches; None while writing
         self._began = False  # whether the current write changed a record yet
+        self._depth = 0  # writes open, one inside another (only the outermost locks and saves)
+        self._owner: int | None = None  # the thread whose write is open
         if snapshot is not None:
             check_snapshot_path(snapshot)
         self.sync(force=False, strict=True)
@@ -127,8 +130,25 @@ class BM25Mirror:
         new generation before the first record changes (the snapshot on disk turns stale), a
         final one and the snapshot saved last. If the body fails, nothing is saved: the old
         snapshot stays, marked stale by the generation, and the next search or open rebuilds
-        from Chroma."""
+        from Chroma. Writes nest: one inside another is part of it (no second lock or save)."""
+        if self._depth and self._owner == threading.get_ident():
+            # Inside another write of this thread: it holds the lock and finishes the write.
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         unlocked = locked or self.lock is None
+        with self._outermost(unlocked):
+            self._depth, self._owner = 1, threading.get_ident()
+            try:
+                yield
+            finally:
+                self._depth, self._owner = 0, None
+
+    @contextlib.contextmanager
+    def _outermost(self, unlocked: bool) -> Iterator[None]:
         with contextlib.nullcontext() if unlocked else self.lock:
             self.fresh()  # start from what Chroma holds, including other processes' writes
             if self.snapshot is not None:

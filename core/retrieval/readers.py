@@ -1,8 +1,12 @@
-"""Reading files into documents: txt, md and jsonl (a BEIR ``corpus.jsonl`` reads as is).
+"""Reading files into documents: txt, md, html and jsonl (a BEIR ``corpus.jsonl`` reads as is).
 
 Supported inputs (a folder is searched recursively for them, in sorted order):
 
-* ``.txt``, ``.md``, ``.markdown``: one document per file; its id is the path as given.
+* ``.txt``, ``.md``, ``.markdown``: one document per file; its id is the file's name
+  (``source``, by default the path as given).
+* ``.html``, ``.htm``, ``.xhtml``: one document per file, its text extracted by the standard
+  library's HTML parser (:class:`html.parser.HTMLParser`): the ``<title>`` goes in front like a
+  BEIR title, scripts, styles and templates are left out, block elements end lines.
 * ``.jsonl``: one JSON object per line with a ``"text"`` string; the id comes from ``"_id"`` or
   ``"id"`` (else ``path:line``); a ``"title"`` is put in front of the text
   (:func:`document_text`, the BEIR convention and the one title rule of the project). Other
@@ -15,14 +19,25 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 from jinarag.errors import InputError
 
-__all__ = ["SUFFIXES", "Document", "document_text", "find_files", "read_documents", "read_file"]
+__all__ = [
+    "HTML_SUFFIXES",
+    "SUFFIXES",
+    "Document",
+    "document_text",
+    "find_files",
+    "html_text",
+    "read_documents",
+    "read_file",
+]
 
-SUFFIXES = (".txt", ".md", ".markdown", ".jsonl")
+SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".xhtml", ".jsonl")
+HTML_SUFFIXES = (".html", ".htm", ".xhtml")
 
 
 @dataclass(frozen=True)
@@ -72,15 +87,82 @@ def _scalar_fields(obj: dict[str, Any], skip: set[str]) -> dict[str, Any]:
     }
 
 
-def read_file(path: str | os.PathLike[str]) -> Iterator[Document]:
+class _HTMLText(HTMLParser):
+    """Collects the visible text of an HTML page, and its title apart."""
+
+    _HIDDEN = frozenset({"script", "style", "template", "noscript", "head", "svg"})
+    _BLOCKS = frozenset(
+        {"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption"}
+        | {"figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li"}
+        | {"main", "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul"}
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title: list[str] = []
+        self._hidden = 0
+        self._in_title = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self._in_title = True
+        elif tag in self._HIDDEN:
+            self._hidden += 1
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag in self._HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in self._BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title.append(data)
+        elif not self._hidden:
+            self.parts.append(data)
+
+
+def html_text(markup: str) -> str:
+    """The text of an HTML page: its title in front, then its visible text, one line per block.
+
+    Example:
+        >>> html_text("<title>Wings</title><p>Lift <b>grows</b>.</p><script>x()</script>")
+        'Wings\nLift grows.'
+    """
+    parser = _HTMLText()
+    parser.feed(markup)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    body = "\n".join(line for line in lines if line)
+    title = " ".join("".join(parser.title).split())
+    return f"{title}\n{body}" if title and body else title or body
+
+
+def read_file(path: str | os.PathLike[str], source: str | None = None) -> Iterator[Document]:
     """The documents of one file (see the module docstring for the formats).
+
+    Args:
+        path: the file.
+        source: its name in ids and in each document's ``source`` metadata (default: the path
+            as given); :mod:`jinarag.retrieval.sources` passes the path relative to a root.
 
     Raises:
         InputError: a JSONL line is not an object with a ``"text"`` string.
+        UnicodeDecodeError: the file is not UTF-8 text.
     """
     path = Path(path)
-    source = str(path)
-    if path.suffix.lower() != ".jsonl":
+    source = source if source is not None else str(path)
+    suffix = path.suffix.lower()
+    if suffix in HTML_SUFFIXES:
+        text = html_text(path.read_text(encoding="utf-8", errors="strict"))
+        yield Document(source, text, {"source": source})
+        return
+    if suffix != ".jsonl":
         yield Document(source, path.read_text(encoding="utf-8"), {"source": source})
         return
     with path.open(encoding="utf-8") as lines:
