@@ -1,5 +1,5 @@
-"""The `jinarag` command line: demo, index, search, verify, eval, tune, serve, train-reranker,
-distill.
+"""The `jinarag` command line: demo, index, search, list, stats, delete, verify, eval, tune,
+serve, train-reranker, distill.
 
 Each subcommand lives in its own module (``add_parser`` registers it, ``run`` handles it) and
 the options they share are in :mod:`jinarag.cli.common`; this file only wires argparse to them
@@ -21,6 +21,9 @@ COMMANDS = (
     "demo",
     "index",
     "search",
+    "list",
+    "stats",
+    "delete",
     "verify",
     "eval",
     "tune",

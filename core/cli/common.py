@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_COLLECTION",
     "DEFAULT_STORE",
+    "add_json_option",
     "add_max_length_option",
     "add_model_option",
     "add_reranker_option",
@@ -32,6 +33,7 @@ __all__ = [
     "load_reranker",
     "note",
     "open_index",
+    "print_json",
 ]
 
 DEFAULT_STORE = "jinarag-store"
@@ -73,6 +75,20 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--chroma-url", help="a Chroma server instead, e.g. http://127.0.0.1:8000")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name")
     add_model_option(parser)
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON on stdout (notes stay on stderr)"
+    )
+
+
+def print_json(value: object) -> None:
+    """``value`` as indented JSON on stdout: the whole of a ``--json`` command's stdout."""
+    import json
+
+    # default=str: a metadata value Chroma hands back as another type still prints.
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 def note(text: str | None) -> None:

@@ -1,8 +1,10 @@
-"""`jinarag search`: query a hybrid index and print a table of the results.
+"""`jinarag search`: query a hybrid index and print a table of the results (or, with
+``--json``, a JSON array of them).
 
 Example::
 
     jinarag search "how does a slipstream change lift?" --store ./jinarag-store --k 5
+    jinarag search "slipstream" --store ./jinarag-store --json
 """
 
 from __future__ import annotations
@@ -10,12 +12,22 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinarag.cli.common import add_store_options, count, load_reranker, open_index
+from jinarag.cli.common import (
+    add_json_option,
+    add_store_options,
+    count,
+    load_reranker,
+    open_index,
+    print_json,
+)
 from jinarag.errors import InputError
 
-__all__ = ["add_parser", "run"]
+if TYPE_CHECKING:
+    from jinarag.retrieval.hits import Hit, SourceScore
+
+__all__ = ["add_parser", "hit_json", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="rerank the fused results (default model: Jina turbo, skipped if unavailable)",
     )
+    add_json_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -57,6 +70,25 @@ def _where(text: str | None) -> dict[str, Any] | None:
         raise InputError(f'--where must be JSON, e.g. \'{{"lang": "en"}}\'; got {text!r}') from exc
 
 
+def _source(score: SourceScore | None) -> dict[str, Any] | None:
+    return {"rank": score.rank, "score": float(score.score)} if score is not None else None
+
+
+def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
+    """One result as ``--json`` prints it (scores as plain floats: they may be numpy's)."""
+    return {
+        "rank": rank,
+        "id": hit.id,
+        "score": float(hit.score),
+        "score_space": hit.score_space,
+        "text": hit.text,
+        "metadata": hit.metadata,
+        "dense": _source(hit.dense),
+        "bm25": _source(hit.bm25),
+        "rerank": float(hit.rerank_score) if hit.rerank_score is not None else None,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     where = _where(args.where)
     weights = _weights(args.weights)
@@ -75,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
         rerank=reranker if reranker is not None else False,
     )
     ms = (time.perf_counter() - started) * 1000
+    if args.json:  # stdout is the array alone, [] when nothing matched
+        print_json([hit_json(n, hit) for n, hit in enumerate(hits, start=1)])
+        return 0
     if not hits:
         empty = " (the index is empty: run jinarag index first)" if index.count() == 0 else ""
         print(f"no results{empty}")
