@@ -149,7 +149,7 @@ def test_upsert_replaces_and_delete_removes():
 def test_bad_options_are_input_errors():
     with pytest.raises(InputError, match="choose one of okapi, bm25l, bm25plus"):
         BM25Index("bm26")
-    with pytest.raises(InputError, match="choose one of rank_bm25, bm25s"):
+    with pytest.raises(InputError, match="choose one of auto, rank_bm25, bm25s"):
         BM25Index(backend="lucene")
     with pytest.raises(InputError, match="epsilon applies to variant 'okapi'"):
         BM25Index("bm25l", epsilon=0.1)
@@ -157,6 +157,27 @@ def test_bad_options_are_input_errors():
         BM25Index("okapi", delta=0.5)
     with pytest.raises(InputError, match="k1 must be >= 0"):
         BM25Index(k1=-1)
+
+
+def test_auto_backend_moves_to_bm25s_on_large_corpora(monkeypatch):
+    import jinarag.retrieval.bm25 as bm25_module
+
+    pytest.importorskip("bm25s")
+    index = _index(variant="bm25plus")
+    assert index.backend == "auto" and index.scorer_backend == "rank_bm25"
+    slow = index.search("supersonic wing", k=5)
+    # A smaller threshold stands in for a corpus of 20,000 records.
+    monkeypatch.setattr(bm25_module, "AUTO_BM25S_RECORDS", len(index))
+    assert index.scorer_backend == "bm25s"
+    index.upsert(["new"], ["a supersonic wing at Mach 3"])  # rebuilds the scorer
+    fast = _index(variant="bm25plus", backend="bm25s")
+    fast.upsert(["new"], ["a supersonic wing at Mach 3"])
+    assert index.search("supersonic wing", k=5) == fast.search("supersonic wing", k=5)
+    assert [d for d, _ in slow] == [
+        d for d, _ in index.search("supersonic wing", k=6) if d != "new"
+    ]
+    with_epsilon = _index(epsilon=0.1)
+    assert with_epsilon.scorer_backend == "rank_bm25"  # only rank-bm25 has Okapi's idf floor
 
 
 def test_bm25s_backend_same_api():

@@ -232,8 +232,9 @@ def test_index_late_chunking_then_search(docs, tmp_path, capsys, minilm_dir, min
     code, out, err = _run(capsys, *args)
     assert code == 0, err
     index = HybridIndex(store, embedder=minilm_embedder)
-    assert f"indexed {index.count()} chunks by late chunking from 3 documents in 3 files" in out
-    flyer_id = str(docs / "flyer.md")
+    assert out.startswith("added 3, updated 0, unchanged 0, removed 0, skipped 0; ")
+    assert f"{index.count()} chunks written, 0 removed" in out
+    flyer_id = "flyer.md"  # the path relative to the folder indexed
     ids = _chunk_ids(index, flyer_id)
     expected = late_chunk_many(minilm_embedder, [FLYER], chunk_tokens=12)[0]
     assert ids == [f"{flyer_id}#{n}" for n in range(len(expected))] and len(ids) >= 3
@@ -251,7 +252,7 @@ def test_index_late_chunking_then_search(docs, tmp_path, capsys, minilm_dir, min
     assert _run(capsys, *args)[0] == 0 and _max_seq(store) == seq
     (docs / "flyer.md").write_text("The Wright Flyer flew in 1903.", encoding="utf-8")
     code, out, _ = _run(capsys, *args)
-    assert code == 0 and f"removed {len(ids) - 1} stale chunks" in out
+    assert code == 0 and "updated 1, unchanged 2" in out and f", {len(ids) - 1} removed;" in out
     index = HybridIndex(store, embedder=minilm_embedder)
     assert _chunk_ids(index, flyer_id) == [f"{flyer_id}#0"]
     assert index.get([f"{flyer_id}#0"])[0].text == "The Wright Flyer flew in 1903."

@@ -126,7 +126,9 @@ class HybridIndex:
         stemmer: the BM25 stemmer: a Snowball name such as ``"english"``
             (:data:`DEFAULT_STEMMER`) or None. Stopwords and stemmer are stored with the BM25
             snapshot and applied to documents and queries alike; changing them rebuilds BM25.
-        bm25_backend: ``"rank_bm25"`` or ``"bm25s"`` (``pip install 'jinarag[fast-bm25]'``).
+        bm25_backend: ``"auto"`` (default: rank-bm25 below 20,000 records, bm25s from there
+            on when installed), ``"rank_bm25"`` or ``"bm25s"``
+            (``pip install 'jinarag[fast-bm25]'``).
         reranker: a :class:`jinarag.Reranker` used by ``search`` unless ``rerank=False``.
         fusion, weights, rrf_k, candidates, rerank_top: defaults for :meth:`search`. Left
             at None, they come from ``path/jinarag-fusion.json`` when that file exists
@@ -168,7 +170,7 @@ class HybridIndex:
         delta: float | None = None,
         stopwords: str | Sequence[str] | None = DEFAULT_STOPWORDS,
         stemmer: str | None = DEFAULT_STEMMER,
-        bm25_backend: str = "rank_bm25",
+        bm25_backend: str = "auto",
         reranker: Reranker | None = None,
         fusion: str | None = None,
         weights: Sequence[float] | None = None,

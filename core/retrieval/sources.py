@@ -141,6 +141,8 @@ def scan(
     paths: Iterable[str | os.PathLike[str]],
     root: str | os.PathLike[str] | None = None,
     exclude: Iterable[str | os.PathLike[str]] = (),
+    *,
+    hashing: bool = True,
 ) -> Scan:
     """Find the sources under ``paths`` (files, or folders searched recursively in sorted order;
     hidden files and folders, whose names start with ``.``, are passed over).
@@ -150,6 +152,7 @@ def scan(
         root: the folder ids are relative to; default: each folder given, and for a file
             given, the folder holding it. Every path must lie inside it.
         exclude: folders passed over (the index's own store, when it lies in a folder given).
+        hashing: hash each file (False: only check the paths, the hashes are left empty).
 
     Returns:
         The sources, the files skipped with the reason (an unsupported type, unreadable, the
@@ -175,7 +178,7 @@ def scan(
         if key in sources:
             return  # the same file reached twice
         try:
-            digest = _file_hash(file)
+            digest = _file_hash(file) if hashing else ""
         except OSError as exc:
             skipped.append(Skipped(str(file), f"cannot read: {exc.strerror or exc}"))
             return
