@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -41,6 +42,7 @@ from jinarag.retrieval.readers import Document
 from jinarag.retrieval.sources import (
     DOC_CHUNKS_KEY,
     DOC_HASH_KEY,
+    ROOT_KEY,
     SOURCE_DOCS_KEY,
     SOURCE_HASH_KEY,
     Chunking,
@@ -300,6 +302,8 @@ def add_files(
     store, mirror = index._store, index._mirror
     with index.writing():
         held = catalog(store)
+        _check_roots(found.sources, held)
+        owners = {record_id: key for key, stored in held.items() for record_id in stored.ids}
         work: list[SourceWork] = []
         for source in found.sources:
             stored = held.get((source.root, source.id))
@@ -324,7 +328,7 @@ def add_files(
                 for source_id, doc_id, n_docs in batch.seen:
                     seen[source_id][doc_id] = n_docs
                 if batch.records:
-                    _write(index, batch)
+                    _write(index, batch, owners)
                     for record in batch.records:
                         written[record.metadata["source"]].add(record.id)
                         rewritten[record.metadata["source"]].add(str(record.metadata["doc_id"]))
@@ -359,10 +363,39 @@ def _complete_docs(stored: StoredSource | None) -> dict[str, str]:
     return {d: doc.hash for d, doc in stored.docs.items() if doc.complete and doc.hash}
 
 
-def _write(index: HybridIndex, batch: ChunkBatch) -> None:
-    """Write one batch through the index's write path (planned against what is stored)."""
+def _check_roots(sources: Sequence[Source], held: dict[tuple[str | None, str], Any]) -> None:
+    """A source id stored from another root would have its records replaced: refuse."""
+    roots: dict[str, list[str]] = {}
+    for root, source_id in held:
+        if root is not None:
+            roots.setdefault(source_id, []).append(root)
+    for source in sources:
+        others = [r for r in roots.get(source.id, []) if r != source.root]
+        if others:
+            raise InputError(
+                f"{source.id!r} under {source.root} would replace the records of {source.id!r} "
+                f"stored from {others[0]}: ids are paths relative to the root. Index with --root "
+                "set to a folder holding both (each keeps its folder in its id), or remove the "
+                f"other first (jinarag delete --source {Path(others[0]) / source.id})"
+            )
+
+
+def _write(
+    index: HybridIndex, batch: ChunkBatch, owners: dict[str, tuple[str | None, str]]
+) -> None:
+    """Write one batch through the index's write path (planned against what is stored);
+    a record id that another source's record holds is refused, never overwritten."""
     records = batch.records
     ids = [r.id for r in records]
+    for record in records:
+        owner = owners.get(record.id)
+        mine = (record.metadata.get(ROOT_KEY), record.metadata["source"])
+        if owner is not None and owner != mine:
+            raise InputError(
+                f"record id {record.id!r} of {mine[1]!r} is already held by a record of "
+                f"{owner[1]!r} (under {owner[0]}); two sources cannot share an id: change the "
+                "'_id' of one, or delete the other first (jinarag delete --source ...)"
+            )
     if len(set(ids)) != len(ids):
         twice = sorted({i for i in ids if ids.count(i) > 1})
         raise InputError(
