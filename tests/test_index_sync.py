@@ -275,3 +275,23 @@ def _roots(store: Path) -> set[str]:
             "SELECT DISTINCT string_value FROM embedding_metadata WHERE key = 'jinarag:root'"
         ).fetchall()
     return {r[0] for r in rows}
+
+
+def test_records_of_an_older_layout_are_taken_over_not_kept_twice(tiny, index, monkeypatch):
+    # What an older `jinarag index tiny` wrote: ids and sources as the path was typed.
+    monkeypatch.chdir(tiny.parent)
+    index.add(
+        ["Lift grows with the angle of attack.", "skin friction on a plate", "an API record"],
+        ids=["tiny/a.md", "j1", "mine"],
+        metadatas=[
+            {"source": "tiny/a.md", "doc_id": "tiny/a.md", "chunk": 0},
+            {"source": "tiny/papers.jsonl", "doc_id": "j1", "chunk": 0},
+            {"source": "notes.md", "doc_id": "mine", "chunk": 0},  # no such file: not ours
+        ],
+    )
+    report = index.add_files([tiny], sync=True)
+    assert sorted(report.updated) == ["a.md", "papers.jsonl"]
+    assert _ids(index) == ["a.md", "j1", "j2", "mine", "page.html", "sub/b.txt"]
+    assert index.get(["j1"])[0].metadata["source"] == "papers.jsonl"
+    assert index.add_files([tiny], sync=True).chunks_written == 0
+    _consistent(index)

@@ -301,7 +301,7 @@ def add_files(
     executor = executor if executor is not None else LocalExecutor()
     store, mirror = index._store, index._mirror
     with index.writing():
-        held = catalog(store)
+        held = _adopt_unrooted(catalog(store), found.sources)
         _check_roots(found.sources, held)
         owners = {record_id: key for key, stored in held.items() for record_id in stored.ids}
         work: list[SourceWork] = []
@@ -361,6 +361,32 @@ def _complete_docs(stored: StoredSource | None) -> dict[str, str]:
     if stored is None:
         return {}
     return {d: doc.hash for d, doc in stored.docs.items() if doc.complete and doc.hash}
+
+
+def _adopt_unrooted(
+    held: dict[tuple[str | None, str], StoredSource], sources: Sequence[Source]
+) -> dict[tuple[str | None, str], StoredSource]:
+    """Records stored without a root, whose ``source`` is the path of a file indexed now (as
+    an older version wrote them: the path as typed), become that source's: they are replaced
+    by its records and their leftovers removed, not kept beside them as a second copy."""
+    by_path = {source.path: (source.root, source.id) for source in sources}
+    for key in [key for key in held if key[0] is None]:
+        try:
+            path = Path(key[1]).resolve()
+        except (OSError, RuntimeError, ValueError):
+            continue
+        new = by_path.get(path)
+        if new is None:
+            continue
+        legacy = held.pop(key)
+        entry = held.setdefault(new, StoredSource(*new))
+        entry.hashes.add("")  # never complete: the source is written again
+        for doc_id, doc in legacy.docs.items():
+            entry.docs.setdefault(doc_id, doc).hash = None
+            if entry.docs[doc_id] is not doc:
+                entry.docs[doc_id].ids.extend(doc.ids)
+                entry.docs[doc_id].hash = None
+    return held
 
 
 def _check_roots(sources: Sequence[Source], held: dict[tuple[str | None, str], Any]) -> None:
