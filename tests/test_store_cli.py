@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jinarag.cli import main
+from jinarag.errors import InputError
 from jinarag.retrieval.index import HybridIndex
 
 
@@ -182,21 +183,22 @@ def test_delete_by_source(copy, capsys, minilm_dir, minilm_embedder, monkeypatch
     assert chroma == bm25 == before - removed
 
 
-def test_delete_same_source_id_under_two_roots(copy, capsys, minilm_dir, minilm_embedder):
+def test_delete_a_source_of_another_root_by_its_path(copy, capsys, minilm_dir, minilm_embedder):
     docs, store = copy
     other = docs.parent / "other"
     other.mkdir(exist_ok=True)
     (other / "a.md").write_text("Another a.md about gliders.", encoding="utf-8")
-    HybridIndex(store, embedder=minilm_embedder).add_files([other])
-    code, _, err = _run(capsys, store, minilm_dir, "delete", "--source", "a.md")
-    assert code == 1 and "stored under 2 roots" in err and "--source" in err
-
+    index = HybridIndex(store, embedder=minilm_embedder)
+    with pytest.raises(InputError, match="would replace the records of 'a.md'"):
+        index.add_files([other])  # the same id from another root is refused at indexing
+    index.add_files([other], root=docs.parent)  # stored as other/a.md
     before, _ = _ids(store, minilm_embedder)
     code, out, err = _run(capsys, store, minilm_dir, "delete", "--source", other / "a.md")
     assert code == 0, err
     assert out.strip() == "deleted 1 records (1 sources)"
-    chroma, _ = _ids(store, minilm_embedder)
-    assert len(before - chroma) == 1 and any(i.startswith("a.md#") for i in chroma)
+    chroma, bm25 = _ids(store, minilm_embedder)
+    assert before - chroma == {"other/a.md"} and chroma == bm25
+    assert any(i.startswith("a.md#") for i in chroma)  # docs/a.md is untouched
 
 
 def test_delete_unknown_names_deletes_nothing(copy, capsys, minilm_dir, minilm_embedder):
