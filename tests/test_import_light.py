@@ -18,6 +18,7 @@ HEAVY = [
     "bm25s",
     "sentence_transformers",
     "transformers",
+    "ray",
 ]
 
 # One fresh interpreter: what `import jinarag` loads, then (to prove the probe can see a heavy
