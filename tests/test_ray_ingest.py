@@ -235,6 +235,7 @@ def test_sigkill_in_the_middle_of_a_ray_ingest_is_finished_by_a_rerun(minilm_dir
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     report = json.loads(done.stdout.split("REPORT ", 1)[1].splitlines()[0])
+    print(f"killed at {stored}/{N_DOCS} records; the rerun wrote {report['chunks_written']}")
     assert report["updated"] == ["lines.jsonl"]
     # It resumed: the documents stored completely before the kill were not embedded again.
     assert 0 < report["chunks_written"] <= N_DOCS - stored
@@ -244,3 +245,27 @@ def test_sigkill_in_the_middle_of_a_ray_ingest_is_finished_by_a_rerun(minilm_dir
     expected = {f"l{i}" for i in range(N_DOCS)}
     assert set(index._store.ids()) == set(index.bm25_index.ids) == expected
     index.close()
+
+
+def test_ray_late_chunking_matches_the_local_executor(minilm_embedder, tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    local = HybridIndex(tmp_path / "local", embedder=minilm_embedder)
+    local.add_files([corpus], chunking="late", chunk_tokens=32)
+    index = HybridIndex(tmp_path / "ray", embedder=minilm_embedder)
+    report = index.add_files(
+        [corpus], chunking="late", chunk_tokens=32, executor=RayExecutor(batch_chunks=16)
+    )
+    ids, vectors, metas = _stored(index)
+    want_ids, want_vectors, want_metas = _stored(local)
+    assert report.chunks_written == len(ids) and ids == want_ids
+    assert sum(i.startswith("wings.md#") for i in ids) > 1  # a document late-chunked in parts
+    np.testing.assert_allclose(vectors, want_vectors, atol=1e-4)
+    assert metas == want_metas and sorted(index.bm25_index.ids) == ids
+
+
+def test_a_bad_file_read_on_ray_is_the_same_input_error(minilm_embedder, tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    (corpus / "broken.jsonl").write_text('{"_id": "x", "text": "fine"}\n{"_id": "y", "text": \n')
+    index = HybridIndex(tmp_path / "store", embedder=minilm_embedder)
+    with pytest.raises(InputError, match="broken.jsonl"):
+        index.add_files([corpus], executor=RayExecutor())

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jinarag import errors
 from jinarag.errors import InputError
 from jinarag.retrieval.chunking import Record
 from jinarag.retrieval.ingest import ChunkBatch, SourceWork, documents_to_embed, late_records
@@ -201,6 +202,12 @@ class RayExecutor:
             records: list[Record] = []
             rows: list[int] = []
             seen: list[tuple[str, str, int]] = []
+            for failed in batch["error"]:
+                if failed:  # a bad file met on a worker: the error (file, fix) as without Ray
+                    name, message = json.loads(failed)
+                    kind = getattr(errors, name, InputError)
+                    ok = isinstance(kind, type) and issubclass(kind, InputError)
+                    raise (kind if ok else InputError)(message)
             for row, (record, mark) in enumerate(zip(batch["record"], batch["seen"], strict=True)):
                 if mark:
                     source_id, doc_id, n_docs = json.loads(mark)
@@ -247,12 +254,18 @@ def _read_rows(item: dict[str, Any], chunking: Chunking) -> list[dict[str, Any]]
     (no text: they are only reported as read)."""
     source = Source(item["id"], Path(item["path"]), item["root"], item["hash"])
     work = SourceWork(source, json.loads(item["keep"]))
-    docs = read_source(source)
-    todo = {id(doc) for doc in documents_to_embed(work, docs, chunking)}
     common = {k: item[k] for k in ("path", "id", "root", "hash")}
+    try:
+        docs = read_source(source)
+    except InputError as exc:
+        # Travels as data: Ray would hand the driver its own wrapper, the message as text.
+        failed = json.dumps([type(exc).__name__, str(exc)])
+        return [{**common, "n_docs": 0, "kept": True, "doc": "", "doc_id": "", "error": failed}]
+    todo = {id(doc) for doc in documents_to_embed(work, docs, chunking)}
     return [
         {
             **common,
+            "error": "",
             "n_docs": len(docs),
             "kept": id(doc) not in todo,
             "doc": "" if id(doc) not in todo else json.dumps([doc.id, doc.text, doc.metadata]),
@@ -281,7 +294,17 @@ class _EmbedChunks:
         dim = int(self.embedder.dim)
         # Documents of one source stay together: chunking needs the source's keys.
         by_source: dict[tuple[str, str, str, str, int], list[int]] = {}
+        out_records: list[str] = []
+        out_seen: list[str] = []
+        out_vectors: list[np.ndarray] = []
+        out_errors: list[str] = []
         for row in range(len(batch["doc_id"])):
+            if batch["error"][row]:  # passed on to the driver, which raises it
+                out_records.append("")
+                out_seen.append("")
+                out_vectors.append(np.zeros((1, dim), dtype=np.float32))
+                out_errors.append(str(batch["error"][row]))
+                continue
             key = (
                 str(batch["path"][row]),
                 str(batch["id"][row]),
@@ -290,9 +313,6 @@ class _EmbedChunks:
                 int(batch["n_docs"][row]),
             )
             by_source.setdefault(key, []).append(row)
-        out_records: list[str] = []
-        out_seen: list[str] = []
-        out_vectors: list[np.ndarray] = []
         for (path, source_id, root, digest, n_docs), rows in by_source.items():
             source = Source(source_id, Path(path), root, digest)
             docs: list[Document] = []
@@ -311,16 +331,19 @@ class _EmbedChunks:
                     out_records.append("")
                     out_seen.append(mark)
                     out_vectors.append(np.zeros((1, dim), dtype=np.float32))
+                    out_errors.append("")
                     continue
                 for n, record in enumerate(records):
                     out_records.append(json.dumps([record.id, record.text, record.metadata]))
                     out_seen.append(mark if n == 0 else "")
+                    out_errors.append("")
                 out_vectors.append(vectors[at : at + len(records)])
                 at += len(records)
         return {
             "record": np.array(out_records, dtype=object),
             "seen": np.array(out_seen, dtype=object),
             "vector": np.concatenate(out_vectors).astype(np.float32),
+            "error": np.array(out_errors, dtype=object),
         }
 
     def _embed(
