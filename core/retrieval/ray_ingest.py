@@ -74,7 +74,9 @@ class RayExecutor:
             installed and must see the embedder's checkpoint folder at the same path (a
             shared filesystem), or reach the Hub when the embedder was loaded by name.
         actors: embedding actors, each loading one copy of the index's embedder (same
-            checkpoint, ``max_length``, dtype and prefixes).
+            checkpoint, ``max_length``, dtype option and prefixes; the device is the actor's:
+            with ``dtype="auto"`` a GPU actor computes in float16, so its vectors differ from
+            CPU ones in the third decimal).
         num_gpus: GPUs per actor; None: one per actor when the cluster has GPUs, else CPU
             with the cluster's CPUs shared among the actors (``torch.set_num_threads``).
         batch_chunks: documents per actor call, and rows per batch handed to the writer.
@@ -231,9 +233,11 @@ def _model_spec(embedder: Embedder, *, gpu: bool, threads: int) -> dict[str, Any
     (folder, or the Hub name when that folder is missing on the node), its loading options
     with the limits in force, and its prefixes. Only the device follows the actor."""
     options = embedder.options.to_dict()
+    same_device = (embedder.device.type == "cuda") == gpu
     options.update(
         max_length=embedder.max_length,
-        max_batch_tokens=embedder.max_batch_tokens if not gpu else options["max_batch_tokens"],
+        # The budget in force when the device kind is the same; else the actor's own default.
+        max_batch_tokens=embedder.max_batch_tokens if same_device else options["max_batch_tokens"],
         device="cuda" if gpu else "cpu",
     )
     return {
