@@ -63,7 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "not overlap",
     )
     parser.add_argument(
-        "--batch", type=count, default=64, help="chunks embedded and written per step"
+        "--batch",
+        type=count,
+        help="chunks embedded and written per step (default 64; with --ray, documents per "
+        "actor call, default 256)",
     )
     parser.add_argument(
         "--ray",
@@ -82,7 +85,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jinarag.retrieval.ingest import LocalExecutor, add_files, chunking_settings
+    from jinarag.retrieval.ingest import (
+        DEFAULT_BATCH_CHUNKS,
+        LocalExecutor,
+        add_files,
+        chunking_settings,
+    )
     from jinarag.retrieval.sources import scan
 
     # Bad options, paths or root fail before any model loads or any store is made.
@@ -106,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
         from jinarag.retrieval.ray_ingest import RayExecutor
 
         executor = RayExecutor(
-            address=args.ray or None, actors=args.ray_actors, batch_chunks=args.batch
+            address=args.ray or None, actors=args.ray_actors, batch_chunks=args.batch or 256
         )
     else:
-        executor = LocalExecutor(args.batch)
+        executor = LocalExecutor(args.batch or DEFAULT_BATCH_CHUNKS)
     report = add_files(
         index,
         args.paths,
