@@ -5,90 +5,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-import chromadb
-import httpx
 import pytest
-from chromadb.config import Settings
+from chroma_helpers import ChromaServer
+from serving_helpers import free_port
 
 from jinarag.errors import StoreUnavailableError
 from jinarag.retrieval.index import HybridIndex
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
-CHROMA = Path(sys.executable).parent / "chroma"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ChromaServer:
-    """`chroma run` in a subprocess; `stop()` kills it by its PID."""
-
-    def __init__(self, path: Path, port: int, log: Path) -> None:
-        self.path, self.port, self.log = path, port, log
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 120) -> None:
-        env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    CHROMA,
-                    "run",
-                    "--path",
-                    str(self.path),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"chroma run did not answer within {timeout}s")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def ids(self, collection: str) -> set[str]:
-        client = chromadb.HttpClient(
-            host="127.0.0.1", port=self.port, settings=Settings(anonymized_telemetry=False)
-        )
-        return set(client.get_collection(collection).get(include=[])["ids"])
-
 
 @pytest.fixture
 def server(tmp_path, request):
-    srv = ChromaServer(tmp_path / "chroma-data", _free_port(), tmp_path / "chroma.log")
+    srv = ChromaServer(tmp_path / "chroma-data", free_port(), tmp_path / "chroma.log")
     request.addfinalizer(srv.stop)
     srv.start()
     return srv
@@ -118,7 +51,7 @@ def test_server_mode_round_trip(server, minilm_embedder, tmp_path):
 
 
 def test_unreachable_server_names_the_url(minilm_embedder):
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(StoreUnavailableError) as info:
         HybridIndex(url=url, embedder=minilm_embedder)
     assert url in str(info.value) and "chroma run --path" in str(info.value)

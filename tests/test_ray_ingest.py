@@ -6,26 +6,26 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
+from chroma_helpers import ChromaServer
+from serving_helpers import free_port
 
 pytest.importorskip("ray.data")
 
-from jinarag.errors import InputError  # noqa: E402 - after the skip: Ray is optional
+from jinarag.cli import main  # noqa: E402 - after the skip: Ray is optional
+from jinarag.errors import InputError  # noqa: E402
 from jinarag.retrieval.index import HybridIndex  # noqa: E402
 from jinarag.retrieval.ray_ingest import RayExecutor  # noqa: E402
 
 pytestmark = [pytest.mark.slow]
 
-CHROMA = Path(sys.executable).parent / "chroma"
 QUIET = {
     "ANONYMIZED_TELEMETRY": "False",
     "HAYSTACK_TELEMETRY_ENABLED": "False",
@@ -35,46 +35,13 @@ for _key, _value in QUIET.items():
     os.environ.setdefault(_key, _value)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def chroma_url(tmp_path):
+def chroma_url(tmp_path, request):
     """A `chroma run` server on 127.0.0.1 for the test, stopped by its PID."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "chroma.log").open("ab")
-    proc = subprocess.Popen(
-        [CHROMA, "run", "--path", str(tmp_path / "chroma-data")]
-        + ["--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **QUIET},
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (tmp_path / "chroma.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "chroma run did not answer within 120 s"
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+    server = ChromaServer(tmp_path / "chroma-data", free_port(), tmp_path / "chroma.log")
+    request.addfinalizer(server.stop)
+    server.start()
+    return server.url
 
 
 def _corpus(folder: Path) -> Path:
@@ -101,7 +68,7 @@ def _stored(index: HybridIndex) -> tuple[list[str], np.ndarray, dict[str, dict]]
 
 
 def test_ray_ingest_matches_the_local_executor_on_a_chroma_server(
-    chroma_url, minilm_embedder, tmp_path
+    chroma_url, minilm_embedder, minilm_dir, tmp_path, capsys
 ):
     corpus = _corpus(tmp_path / "corpus")
     local = HybridIndex(tmp_path / "local", embedder=minilm_embedder)
@@ -124,14 +91,18 @@ def test_ray_ingest_matches_the_local_executor_on_a_chroma_server(
     assert sorted(again.unchanged) == sorted(report.added)
     assert again.added == again.updated == [] and again.chunks_written == 0
 
-    # One edited JSONL line: only that document goes through Ray again; the others are
-    # reported as read (kept), so nothing of the file is removed.
+    # One edited JSONL line, indexed by the command line's --ray: only that document goes
+    # through Ray again; the others are reported as read (kept), so nothing is removed. The
+    # chunk settings are the fixture's (its 256-token embedder cuts chunks of 254 tokens).
     lines = (corpus / "papers.jsonl").read_text().splitlines()
     lines[5] = json.dumps({"_id": "p5", "title": "Paper 5", "text": "divergence of a wing"})
     (corpus / "papers.jsonl").write_text("\n".join(lines) + "\n")
-    edited = index.add_files([corpus], executor=RayExecutor(actors=2, batch_chunks=4))
-    assert edited.updated == ["papers.jsonl"] and edited.chunks_written == 1
-    assert edited.chunks_removed == 0 and sorted(index._store.ids()) == ids
+    argv = ["index", str(corpus), "--chroma-url", chroma_url, "--store", str(tmp_path / "snap")]
+    argv += ["--model", str(minilm_dir), "--chunk-tokens", "254", "--ray", "--ray-actors", "2"]
+    assert main([*argv, "--batch", "4", "--json", "--quiet"]) == 0
+    edited = json.loads(capsys.readouterr().out)
+    assert edited["updated"] == ["papers.jsonl"] and edited["chunks_written"] == 1
+    assert edited["chunks_removed"] == 0 and sorted(index._store.ids()) == ids
     assert index.get(["p5"])[0].text.endswith("divergence of a wing")
     assert sorted(index.bm25_index.ids) == ids
 

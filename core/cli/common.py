@@ -68,11 +68,17 @@ def add_max_length_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
-    """``--store`` or ``--chroma-url``, ``--collection``, and ``--model`` (the embedder the
-    collection was built with: the index refuses another one)."""
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--store", type=Path, help=f"index folder (default: ./{DEFAULT_STORE})")
-    where.add_argument("--chroma-url", help="a Chroma server instead, e.g. http://127.0.0.1:8000")
+    """``--store`` and/or ``--chroma-url`` (a server's records, with ``--store`` as the folder
+    of the BM25 snapshot and the write lock), ``--collection``, and ``--model`` (the embedder
+    the collection was built with: the index refuses another one)."""
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help=f"index folder (default: ./{DEFAULT_STORE}); with --chroma-url, the folder of the "
+        "BM25 snapshot and the write lock (without it, BM25 is rebuilt from the server at "
+        "every start and writers must take turns themselves)",
+    )
+    parser.add_argument("--chroma-url", help="a Chroma server instead, e.g. http://127.0.0.1:8000")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name")
     add_model_option(parser)
 
