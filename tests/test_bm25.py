@@ -178,6 +178,7 @@ def test_auto_backend_moves_to_bm25s_on_large_corpora(monkeypatch):
     ]
     with_epsilon = _index(epsilon=0.1)
     assert with_epsilon.scorer_backend == "rank_bm25"  # only rank-bm25 has Okapi's idf floor
+    assert _index(variant="bm25l").scorer_backend == "rank_bm25"  # bm25s's BM25L differs
 
 
 def test_bm25s_backend_same_api():

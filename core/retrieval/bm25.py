@@ -12,7 +12,8 @@ Backends: ``"rank_bm25"`` (the rank-bm25 package: ``okapi``, ``bm25l``, ``bm25pl
 stays fast on large corpora: about 4 ms a query over 100k documents where rank-bm25 takes 60)
 and ``"auto"`` (the default): rank-bm25 below :data:`AUTO_BM25S_RECORDS` records, bm25s from
 there on when it is installed (chosen each time the scorer is built, so an index that grows
-moves over; with ``epsilon`` given, always rank-bm25, the only one with that parameter).
+moves over; their Okapi and BM25+ top 10 agree; BM25L and an ``epsilon`` given stay on
+rank-bm25, whose BM25L formula and idf floor bm25s does not share).
 Only documents that share at least one term with the query are hits, and hits whose score
 is not positive are dropped. (Okapi's idf,
 ``log((N - n + 0.5) / (n + 0.5))``, is zero for a term found in half of the documents, and
@@ -245,7 +246,13 @@ class BM25Index:
         records held (bm25s from :data:`AUTO_BM25S_RECORDS` on, when installed)."""
         if self.backend != "auto":
             return self.backend
-        if self.epsilon is None and len(self._docs) >= AUTO_BM25S_RECORDS:
+        # BM25L is left to rank-bm25: bm25s follows the published formula, rank-bm25 another
+        # (their top 10 agree 34% of the time), and a store must not change rankings as it grows.
+        if (
+            self.epsilon is None
+            and self.variant != "bm25l"
+            and len(self._docs) >= AUTO_BM25S_RECORDS
+        ):
             try:
                 import bm25s  # noqa: F401
             except ImportError:
