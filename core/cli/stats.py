@@ -63,8 +63,7 @@ def stats(index: HybridIndex, url: str | None) -> dict[str, Any]:
         "url": redact_url(url) if url is not None else None,
         "bm25": {
             "backend": bm25.backend,
-            # The library scoring now ("auto" resolved), where this BM25Index names it.
-            "scorer": getattr(bm25, "scorer_backend", bm25.backend),
+            "scorer": bm25.scorer_backend,  # the library scoring now ("auto" resolved)
             "variant": bm25.variant,
             "records": len(bm25),
         },
