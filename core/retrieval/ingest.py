@@ -382,10 +382,10 @@ def _adopt_unrooted(
         entry = held.setdefault(new, StoredSource(*new))
         entry.hashes.add("")  # never complete: the source is written again
         for doc_id, doc in legacy.docs.items():
-            entry.docs.setdefault(doc_id, doc).hash = None
-            if entry.docs[doc_id] is not doc:
-                entry.docs[doc_id].ids.extend(doc.ids)
-                entry.docs[doc_id].hash = None
+            merged = entry.docs.setdefault(doc_id, doc)
+            if merged is not doc:
+                merged.ids.extend(doc.ids)
+            merged.hash = None  # written again under the new layout
     return held
 
 
