@@ -75,6 +75,15 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=128, help="pair token limit")
     parser.add_argument("--epochs", type=int, default=1, help="teacher epochs")
     parser.add_argument("--negatives", type=int, default=3)
+    parser.add_argument(
+        "--titles",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the teacher also trains on Cranfield's titles as queries",
+    )
+    parser.add_argument(
+        "--mine", default="hybrid", choices=("hybrid", "bm25"), help="teacher's negatives"
+    )
     parser.add_argument("--lr", type=float, default=1e-4, help="teacher learning rate")
     parser.add_argument("--distill-epochs", type=int, default=2)
     parser.add_argument("--distill-lr", type=float, default=1e-4)
@@ -129,11 +138,12 @@ def main() -> int:
             minilm,
             out / "teacher",
             queries="odd",
+            titles=args.titles,
             epochs=args.epochs,
             negatives=args.negatives,
             lr=args.lr,
             max_length=args.max_length,
-            index=cran_index,
+            index=cran_index if args.mine == "hybrid" else None,
             overwrite=True,
             show_progress=True,
         )

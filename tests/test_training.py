@@ -277,3 +277,46 @@ def test_an_embedder_checkpoint_gets_a_new_head(minilm_dir):
         reranker.score_pairs(PAIRS[:1], activation=None),
         again.score_pairs(PAIRS[:1], activation=None),
     )
+
+
+def test_title_queries_are_answered_by_their_documents_text():
+    from jinarag.evaluation.beir import Dataset
+    from jinarag.training.data import title_queries
+
+    corpus = {
+        "1": ("Flutter of thin panels.", "Flutter of thin panels. " + "panels flutter " * 6),
+        "2": ("Boundary layers", "heat transfer in a laminar boundary layer " * 2),
+        "3": ("", "a document without a title " * 3),
+        "4": ("Too short title", "short text"),
+    }
+    titles = title_queries(Dataset("toy", corpus, {"q": "x"}, {"q": {"1": 1}}))
+    assert titles.queries == {"title:1": "Flutter of thin panels"}
+    assert titles.qrels == {"title:1": {"1": 1}}
+    assert titles.corpus["1"] == ("", ("panels flutter " * 6).strip())  # the title taken out
+    assert titles.corpus["2"] == ("", corpus["2"][1].strip())  # kept as a negative
+    assert set(titles.corpus) == set(corpus)  # untitled and short ones stay as negatives
+
+
+def test_training_on_titles_adds_their_groups(small_cranfield, tiny_checkpoints, tmp_path):
+    base = tiny_checkpoints["v2_geglu_8h"]
+    settings = dict(queries="all", epochs=1, batch_size=8, negatives=2, candidates=5, **FAST)
+    judged = train_reranker(small_cranfield, base, tmp_path / "judged", **settings)
+    both = train_reranker(small_cranfield, base, tmp_path / "both", titles=True, **settings)
+    record = json.loads((both.out / "training.json").read_text())
+    before = json.loads((judged.out / "training.json").read_text())
+    assert record["titles"] is True and before["titles"] is False
+    from jinarag.evaluation import load_beir
+    from jinarag.training.data import title_queries
+
+    titled = len(title_queries(load_beir(small_cranfield)).queries)
+    assert titled >= 25  # of the 30 documents, all but the ones with a too short title or text
+    assert record["groups"] == before["groups"] + titled
+    no_titles = tmp_path / "no-titles"
+    shutil.copytree(small_cranfield, no_titles)
+    rows = [json.loads(line) for line in (no_titles / "corpus.jsonl").read_text().splitlines()]
+    (no_titles / "corpus.jsonl").write_text(
+        "".join(json.dumps({**row, "title": ""}) + "\n" for row in rows)
+    )
+    with pytest.raises(InputError, match="no titles"):
+        train_reranker(no_titles, base, tmp_path / "c", titles=True, **settings)
+    assert not (tmp_path / "c").exists()

@@ -67,6 +67,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--queries", choices=QUERY_SETS, default="odd", help="judged queries trained on (odd)"
     )
+    parser.add_argument(
+        "--titles",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also train on the corpus's titles as queries, each answered by its own "
+        "document's text (no judgement needed; off by default)",
+    )
     add_training_options(parser, epochs=1, lr=1e-4)
     parser.add_argument(
         "--head-lr", type=float, default=1e-3, help="peak rate of a created head (1e-3)"
@@ -107,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         args.base,
         args.out,
         queries=args.queries,
+        titles=args.titles,
         epochs=args.epochs,
         batch_size=args.batch_size,
         negatives=args.negatives,

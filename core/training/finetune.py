@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from jinarag.errors import InputError
 from jinarag.evaluation.beir import Dataset
 from jinarag.inference.reranker import Reranker
 from jinarag.training.data import (
@@ -30,6 +31,7 @@ from jinarag.training.data import (
     document_texts,
     fine_tuning_groups,
     open_dataset,
+    title_queries,
     training_queries,
 )
 from jinarag.training.loop import LoopSettings, run_loop, use_autocast
@@ -62,8 +64,6 @@ class TrainingRun:
 
 
 def _positive_float(name: str, value: float) -> float:
-    from jinarag.errors import InputError
-
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise InputError(f"{name} must be a positive number, got {value!r}")
     return float(value)
@@ -75,6 +75,7 @@ def train_reranker(
     out: str | os.PathLike[str],
     *,
     queries: str = "odd",
+    titles: bool = False,
     epochs: int = 1,
     batch_size: int = 8,
     negatives: int = 3,
@@ -105,6 +106,9 @@ def train_reranker(
         out: the directory to write; an existing non-empty one needs ``overwrite=True``.
         queries: ``"odd"``, ``"even"`` or ``"all"``: the judged queries trained on (score the
             model on the other half).
+        titles: also train on the corpus's titles as queries, each answered by its own
+            document's text (:func:`~jinarag.training.data.title_queries`; no judgement
+            needed, none of the judged queries' answers read).
         epochs, batch_size, lr: the schedule (``batch_size`` groups a step; AdamW, linear
             warmup over the first 10% of the steps, then linear decay to 0).
         head_lr: the peak learning rate of a classifier head created for this run.
@@ -138,14 +142,26 @@ def train_reranker(
     head_lr = _positive_float("head_lr", head_lr)
     out_path = prepare_out(out, overwrite=overwrite)
     data = open_dataset(dataset, judged=True)
-    query_ids = training_queries(data, queries, judged=True)
-    texts = document_texts(data)
-    lists = candidate_lists(data, query_ids, candidates, index=index, texts=texts)
+    sources = [(data, training_queries(data, queries, judged=True))]
+    if titles:
+        from_titles = title_queries(data)
+        if not from_titles.queries:
+            raise InputError(
+                f"dataset {data.name!r} has no titles to train on: no document of corpus.jsonl "
+                "has a 'title' of 3 words or more and a text beyond it. Train without titles."
+            )
+        sources.append((from_titles, list(from_titles.queries)))
 
     reranker, created_head = load_cross_encoder(
         base, device=device, max_length=max_length, seed=seed
     )
-    groups = fine_tuning_groups(data, query_ids, lists, negatives=negatives, seed=seed, texts=texts)
+    groups: list[Group] = []
+    for source, query_ids in sources:
+        texts = document_texts(source)
+        lists = candidate_lists(source, query_ids, candidates, index=index, texts=texts)
+        groups += fine_tuning_groups(
+            source, query_ids, lists, negatives=negatives, seed=seed, texts=texts
+        )
     steps_per_epoch = -(-len(groups) // batch_size)
 
     def epoch_batches(epoch: int) -> list[list[Group]]:
@@ -154,7 +170,7 @@ def train_reranker(
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
     def loss_of(batch: list[Group]) -> torch.Tensor:
-        pairs = [(data.queries[g.query_id], texts[d]) for g in batch for d in g.documents]
+        pairs = [(g.query, text) for g in batch for text in g.documents]
         encoded = reranker.tokenize_pairs(pairs)
         logits = pair_logits(reranker, encoded).view(len(batch), 1 + negatives)
         if loss == "bce":
@@ -176,6 +192,7 @@ def train_reranker(
             "base": os.fspath(base),
             "dataset": data.name,
             "queries": queries,
+            "titles": titles,
             "negatives": negatives,
             "candidates": candidates,
             "batch_size": batch_size,
