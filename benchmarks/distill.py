@@ -82,6 +82,12 @@ def main() -> int:
         help="the teacher also trains on Cranfield's titles as queries",
     )
     parser.add_argument(
+        "--distill-titles",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the student also learns the teacher's scores for Cranfield's titles as queries",
+    )
+    parser.add_argument(
         "--mine", default="hybrid", choices=("hybrid", "bm25"), help="teacher's negatives"
     )
     parser.add_argument("--lr", type=float, default=1e-4, help="teacher learning rate")
@@ -163,6 +169,7 @@ def main() -> int:
             student_layers=args.student_layers,
             layer_choice=args.layer_choice,
             queries="odd",
+            titles=args.distill_titles,
             candidates=args.candidates,
             epochs=args.distill_epochs,
             lr=args.distill_lr,

@@ -253,8 +253,9 @@ def test_cli_train_then_distill(small_cranfield, tiny_checkpoints, tmp_path, cap
     common = ["--max-length", "192", "--device", "cpu", "--candidates", "5", "--batch-size", "16"]
     base = str(tiny_checkpoints["v2_geglu_8h"])
     argv = ["train-reranker", str(small_cranfield), "--base", base, "--out", str(teacher)]
-    assert main([*argv, "--queries", "all", *common]) == 0
+    assert main([*argv, "--queries", "all", "--titles", *common]) == 0
     assert "reranker written to" in capsys.readouterr().out
+    assert json.loads((teacher / "training.json").read_text())["titles"] is True
     assert main([*argv, *common]) == 1  # --out is taken now
     assert "--overwrite" in capsys.readouterr().err
     distil = ["distill", "--teacher", str(teacher), "--dataset", str(small_cranfield)]
@@ -320,3 +321,18 @@ def test_training_on_titles_adds_their_groups(small_cranfield, tiny_checkpoints,
     with pytest.raises(InputError, match="no titles"):
         train_reranker(no_titles, base, tmp_path / "c", titles=True, **settings)
     assert not (tmp_path / "c").exists()
+
+
+def test_distilling_on_titles_adds_their_pairs(tiny_teacher, small_cranfield, tmp_path):
+    from jinarag.evaluation import load_beir
+    from jinarag.training.data import title_queries
+
+    settings = dict(dataset=small_cranfield, student_layers=1, candidates=3, epochs=1, **FAST)
+    plain = distill(tiny_teacher.out, tmp_path / "plain", **settings)
+    titled = distill(tiny_teacher.out, tmp_path / "titled", titles=True, **settings)
+    before = json.loads((plain.out / "training.json").read_text())
+    after = json.loads((titled.out / "training.json").read_text())
+    titles = len(title_queries(load_beir(small_cranfield)).queries)
+    assert after["titles"] is True and before["titles"] is False
+    # each title finds its own document at least, and at most `candidates` documents
+    assert before["pairs"] + titles <= after["pairs"] <= before["pairs"] + 3 * titles

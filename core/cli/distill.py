@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         student=args.student,
         layer_choice=args.layer_choice,
         queries=args.queries,
+        titles=args.titles,
         candidates=args.candidates,
         epochs=args.epochs,
         batch_size=args.batch_size,

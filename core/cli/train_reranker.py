@@ -42,6 +42,13 @@ def add_training_options(parser: argparse.ArgumentParser, *, epochs: int, lr: fl
         help="bf16 autocast (default: on a GPU with bf16, off on CPU, where it is slower)",
     )
     parser.add_argument(
+        "--titles",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also learn from the corpus's titles as queries (train-reranker: each answered "
+        "by its own document's text; distill: scored by the teacher; off by default)",
+    )
+    parser.add_argument(
         "--mine",
         choices=MINING,
         default="bm25",
@@ -66,13 +73,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--queries", choices=QUERY_SETS, default="odd", help="judged queries trained on (odd)"
-    )
-    parser.add_argument(
-        "--titles",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="also train on the corpus's titles as queries, each answered by its own "
-        "document's text (no judgement needed; off by default)",
     )
     add_training_options(parser, epochs=1, lr=1e-4)
     parser.add_argument(

@@ -31,6 +31,7 @@ __all__ = [
     "open_dataset",
     "title_queries",
     "training_queries",
+    "with_title_queries",
 ]
 
 # A title shorter than this says too little to be a query; a text shorter than this (once the
@@ -161,7 +162,7 @@ def title_queries(dataset: Dataset) -> Dataset:
     ``TITLE_QUERY_MIN_WORDS`` words) is a query whose one relevant document is its own, and
     every document is its text with the title taken out, so a title is answered by what the
     document says, not by finding itself. Query ids are ``"title:<doc id>"``; a corpus
-    without titles gives no query.
+    without such a title is an InputError.
 
     Titles are the queries a collection brings with it: on Cranfield a reranker fine-tuned on
     them ranks held-out judged queries far better than one fine-tuned on half of the judged
@@ -183,7 +184,24 @@ def title_queries(dataset: Dataset) -> Dataset:
         ):
             queries[f"title:{doc_id}"] = query
             qrels[f"title:{doc_id}"] = {doc_id: 1}
+    if not queries:
+        raise InputError(
+            f"dataset {dataset.name!r} has no titles to train on: no document of corpus.jsonl "
+            f"has a 'title' of {TITLE_QUERY_MIN_WORDS} words or more and a text of "
+            f"{TITLE_ANSWER_MIN_WORDS} words beyond it. Train without titles."
+        )
     return Dataset(f"{dataset.name} (title queries)", corpus, queries, qrels)
+
+
+def with_title_queries(dataset: Dataset, query_ids: list[str]) -> tuple[Dataset, list[str]]:
+    """``dataset`` with its titles added to its queries, and ``query_ids`` with theirs: the
+    unlabeled queries distillation can add (their candidates are whole documents, as a
+    reranker sees them)."""
+    titles = title_queries(dataset)
+    merged = Dataset(
+        dataset.name, dataset.corpus, {**dataset.queries, **titles.queries}, dataset.qrels
+    )
+    return merged, [*query_ids, *titles.queries]
 
 
 def distillation_pairs(

@@ -28,6 +28,7 @@ from jinarag.training.data import (
     document_texts,
     open_dataset,
     training_queries,
+    with_title_queries,
 )
 from jinarag.training.finetune import TrainingRun, _positive_float
 from jinarag.training.loop import LoopSettings, run_loop, use_autocast
@@ -63,6 +64,7 @@ def distill(
     student: str | os.PathLike[str] | None = None,
     layer_choice: str = "first",
     queries: str = "all",
+    titles: bool = False,
     candidates: int = 50,
     epochs: int = 2,
     batch_size: int = 32,
@@ -91,6 +93,8 @@ def distill(
             matching name and shape copied from the teacher, the rest BERT-initialised).
         student: or a checkpoint to start from (its own tokenizer; a head created if absent).
         queries: ``"all"``, ``"odd"`` or ``"even"``: whose candidates are distilled.
+        titles: also distil on the corpus's titles as queries (their candidates are whole
+            documents; see :func:`~jinarag.training.data.title_queries`).
         candidates: pairs per query (the query's best hits).
         epochs, batch_size, lr: the schedule (``batch_size`` pairs a step with ``"mse"``,
             queries a step with ``"listwise"``; AdamW, 10% warmup, linear decay).
@@ -116,6 +120,8 @@ def distill(
     out_path = prepare_out(out, overwrite=overwrite)
     data = open_dataset(dataset, judged=False)
     query_ids = training_queries(data, queries, judged=False)
+    if titles:
+        data, query_ids = with_title_queries(data, query_ids)
 
     if isinstance(teacher, Reranker):
         teacher_model = teacher
@@ -214,6 +220,7 @@ def distill(
             "layer_choice": layer_choice,
             "dataset": data.name,
             "queries": queries,
+            "titles": titles,
             "candidates": candidates,
             "batch_size": batch_size,
             "loss": loss,

@@ -145,11 +145,6 @@ def train_reranker(
     sources = [(data, training_queries(data, queries, judged=True))]
     if titles:
         from_titles = title_queries(data)
-        if not from_titles.queries:
-            raise InputError(
-                f"dataset {data.name!r} has no titles to train on: no document of corpus.jsonl "
-                "has a 'title' of 3 words or more and a text beyond it. Train without titles."
-            )
         sources.append((from_titles, list(from_titles.queries)))
 
     reranker, created_head = load_cross_encoder(
