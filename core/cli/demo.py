@@ -35,8 +35,9 @@ DEMO_QUERIES = (
 # Offline there is no Jina reranker to download: how to make one from the shipped MiniLM.
 MAKE_A_RERANKER = (
     "to rerank offline, make a reranker from the shipped MiniLM weights (docs/training.md): "
-    "jinarag train-reranker DATASET_DIR --base minilm --out my-reranker; jinarag distill "
-    "--teacher my-reranker --student-layers 2 --dataset DATASET_DIR --out my-turbo; then "
+    "jinarag train-reranker DATASET_DIR --base minilm --titles --out my-reranker; jinarag "
+    "distill --teacher my-reranker --student-layers 2 --dataset DATASET_DIR --titles --out "
+    "my-turbo; then "
     "jinarag demo --reranker my-turbo"
 )
 
