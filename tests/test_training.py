@@ -320,6 +320,8 @@ def test_training_on_titles_adds_their_groups(small_cranfield, tiny_checkpoints,
     )
     with pytest.raises(InputError, match="no titles"):
         train_reranker(no_titles, base, tmp_path / "c", titles=True, **settings)
+    with pytest.raises(InputError, match="titles"):
+        train_reranker(small_cranfield, base, tmp_path / "c", titles="yes", **settings)
     assert not (tmp_path / "c").exists()
 
 

@@ -166,8 +166,8 @@ def title_queries(dataset: Dataset) -> Dataset:
 
     Titles are the queries a collection brings with it: on Cranfield a reranker fine-tuned on
     them ranks held-out judged queries far better than one fine-tuned on half of the judged
-    queries alone (benchmarks/README.md), because 1,400 titles cover the collection's
-    vocabulary and 113 queries do not.
+    queries alone (benchmarks/README.md): its 1,390 titles cover the collection's vocabulary,
+    its 113 training queries do not.
     """
     corpus: dict[str, tuple[str, str]] = {}
     queries: dict[str, str] = {}

@@ -43,7 +43,7 @@ from jinarag.training.models import (
     student_from_config,
     student_from_teacher,
 )
-from jinarag.validation import check_choice, positive_int
+from jinarag.validation import check_bool, check_choice, positive_int
 
 if TYPE_CHECKING:
     from jinarag.retrieval.index import HybridIndex
@@ -111,6 +111,7 @@ def distill(
     """
     check_layers_arguments(student_layers, student_config, student)
     check_choice("loss", loss, DISTILLATION_LOSSES)
+    titles = check_bool("titles", titles)
     check_choice("layer_choice", layer_choice, LAYER_CHOICES)
     epochs = positive_int("epochs", epochs)
     batch_size = positive_int("batch_size", batch_size)

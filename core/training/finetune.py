@@ -42,7 +42,7 @@ from jinarag.training.models import (
     publish,
     state_path,
 )
-from jinarag.validation import check_choice, positive_int
+from jinarag.validation import check_bool, check_choice, positive_int
 
 if TYPE_CHECKING:
     from jinarag.retrieval.index import HybridIndex
@@ -133,6 +133,7 @@ def train_reranker(
         >>> jinarag.Reranker.from_pretrained("my-reranker").rank("wing flutter", docs)
     """
     check_choice("loss", loss, FINE_TUNING_LOSSES)
+    titles = check_bool("titles", titles)
     epochs = positive_int("epochs", epochs)
     batch_size = positive_int("batch_size", batch_size)
     negatives = positive_int("negatives", negatives)
