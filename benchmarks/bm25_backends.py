@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from jinarag.retrieval.bm25 import BM25Index
+from jinarag.retrieval.keyword.bm25 import BM25Index
 
 
 def make_corpus(n_docs: int, vocab: int, seed: int) -> tuple[list[str], list[list[str]]]:

@@ -78,7 +78,7 @@ def run_one(mode: str, store: str, corpus: str, actors: int, batch_chunks: int) 
     )
     executor = None
     if mode == "ray":
-        from jinarag.retrieval.ray_ingest import RayExecutor
+        from jinarag.retrieval.ingest.ray_executor import RayExecutor
 
         # The executor starts a local Ray with this machine's CPUs, and stops it at the end.
         executor = RayExecutor(actors=actors, batch_chunks=batch_chunks)

@@ -53,7 +53,7 @@ def quality(name: str, by: str, chunk_tokens: int, limit: int | None) -> None:
 
     import jinarag
     from jinarag.evaluation.beir import load_beir
-    from jinarag.retrieval.late import split_text
+    from jinarag.retrieval.ingest.late import split_text
 
     dataset = load_beir(ROOT / "tests" / "data" / name)
     ids, texts, _ = dataset.records(limit=limit)

@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from jinarag import evaluation
     from jinarag.inference.embedder import Embedder
     from jinarag.inference.reranker import RankedDocument, Reranker
-    from jinarag.retrieval import fusion
-    from jinarag.retrieval.hits import Hit, SourceScore
     from jinarag.retrieval.index import HybridIndex
+    from jinarag.retrieval.search import fusion
+    from jinarag.retrieval.search.hits import Hit, SourceScore
 
 __version__ = "0.1.0"
 
@@ -71,9 +71,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Reranker": ("jinarag.inference.reranker", "Reranker"),
     "RankedDocument": ("jinarag.inference.reranker", "RankedDocument"),
     "HybridIndex": ("jinarag.retrieval.index", "HybridIndex"),
-    "Hit": ("jinarag.retrieval.hits", "Hit"),
-    "SourceScore": ("jinarag.retrieval.hits", "SourceScore"),
-    "fusion": ("jinarag.retrieval.fusion", None),
+    "Hit": ("jinarag.retrieval.search.hits", "Hit"),
+    "SourceScore": ("jinarag.retrieval.search.hits", "SourceScore"),
+    "fusion": ("jinarag.retrieval.search.fusion", None),
     "evaluation": ("jinarag.evaluation", None),
 }
 

@@ -10,8 +10,8 @@ import pytest
 import rank_bm25
 
 from jinarag.errors import InputError
-from jinarag.retrieval.bm25 import ENGLISH_STOPWORDS, BM25Index, Tokenizer, tokenize
-from jinarag.retrieval.snapshot import atomic_write
+from jinarag.retrieval.keyword.bm25 import ENGLISH_STOPWORDS, BM25Index, Tokenizer, tokenize
+from jinarag.retrieval.keyword.snapshot import atomic_write
 
 DOCS = [
     "The wing stalls at a high angle of attack.",
@@ -160,7 +160,7 @@ def test_bad_options_are_input_errors():
 
 
 def test_auto_backend_moves_to_bm25s_on_large_corpora(monkeypatch):
-    import jinarag.retrieval.bm25 as bm25_module
+    import jinarag.retrieval.keyword.bm25 as bm25_module
 
     pytest.importorskip("bm25s")
     index = _index(variant="bm25plus")

@@ -9,7 +9,7 @@ import random
 import pytest
 
 from jinarag.errors import InputError
-from jinarag.retrieval import fusion
+from jinarag.retrieval.search import fusion
 
 
 def _random_lists(seed: int) -> list[list[tuple[str, float]]]:

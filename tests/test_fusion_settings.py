@@ -7,7 +7,7 @@ import json
 import pytest
 
 from jinarag.errors import InputError
-from jinarag.retrieval.fusion_settings import (
+from jinarag.retrieval.search.settings import (
     FUSION_FORMAT,
     FusionSettings,
     read_fusion_settings,

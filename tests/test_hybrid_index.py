@@ -14,8 +14,6 @@ from chromadb.config import Settings
 
 import jinarag
 from jinarag.errors import EmbedderMismatchError, InputError
-from jinarag.retrieval import fusion
-from jinarag.retrieval.bm25 import BM25Index, Tokenizer
 from jinarag.retrieval.index import (
     DEFAULT_FUSION,
     DEFAULT_RRF_K,
@@ -24,6 +22,8 @@ from jinarag.retrieval.index import (
     HybridIndex,
     SourceScore,
 )
+from jinarag.retrieval.keyword.bm25 import BM25Index, Tokenizer
+from jinarag.retrieval.search import fusion
 
 TEXTS = [
     "The wing stalls at a high angle of attack when the flow separates.",

@@ -29,8 +29,6 @@ from jinarag.evaluation import (
     source_lists,
     sweep_worst_case,
 )
-from jinarag.retrieval import fusion
-from jinarag.retrieval.bm25 import BM25Index, Tokenizer
 from jinarag.retrieval.index import (
     DEFAULT_CANDIDATES,
     DEFAULT_FUSION,
@@ -39,6 +37,8 @@ from jinarag.retrieval.index import (
     DEFAULT_STOPWORDS,
     DEFAULT_WEIGHTS,
 )
+from jinarag.retrieval.keyword.bm25 import BM25Index, Tokenizer
+from jinarag.retrieval.search import fusion
 
 pytestmark = pytest.mark.slow
 

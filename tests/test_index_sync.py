@@ -15,7 +15,7 @@ import pytest
 from jinarag.cli import main
 from jinarag.errors import InputError
 from jinarag.retrieval.index import HybridIndex
-from jinarag.retrieval.readers import html_text
+from jinarag.retrieval.ingest.readers import html_text
 
 ENV = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "TOKENIZERS_PARALLELISM": "false"}
 

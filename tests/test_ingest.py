@@ -8,8 +8,8 @@ import re
 import pytest
 
 from jinarag.errors import InputError
-from jinarag.retrieval.chunking import chunk_document, chunk_spans
-from jinarag.retrieval.readers import (
+from jinarag.retrieval.ingest.chunking import chunk_document, chunk_spans
+from jinarag.retrieval.ingest.readers import (
     Document,
     document_text,
     find_files,

@@ -12,7 +12,7 @@ import torch
 
 import jinarag
 from jinarag.inference.late_chunking import plan_late_chunks
-from jinarag.retrieval.late import late_chunk, late_chunk_many, split_text
+from jinarag.retrieval.ingest.late import late_chunk, late_chunk_many, split_text
 
 CHUNKS = [
     "The wing stalls at high angles of attack.",

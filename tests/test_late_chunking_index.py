@@ -19,8 +19,8 @@ from chromadb.config import Settings
 from jinarag.cli import main
 from jinarag.errors import InputError
 from jinarag.retrieval.index import HybridIndex
-from jinarag.retrieval.late import late_chunk_many
-from jinarag.retrieval.records import content_id
+from jinarag.retrieval.ingest.late import late_chunk_many
+from jinarag.retrieval.write.records import content_id
 from jinarag.serving.app import create_app
 
 FLYER = (

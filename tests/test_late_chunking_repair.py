@@ -18,12 +18,12 @@ import pytest
 from chromadb.config import Settings
 
 from jinarag.errors import StoreCorruptError, StoreError
-from jinarag.retrieval.chroma_client import drop_system
-from jinarag.retrieval.chroma_files import vector_folder
 from jinarag.retrieval.index import HybridIndex
-from jinarag.retrieval.late import late_chunk
-from jinarag.retrieval.rebuild import rebuild_vector_index
-from jinarag.retrieval.verify import _vectors
+from jinarag.retrieval.ingest.late import late_chunk
+from jinarag.retrieval.store.client import drop_system
+from jinarag.retrieval.store.files import vector_folder
+from jinarag.retrieval.write.rebuild import rebuild_vector_index
+from jinarag.retrieval.write.verify import _vectors
 
 # Short documents whose later sentences lean on earlier ones ("it", "they", "this"), so a
 # chunk read with its document differs from the same chunk read alone.
@@ -141,7 +141,7 @@ def test_the_store_holds_late_chunked_vectors(store, minilm_embedder, expected):
 def test_rebuilding_missing_vector_files_reads_each_chunk_with_its_document(
     store, minilm_embedder, expected, monkeypatch
 ):
-    import jinarag.retrieval.rebuild as rebuild
+    import jinarag.retrieval.write.rebuild as rebuild
 
     monkeypatch.setattr(rebuild, "_BATCH", 4)  # documents meet batch edges
     shutil.rmtree(_segment(store))

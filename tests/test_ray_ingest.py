@@ -22,7 +22,7 @@ pytest.importorskip("ray.data")
 from jinarag.cli import main  # noqa: E402 - after the skip: Ray is optional
 from jinarag.errors import InputError  # noqa: E402
 from jinarag.retrieval.index import HybridIndex  # noqa: E402
-from jinarag.retrieval.ray_ingest import RayExecutor  # noqa: E402
+from jinarag.retrieval.ingest.ray_executor import RayExecutor  # noqa: E402
 
 pytestmark = [pytest.mark.slow]
 
@@ -122,7 +122,7 @@ def test_a_missing_ray_names_the_extra_to_install():
     # A fresh interpreter where `import ray` fails as it does when Ray is not installed.
     probe = (
         "import sys; sys.modules['ray'] = None\n"
-        "import jinarag.retrieval.ray_ingest as m\n"
+        "import jinarag.retrieval.ingest.ray_executor as m\n"
         "try:\n    m.RayExecutor()\nexcept ImportError as exc:\n    print(exc)\n"
     )
     out = subprocess.run(
@@ -138,7 +138,7 @@ INGEST = textwrap.dedent(
     import json, sys
     import jinarag
     from jinarag.retrieval.index import HybridIndex
-    from jinarag.retrieval.ray_ingest import RayExecutor
+    from jinarag.retrieval.ingest.ray_executor import RayExecutor
 
     model, store, corpus = sys.argv[1:4]
     embedder = jinarag.Embedder.from_pretrained(model, max_length=128)

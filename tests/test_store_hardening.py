@@ -37,11 +37,11 @@ from jinarag.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from jinarag.retrieval.chroma_client import drop_system
-from jinarag.retrieval.chroma_files import HNSW_FILES, vector_folder
 from jinarag.retrieval.index import HybridIndex
-from jinarag.retrieval.rebuild import rebuild_vector_index
-from jinarag.retrieval.redaction import redact, redact_url
+from jinarag.retrieval.store.client import drop_system
+from jinarag.retrieval.store.files import HNSW_FILES, vector_folder
+from jinarag.retrieval.store.redaction import redact, redact_url
+from jinarag.retrieval.write.rebuild import rebuild_vector_index
 
 N = 200
 TEXTS = [f"record {i} about wing {i % 7} and plate {i % 5}, case {i * 37 % 101}" for i in range(N)]
@@ -405,7 +405,7 @@ _HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from jinarag.retrieval.lock import StoreLock
+    from jinarag.retrieval.store.lock import StoreLock
 
     with StoreLock(Path(sys.argv[1]), timeout=5):
         print("holding", flush=True)
@@ -733,7 +733,7 @@ def test_a_read_only_snapshot_folder_stops_the_write_before_chroma(store, minilm
 
 def test_error_table_maps_the_os_errors_themselves(minilm_embedder, tmp_path):
     # The Python-level rows of the table, with the errors the OS really gives.
-    from jinarag.retrieval.chroma_store import ChromaStore
+    from jinarag.retrieval.store.collection import ChromaStore
 
     store = ChromaStore(tmp_path / "s", None, "jinarag", embedder="e", dim=3)
     with pytest.raises(StoreError, match="is a file .*not a folder"):

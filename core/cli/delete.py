@@ -22,7 +22,7 @@ from jinarag.errors import InputError
 
 if TYPE_CHECKING:
     from jinarag.retrieval.index import HybridIndex
-    from jinarag.retrieval.sources import StoredSource
+    from jinarag.retrieval.ingest.sources import StoredSource
 
 __all__ = ["add_parser", "run"]
 
@@ -111,7 +111,7 @@ def _by_source(
 
 
 def run(args: argparse.Namespace) -> int:
-    from jinarag.retrieval.sources import catalog
+    from jinarag.retrieval.ingest.sources import catalog
 
     if not args.ids and not args.source:
         raise InputError(

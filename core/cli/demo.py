@@ -21,7 +21,7 @@ from jinarag.cli.common import (
     note,
 )
 from jinarag.errors import TruncationWarning
-from jinarag.retrieval.readers import Document, read_documents, read_file
+from jinarag.retrieval.ingest.readers import Document, read_documents, read_file
 
 __all__ = ["DEMO_QUERIES", "MAKE_A_RERANKER", "add_parser", "load_corpus", "run"]
 

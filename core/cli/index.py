@@ -85,13 +85,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jinarag.retrieval.ingest import (
+    from jinarag.retrieval.ingest.run import (
         DEFAULT_BATCH_CHUNKS,
         LocalExecutor,
         add_files,
         chunking_settings,
     )
-    from jinarag.retrieval.sources import scan
+    from jinarag.retrieval.ingest.sources import scan
 
     # Bad options, paths or root fail before any model loads or any store is made.
     if args.ray is None and args.ray_actors != 2:
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         index.embedder, args.chunk_tokens, args.overlap, "late" if args.late_chunking else None
     )
     if args.ray is not None:
-        from jinarag.retrieval.ray_ingest import RayExecutor
+        from jinarag.retrieval.ingest.ray_executor import RayExecutor
 
         executor = RayExecutor(
             address=args.ray or None, actors=args.ray_actors, batch_chunks=args.batch or 256

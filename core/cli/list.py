@@ -5,7 +5,7 @@ Example::
     jinarag list --store ./jinarag-store
     jinarag list --store ./jinarag-store --records --json
 
-Sources come from the stored metadata alone (:func:`jinarag.retrieval.sources.catalog`), so
+Sources come from the stored metadata alone (:func:`jinarag.retrieval.ingest.sources.catalog`), so
 listing a large index reads no texts or vectors; ``--records`` reads the texts too.
 """
 
@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def source_rows(index: HybridIndex) -> tuple[list[dict[str, Any]], int]:
     """One dict per stored source, sorted by source id then root, and how many records have
     no ``source`` (added through the Python API)."""
-    from jinarag.retrieval.sources import catalog
+    from jinarag.retrieval.ingest.sources import catalog
 
     sources = catalog(index._store)
     rows = [

@@ -25,7 +25,7 @@ from jinarag.cli.common import (
 from jinarag.errors import InputError
 
 if TYPE_CHECKING:
-    from jinarag.retrieval.hits import Hit, SourceScore
+    from jinarag.retrieval.search.hits import Hit, SourceScore
 
 __all__ = ["add_parser", "hit_json", "run"]
 

@@ -44,8 +44,8 @@ def folder_size(folder: Path) -> int:
 
 def stats(index: HybridIndex, url: str | None) -> dict[str, Any]:
     """The figures ``jinarag stats`` prints, as one dict (``url``: the Chroma server, if any)."""
-    from jinarag.retrieval.redaction import redact_url
-    from jinarag.retrieval.sources import catalog
+    from jinarag.retrieval.ingest.sources import catalog
+    from jinarag.retrieval.store.redaction import redact_url
 
     sources = catalog(index._store)
     records = index.count()

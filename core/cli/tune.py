@@ -63,12 +63,12 @@ def run(args: argparse.Namespace) -> int:
         source_lists,
         sweep,
     )
-    from jinarag.retrieval.fusion_settings import (
+    from jinarag.retrieval.index import HybridIndex
+    from jinarag.retrieval.search.settings import (
         FUSION_FILE,
         FusionSettings,
         write_fusion_settings,
     )
-    from jinarag.retrieval.index import HybridIndex
 
     if args.output is None and args.store is None:
         raise InputError(

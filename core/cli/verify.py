@@ -112,9 +112,9 @@ def child() -> None:
 
 def _work(task: dict[str, Any]) -> dict[str, Any]:
     from jinarag.cli.common import load_embedder
-    from jinarag.retrieval.chroma_files import collection_names, recorded_embedder
     from jinarag.retrieval.index import HybridIndex
-    from jinarag.retrieval.rebuild import rebuild_vector_index
+    from jinarag.retrieval.store.files import collection_names, recorded_embedder
+    from jinarag.retrieval.write.rebuild import rebuild_vector_index
 
     store, collection = Path(task["store"]), task["collection"]
     names = collection_names(store)

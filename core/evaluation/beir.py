@@ -2,8 +2,8 @@
 
 A BEIR folder holds ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``,
 ``text``) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score`` with a header line).
-Documents are indexed with :func:`jinarag.retrieval.readers.document_text`, the one title rule
-every reader shares. Only queries with at least one relevant document are scored.
+Documents are indexed with :func:`jinarag.retrieval.ingest.readers.document_text`, the one
+title rule every reader shares. Only queries with at least one relevant document are scored.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jinarag.errors import InputError
-from jinarag.retrieval.readers import document_text
+from jinarag.retrieval.ingest.readers import document_text
 
 __all__ = ["Dataset", "load_beir"]
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from jinarag.errors import InputError
 from jinarag.evaluation.beir import Dataset
 from jinarag.evaluation.metrics import ndcg_at_k, recall_at_k
-from jinarag.retrieval import fusion as _fusion
+from jinarag.retrieval.search import fusion as _fusion
 
 if TYPE_CHECKING:  # needs chromadb: only the caller's index is used here
     from jinarag.retrieval.index import HybridIndex

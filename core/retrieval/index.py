@@ -11,13 +11,13 @@ snapshot path checked; (1) a new generation id is written to the collection's me
 makes the BM25 snapshot stale; (2) the records go to Chroma in batches, each with a hash of its
 text and metadata: records whose stored hash is the same are skipped (never written again), a
 changed text is deleted and added anew, changed metadata replaced in place
-(:mod:`jinarag.retrieval.writes`); (3) the BM25 index follows each batch Chroma acknowledged;
+(:mod:`jinarag.retrieval.write.plan`); (3) the BM25 index follows each batch Chroma acknowledged;
 (4) a final generation is recorded and the snapshot saved atomically with it. The snapshot never
 holds a record Chroma has not acknowledged. :meth:`HybridIndex.verify` checks that every record
 is reachable by dense search and BM25 equals Chroma, and repairs what is not.
 
 With ``add(..., chunking="late")`` each text is a whole document: it is split into chunks
-(:mod:`jinarag.retrieval.late`), the model reads the whole document, and each chunk's vector is
+(:mod:`jinarag.retrieval.ingest.late`), the model reads the whole document, and each chunk's vector is
 the mean of its own tokens' states. The records are the chunks; each carries a hash of its whole
 document, so when a document changes every one of its chunks is embedded and written again.
 
@@ -45,22 +45,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jinarag.errors import InputError
-from jinarag.retrieval import fusion as _fusion
-from jinarag.retrieval.bm25 import BM25Index, Tokenizer
-from jinarag.retrieval.chroma_files import check_store_files
-from jinarag.retrieval.chroma_store import ChromaStore
-from jinarag.retrieval.fusion_settings import FUSION_FILE, FusionSettings, read_fusion_settings
-from jinarag.retrieval.hits import SCORE_SPACES, Hit, SourceScore
-from jinarag.retrieval.late import (
+from jinarag.retrieval.ingest.late import (
     DEFAULT_CHUNK_TOKENS,
     LATE_CHUNK_BY,
     LATE_CHUNK_KEYS,
     late_chunk_records,
 )
-from jinarag.retrieval.lock import StoreLock
-from jinarag.retrieval.mirror import BM25Mirror
-from jinarag.retrieval.records import assign_ids, check_ids, check_metadatas
-from jinarag.retrieval.search import (
+from jinarag.retrieval.keyword.bm25 import BM25Index, Tokenizer
+from jinarag.retrieval.search import fusion as _fusion
+from jinarag.retrieval.search.hits import SCORE_SPACES, Hit, SourceScore
+from jinarag.retrieval.search.plan import (
     DEFAULT_CANDIDATES,
     DEFAULT_FUSION,
     DEFAULT_RERANK_TOP,
@@ -76,14 +70,20 @@ from jinarag.retrieval.search import (
     retrieve,
     to_hits,
 )
-from jinarag.retrieval.verify import VerifyReport, verify_index
-from jinarag.retrieval.writes import Batch, write
+from jinarag.retrieval.search.settings import FUSION_FILE, FusionSettings, read_fusion_settings
+from jinarag.retrieval.store.collection import ChromaStore
+from jinarag.retrieval.store.files import check_store_files
+from jinarag.retrieval.store.lock import StoreLock
+from jinarag.retrieval.write.mirror import BM25Mirror
+from jinarag.retrieval.write.plan import Batch, write
+from jinarag.retrieval.write.records import assign_ids, check_ids, check_metadatas
+from jinarag.retrieval.write.verify import VerifyReport, verify_index
 from jinarag.validation import check_choice, check_text, check_texts, positive_int
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
     from jinarag.inference.reranker import Reranker
-    from jinarag.retrieval.ingest import Executor, IngestReport
+    from jinarag.retrieval.ingest.run import Executor, IngestReport
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -440,12 +440,12 @@ class HybridIndex:
             overlap: tokens shared by consecutive chunks (default: 1/8 of a chunk; not with
                 late chunking).
             chunking: None (chunks embedded on their own) or ``"late"``.
-            executor: who chunks and embeds: :class:`jinarag.retrieval.ingest.LocalExecutor`
-                (default, this process) or ``jinarag.retrieval.ray_ingest.RayExecutor``.
+            executor: who chunks and embeds: :class:`jinarag.retrieval.ingest.run.LocalExecutor`
+                (default, this process) or ``jinarag.retrieval.ingest.ray_executor.RayExecutor``.
             show_progress: a progress bar (chunks, rate and time left) on stderr.
 
         Returns:
-            An :class:`~jinarag.retrieval.ingest.IngestReport`: sources added, updated,
+            An :class:`~jinarag.retrieval.ingest.run.IngestReport`: sources added, updated,
             unchanged, removed, missing (gone, kept without ``sync``) and skipped with the
             reason; chunks written and removed.
 
@@ -455,7 +455,7 @@ class HybridIndex:
                 a bad file met while writing (what was written before it stays; fix it and
                 run again to finish).
         """
-        from jinarag.retrieval.ingest import add_files, chunking_settings
+        from jinarag.retrieval.ingest.run import add_files, chunking_settings
 
         settings = chunking_settings(self.embedder, chunk_tokens, overlap, chunking)
         return add_files(

@@ -113,8 +113,8 @@ def candidate_lists(
             q: [hit.id for hit in index.search(dataset.queries[q], k=k, rerank=False)]
             for q in query_ids
         }
-    from jinarag.retrieval.bm25 import BM25Index, Tokenizer
-    from jinarag.retrieval.search import DEFAULT_STEMMER, DEFAULT_STOPWORDS
+    from jinarag.retrieval.keyword.bm25 import BM25Index, Tokenizer
+    from jinarag.retrieval.search.plan import DEFAULT_STEMMER, DEFAULT_STOPWORDS
 
     texts = texts if texts is not None else document_texts(dataset)
     bm25 = BM25Index(tokenizer=Tokenizer(DEFAULT_STOPWORDS, DEFAULT_STEMMER))

@@ -20,8 +20,8 @@ from jinarag.langchain._loading import (
     secret_value,
 )
 from jinarag.remote import RemoteEmbedder
-from jinarag.retrieval.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
-from jinarag.retrieval.records import content_id
+from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
+from jinarag.retrieval.write.records import content_id
 from jinarag.validation import check_choice, positive_int
 
 # Metadata each chunk Document gets from `late_chunk_documents`.
@@ -112,7 +112,7 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     ) -> tuple[list[Document], list[list[float]]]:
         """Split whole Documents into chunks and embed each chunk by late chunking.
 
-        Each Document's text is split with `jinarag.retrieval.late.split_text` (about
+        Each Document's text is split with `jinarag.retrieval.ingest.late.split_text` (about
         `chunk_tokens` tokens per chunk, cut at word starts; or one sentence per chunk with
         `chunk_by="sentences"`), then read whole; the documents' windows share batches.
 

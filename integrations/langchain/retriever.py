@@ -15,7 +15,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
 
 from jinarag.langchain._loading import document_list
-from jinarag.retrieval.records import content_id
+from jinarag.retrieval.write.records import content_id
 from jinarag.validation import check_bool
 
 

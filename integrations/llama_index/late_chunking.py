@@ -19,7 +19,7 @@ from llama_index.core.schema import (
 from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
 from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
-from jinarag.retrieval.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, split_text
+from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, split_text
 from jinarag.validation import check_bool, check_choice, positive_int
 
 # Metadata each chunk node of a split Document gets (kept out of the embedded and LLM text).
@@ -36,7 +36,7 @@ class JinaLateChunker(LoadingFields, TransformComponent):
 
     What it does with each input node, in order:
 
-    - A ``Document`` is split (``jinarag.retrieval.late.split_text``: about ``chunk_tokens``
+    - A ``Document`` is split (``jinarag.retrieval.ingest.late.split_text``: about ``chunk_tokens``
       tokens per chunk cut at word starts, or one sentence per chunk with
       ``chunk_by="sentences"``) into new ``TextNode`` objects, one per chunk, in its place.
       Each has the chunk's text, a ``SOURCE`` relationship to the Document and

@@ -13,7 +13,7 @@ records are deleted and added again with their stored vector, text and metadata 
 afterwards), BM25 and its snapshot are rebuilt from Chroma. A record whose stored vector the
 vector index cannot return (the index lost it, e.g. after two processes wrote at once) is never
 deleted: Chroma would fail half-way and keep the deletion; the whole vector index is rebuilt
-from the stored texts instead (:mod:`jinarag.retrieval.rebuild`). The report says what was
+from the stored texts instead (:mod:`jinarag.retrieval.write.rebuild`). The report says what was
 found and what was repaired.
 
 Example:
@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jinarag.errors import StoreCorruptError
-from jinarag.retrieval.mirror import BM25Mirror, current_state
-from jinarag.retrieval.rebuild import rebuild_vector_index, reembed
-from jinarag.retrieval.snapshot import inspect_snapshot
+from jinarag.retrieval.keyword.snapshot import inspect_snapshot
+from jinarag.retrieval.write.mirror import BM25Mirror, current_state
+from jinarag.retrieval.write.rebuild import rebuild_vector_index, reembed
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
-    from jinarag.retrieval.chroma_store import ChromaStore, Records
+    from jinarag.retrieval.store.collection import ChromaStore, Records
 
 __all__ = ["COVERAGE_RESULTS", "VerifyReport", "unreachable_ids", "verify_index"]
 
@@ -128,7 +128,7 @@ def _n(count: int) -> str:
 def _vectors(store: ChromaStore, embedder: Embedder, ids: Sequence[str]) -> tuple[list[str], Any]:
     """``(ids, vectors)`` of the records among ``ids``: as stored, or, when the vector index
     cannot return them (it is damaged), their texts embedded again (late-chunked records with
-    their whole document, :func:`jinarag.retrieval.rebuild.reembed`)."""
+    their whole document, :func:`jinarag.retrieval.write.rebuild.reembed`)."""
     try:
         got, vectors = store.embeddings(ids)
         if vectors is not None and len(got) == len(vectors):

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jinarag.errors import StoreError
-from jinarag.retrieval.chroma_client import drop_system
-from jinarag.retrieval.chroma_files import collection_names, vector_folder
-from jinarag.retrieval.chroma_store import ChromaStore, Records
-from jinarag.retrieval.lock import StoreLock
+from jinarag.retrieval.store.client import drop_system
+from jinarag.retrieval.store.collection import ChromaStore, Records
+from jinarag.retrieval.store.files import collection_names, vector_folder
+from jinarag.retrieval.store.lock import StoreLock
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder

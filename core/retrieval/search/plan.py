@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from jinarag.errors import InputError
-from jinarag.retrieval import fusion as _fusion
-from jinarag.retrieval.hits import Hit, SourceScore
+from jinarag.retrieval.search import fusion as _fusion
+from jinarag.retrieval.search.hits import Hit, SourceScore
 from jinarag.validation import check_choice, check_text, positive_int
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
     from jinarag.inference.reranker import Reranker
-    from jinarag.retrieval.chroma_store import Records
-    from jinarag.retrieval.mirror import BM25Mirror
+    from jinarag.retrieval.store.collection import Records
+    from jinarag.retrieval.write.mirror import BM25Mirror
 
 __all__ = [
     "DEFAULT_CANDIDATES",

@@ -2,9 +2,9 @@
 
 One run, under the store's write lock from the first read to the last write:
 
-1. :func:`jinarag.retrieval.sources.scan` finds the sources (ids relative to a root, a hash of
-   each file's bytes) and the files it skips, with the reason.
-2. :func:`jinarag.retrieval.sources.catalog` reads what the collection holds of them.
+1. :func:`jinarag.retrieval.ingest.sources.scan` finds the sources (ids relative to a root, a
+   hash of each file's bytes) and the files it skips, with the reason.
+2. :func:`jinarag.retrieval.ingest.sources.catalog` reads what the collection holds of them.
 3. Each source is *unchanged* (every record of this version stored, with these chunking
    settings: nothing is read or embedded), *added* or *updated*. Of an updated source only the
    documents whose hash changed are embedded (one JSONL line edited, one line embedded again),
@@ -13,8 +13,8 @@ One run, under the store's write lock from the first read to the last write:
    and removed (Chroma and BM25 together) with ``sync=True``.
 
 The chunking and embedding of step 3 is an :class:`Executor`'s: :class:`LocalExecutor` runs
-it in this process; ``jinarag.retrieval.ray_ingest.RayExecutor`` on a Ray cluster. Either way
-the records are written here, batch by batch, through the index's one write path (content
+it in this process; ``jinarag.retrieval.ingest.ray_executor.RayExecutor`` on a Ray cluster.
+Either way the records are written here, batch by batch, through the index's one write path (content
 hashes, so a repeated or resumed run writes nothing twice), and every record carries its
 document's hash and chunk count: a run stopped at any point is finished by running it again.
 
@@ -36,10 +36,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from jinarag.errors import InputError
-from jinarag.retrieval.chroma_store import HASH_KEY
-from jinarag.retrieval.chunking import Record
-from jinarag.retrieval.readers import Document
-from jinarag.retrieval.sources import (
+from jinarag.retrieval.ingest.chunking import Record
+from jinarag.retrieval.ingest.readers import Document
+from jinarag.retrieval.ingest.sources import (
     DOC_CHUNKS_KEY,
     DOC_HASH_KEY,
     ROOT_KEY,
@@ -56,7 +55,8 @@ from jinarag.retrieval.sources import (
     scan,
     source_keys,
 )
-from jinarag.retrieval.writes import Batch, write
+from jinarag.retrieval.store.collection import HASH_KEY
+from jinarag.retrieval.write.plan import Batch, write
 
 if TYPE_CHECKING:
     import os
@@ -84,7 +84,7 @@ def chunking_settings(
 ) -> Chunking:
     """The checked :class:`Chunking` for ``embedder``: defaults filled in, a chunk that does
     not fit the model, an overlap out of range or an overlap with late chunking refused."""
-    from jinarag.retrieval.late import DEFAULT_CHUNK_TOKENS
+    from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS
     from jinarag.validation import check_choice, positive_int
 
     late = check_choice("chunking", chunking, (None, "late")) == "late"
@@ -156,7 +156,7 @@ def late_records(
 ) -> tuple[list[Record], list[list[int]]]:
     """Late chunking's records of ``docs`` (bookkeeping keys included) and, per document, the
     positions of its chunks among them (what ``Embedder.embed_late_chunks_many`` takes)."""
-    from jinarag.retrieval.late import late_chunk_records
+    from jinarag.retrieval.ingest.late import late_chunk_records
 
     made = late_chunk_records(
         [doc.text for doc in docs],

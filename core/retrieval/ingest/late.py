@@ -6,7 +6,7 @@ only whitespace lies between one chunk's end and the next one's start.
 
 Example:
     >>> import jinarag
-    >>> from jinarag.retrieval.late import late_chunk
+    >>> from jinarag.retrieval.ingest.late import late_chunk
     >>> embedder = jinarag.Embedder.from_pretrained("small")
     >>> [c.span for c in late_chunk(embedder, "Wings lift. They also stall.", by="sentences")]
     [(0, 11), (12, 28)]
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jinarag.errors import InputError
-from jinarag.retrieval.chunking import chunk_spans
+from jinarag.retrieval.ingest.chunking import chunk_spans
 from jinarag.validation import check_choice, check_texts, positive_int
 
 if TYPE_CHECKING:

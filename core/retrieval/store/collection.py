@@ -1,7 +1,7 @@
 """The Chroma side of the hybrid index: one client, one collection, our errors.
 
 :class:`ChromaStore` connects (an embedded store in a folder, a server at a URL, or a private
-in-memory database, see :mod:`jinarag.retrieval.chroma_client`), opens or claims the
+in-memory database, see :mod:`jinarag.retrieval.store.client`), opens or claims the
 collection (cosine space, tagged with the embedder's name and dimension), keeps the write
 generation in the collection's metadata, stores each record's content hash (so unchanged
 records are never written again), and cuts every bulk operation into batches Chroma accepts
@@ -30,7 +30,7 @@ from jinarag.errors import (
     InputError,
     JinaragError,
 )
-from jinarag.retrieval.chroma_client import (
+from jinarag.retrieval.store.client import (
     META_DIM,
     META_EMBEDDER,
     claim,
@@ -40,7 +40,7 @@ from jinarag.retrieval.chroma_client import (
     seen,
     server_client,
 )
-from jinarag.retrieval.chroma_errors import (
+from jinarag.retrieval.store.errors import (
     bad_database,
     bad_vectors,
     failed,
@@ -53,7 +53,7 @@ from jinarag.retrieval.chroma_errors import (
     says,
     unreachable,
 )
-from jinarag.retrieval.redaction import redact_url
+from jinarag.retrieval.store.redaction import redact_url
 
 __all__ = ["HASH_KEY", "RESERVED_PREFIX", "ChromaStore", "Records"]
 
@@ -195,7 +195,7 @@ class ChromaStore:
 
     def _follow(self, generation: str | None) -> None:
         """Reopen an embedded store that another process wrote (see
-        :mod:`jinarag.retrieval.chroma_client`): its vector index in memory is stale."""
+        :mod:`jinarag.retrieval.store.client`): its vector index in memory is stale."""
         if self._seen is None:  # a server or an in-memory store: nothing is cached here
             return
         if self._seen.note(self.name, generation):

@@ -21,7 +21,7 @@ rank-bm25 raises negative values to ``epsilon`` × the mean idf; on tiny corpora
 few positive scores.)
 
 The snapshot (:meth:`BM25Index.save`) stores the tokenised corpus as JSON, never pickled
-objects, and is written atomically; :mod:`jinarag.retrieval.snapshot` has the file format.
+objects, and is written atomically; :mod:`jinarag.retrieval.keyword.snapshot` has the file format.
 
 Example:
     >>> index = BM25Index()
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from jinarag.errors import InputError
-from jinarag.retrieval.snapshot import read_snapshot, write_snapshot
+from jinarag.retrieval.keyword.snapshot import read_snapshot, write_snapshot
 from jinarag.validation import check_choice
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Indexing files on a Ray cluster: :class:`RayExecutor` reads, chunks and embeds in parallel.
 
-The run itself stays :func:`jinarag.retrieval.ingest.add_files`'s: it plans which sources
+The run itself stays :func:`jinarag.retrieval.ingest.run.add_files`'s: it plans which sources
 and documents need work, and writes every batch this executor hands back through the index's
 one write path (content hashes, idempotent upserts), so a Ray run stopped at any point is
 finished by running it again, with Ray or without. Only the reading, chunking and embedding
@@ -11,7 +11,7 @@ the documents already stored completely flagged *kept*) -> ``repartition`` (bloc
 ``batch_chunks`` documents, so every actor gets work from one big JSONL file) ->
 ``map_batches`` on a pool of ``actors`` actors, each holding one copy of the index's embedder
 (chunks and embeds; a kept document passes through as a record-less row that only reports it
-as read) -> the driver's ``iter_batches`` -> :class:`~jinarag.retrieval.ingest.ChunkBatch`.
+as read) -> the driver's ``iter_batches`` -> :class:`~jinarag.retrieval.ingest.run.ChunkBatch`.
 
 Rows cross Arrow, so records travel as JSON strings and vectors as float32 tensors.
 
@@ -31,10 +31,10 @@ import numpy as np
 
 from jinarag import errors
 from jinarag.errors import InputError
-from jinarag.retrieval.chunking import Record
-from jinarag.retrieval.ingest import ChunkBatch, SourceWork, documents_to_embed, late_records
-from jinarag.retrieval.readers import Document
-from jinarag.retrieval.sources import Chunking, Source, chunk_source_documents, read_source
+from jinarag.retrieval.ingest.chunking import Record
+from jinarag.retrieval.ingest.readers import Document
+from jinarag.retrieval.ingest.run import ChunkBatch, SourceWork, documents_to_embed, late_records
+from jinarag.retrieval.ingest.sources import Chunking, Source, chunk_source_documents, read_source
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
@@ -82,7 +82,7 @@ class RayExecutor:
         batch_chunks: documents per actor call, and rows per batch handed to the writer.
 
     Example:
-        >>> from jinarag.retrieval.ray_ingest import RayExecutor
+        >>> from jinarag.retrieval.ingest.ray_executor import RayExecutor
         >>> index = jinarag.HybridIndex(url="http://chroma:8000", embedder=emb)
         >>> report = index.add_files(
         ...     ["/shared/corpus/"], executor=RayExecutor("ray://head:10001", actors=8)

@@ -2,7 +2,7 @@
 
 ``jinarag tune DATASET --store STORE`` writes ``STORE/jinarag-fusion.json``;
 :class:`jinarag.HybridIndex` reads it when it is present beside the store, and uses it in place
-of the shipped defaults (:mod:`jinarag.retrieval.search`). Arguments given to the index or to a
+of the shipped defaults (:mod:`jinarag.retrieval.search.plan`). Arguments given to the index or to a
 search call still win. The file::
 
     {"format": "jinarag-fusion/1", "fusion": "rrf", "rrf_k": 100, "candidates": 100,
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from jinarag.errors import InputError
-from jinarag.retrieval import fusion as _fusion
-from jinarag.retrieval.snapshot import atomic_write
+from jinarag.retrieval.keyword.snapshot import atomic_write
+from jinarag.retrieval.search import fusion as _fusion
 from jinarag.validation import check_choice, positive_int
 
 __all__ = [

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from jinarag.errors import JinaragError
-from jinarag.retrieval.bm25 import BM25Index
-from jinarag.retrieval.chroma_store import ChromaStore
-from jinarag.retrieval.lock import StoreLock
-from jinarag.retrieval.snapshot import check_snapshot_path
+from jinarag.retrieval.keyword.bm25 import BM25Index
+from jinarag.retrieval.keyword.snapshot import check_snapshot_path
+from jinarag.retrieval.store.collection import ChromaStore
+from jinarag.retrieval.store.lock import StoreLock
 
 __all__ = ["BM25Mirror", "current_state"]
 

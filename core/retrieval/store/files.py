@@ -14,8 +14,8 @@ cheaply (file sizes against the header, the link lists walked, the pickle's opco
 without running them) and raises :class:`StoreCorruptError` instead.
 
 Not checked here: whether sqlite itself is readable (Chroma reports that, and
-:mod:`jinarag.retrieval.chroma_store`'s error table names it), and whether every record is
-reachable in the graph (that is :mod:`jinarag.retrieval.verify`'s coverage check).
+:mod:`jinarag.retrieval.store.collection`'s error table names it), and whether every record is
+reachable in the graph (that is :mod:`jinarag.retrieval.write.verify`'s coverage check).
 
 Example:
     >>> check_store_files(Path("./store"), "jinarag", Path("./store/jinarag-bm25/jinarag.json"))

@@ -149,7 +149,7 @@ def read_file(path: str | os.PathLike[str], source: str | None = None) -> Iterat
     Args:
         path: the file.
         source: its name in ids and in each document's ``source`` metadata (default: the path
-            as given); :mod:`jinarag.retrieval.sources` passes the path relative to a root.
+            as given); :mod:`jinarag.retrieval.ingest.sources` passes the path relative to a root.
 
     Raises:
         InputError: a JSONL line is not an object with a ``"text"`` string.

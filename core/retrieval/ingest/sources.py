@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import InputError
-from jinarag.retrieval.chunking import Record, TokenOffsets, chunk_document
-from jinarag.retrieval.readers import SUFFIXES, Document, read_file
+from jinarag.retrieval.ingest.chunking import Record, TokenOffsets, chunk_document
+from jinarag.retrieval.ingest.readers import SUFFIXES, Document, read_file
 
 if TYPE_CHECKING:
-    from jinarag.retrieval.chroma_store import ChromaStore
+    from jinarag.retrieval.store.collection import ChromaStore
 
 __all__ = [
     "CHUNKING_KEY",
@@ -277,7 +277,7 @@ def chunk_source_documents(
     chunking: Chunking,
 ) -> Iterator[Record]:
     """The records of ``docs`` (some or all of ``source``'s ``n_docs`` documents) cut with
-    overlap (:func:`jinarag.retrieval.chunking.chunk_document`), bookkeeping keys included.
+    overlap (:func:`jinarag.retrieval.ingest.chunking.chunk_document`), bookkeeping keys included.
     Late chunking splits and embeds in one step (``HybridIndex``'s late path) instead."""
     if chunking.late:
         raise InputError("late chunking splits documents while embedding them; see ingest")

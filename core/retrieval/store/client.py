@@ -6,7 +6,7 @@ folder, and that system holds the collection's vector index in memory. When anot
 writes the folder, the copy in memory is stale, and a write made from it overwrites the other
 process's vectors on disk (records then vanish from dense search, or Chroma fails with "Error
 finding id"). :func:`drop_system` forgets this process's system for a folder, so that the next
-client reads the folder anew; :class:`jinarag.retrieval.chroma_store.ChromaStore` does that when
+client reads the folder anew; :class:`jinarag.retrieval.store.collection.ChromaStore` does that when
 the collection's write generation shows a write that did not come from this process.
 
 Example:
@@ -30,10 +30,10 @@ import chromadb
 from chromadb.config import Settings
 
 from jinarag.errors import EmbedderMismatchError, InputError, StoreError
-from jinarag.retrieval.redaction import redact_url
+from jinarag.retrieval.store.redaction import redact_url
 
 if TYPE_CHECKING:
-    from jinarag.retrieval.chroma_store import ChromaStore
+    from jinarag.retrieval.store.collection import ChromaStore
 
 __all__ = [
     "META_DIM",
@@ -93,7 +93,7 @@ def connect(path: Path, call: Callable[..., Any]) -> Any:
 def server_client(url: str) -> Any:
     """An HTTP client for the Chroma server at ``url``. Credentials in the URL
     (``http://user:password@host:port``) are sent as HTTP basic authentication and never shown:
-    every message names the URL through :func:`jinarag.retrieval.redaction.redact_url`."""
+    every message names the URL through :func:`jinarag.retrieval.store.redaction.redact_url`."""
     try:
         parts = urlsplit(url)
         port = parts.port if parts.port is not None else 8000

@@ -1,7 +1,7 @@
 """One write, step by step: what each record of a batch needs, then doing just that.
 
 Every record is stored with a hash of its text and metadata
-(:func:`jinarag.retrieval.records.record_hash`). Before a batch is written, the stored hashes
+(:func:`jinarag.retrieval.write.records.record_hash`). Before a batch is written, the stored hashes
 of its ids are read, and each record gets the least write that makes the store hold it exactly:
 
 - unchanged (same hash; or, for a record stored before hashes were kept, the same text and
@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jinarag.retrieval.chroma_store import HASH_KEY, RESERVED_PREFIX
-from jinarag.retrieval.records import record_hash
+from jinarag.retrieval.store.collection import HASH_KEY, RESERVED_PREFIX
+from jinarag.retrieval.write.records import record_hash
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
-    from jinarag.retrieval.chroma_store import ChromaStore
-    from jinarag.retrieval.mirror import BM25Mirror
+    from jinarag.retrieval.store.collection import ChromaStore
+    from jinarag.retrieval.write.mirror import BM25Mirror
 
 __all__ = ["Batch", "Plan", "write"]
 

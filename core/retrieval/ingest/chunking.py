@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinarag.errors import InputError
-from jinarag.retrieval.readers import Document
+from jinarag.retrieval.ingest.readers import Document
 
 __all__ = ["Record", "TokenOffsets", "chunk_document", "chunk_documents", "chunk_spans"]
 

@@ -1,8 +1,8 @@
 """The messages of the store's failures: one factory per kind, each naming the store and the fix.
 
-:data:`jinarag.retrieval.chroma_store._ERRORS` maps a failed Chroma call to one of these (the
+:data:`jinarag.retrieval.store.collection._ERRORS` maps a failed Chroma call to one of these (the
 table matches; these word the error). A URL is always shown redacted, and text quoted from a
-client library is scrubbed of the URL's secrets (:mod:`jinarag.retrieval.redaction`).
+client library is scrubbed of the URL's secrets (:mod:`jinarag.retrieval.store.redaction`).
 
 Example:
     >>> raise no_permission(store, "open the store", exc)
@@ -21,11 +21,11 @@ from jinarag.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from jinarag.retrieval.chroma_files import SQLITE_FILE, rebuild_hint
-from jinarag.retrieval.redaction import redact
+from jinarag.retrieval.store.files import SQLITE_FILE, rebuild_hint
+from jinarag.retrieval.store.redaction import redact
 
 if TYPE_CHECKING:
-    from jinarag.retrieval.chroma_store import ChromaStore
+    from jinarag.retrieval.store.collection import ChromaStore
 
 __all__ = [
     "bad_database",
