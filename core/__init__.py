@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import (
+    Cancelled,
     CheckpointError,
     CheckpointWarning,
     EmbedderMismatchError,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cancelled",
     "CheckpointError",
     "CheckpointWarning",
     "Embedder",

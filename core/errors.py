@@ -8,6 +8,7 @@ Every message names the bad value and says how to fix it. The tree::
     ├── InputError (ValueError)     a bad argument: wrong type, unknown choice, bad length
     ├── DeviceMemoryError           the device ran out of memory even after smaller batches
     ├── RemoteError                 a jinarag server cannot be reached, timed out or failed (5xx)
+    ├── Cancelled                   a run stopped because its ``stop()`` said so (nothing was wrong)
     └── StoreError                  the index or its vector store failed
         ├── StoreUnavailableError   the Chroma server cannot be reached
         ├── StoreBusyError          another process is writing to the same store
@@ -25,6 +26,7 @@ that already guards against ``ValueError`` keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "Cancelled",
     "CheckpointError",
     "CheckpointWarning",
     "DeviceMemoryError",
@@ -66,6 +68,13 @@ class RemoteError(JinaragError):
     """A ``jinarag serve`` server could not be reached, did not answer in time, answered with a
     server error (5xx) or with something that is not its API; the message names the URL and
     the fix. A request the server refuses (4xx) is an :class:`InputError` instead."""
+
+
+class Cancelled(JinaragError):
+    """A run stopped because its ``stop()`` (or ``should_stop()``) returned True: the server
+    passes one that turns True when the client disconnects or the server shuts down; a
+    training run saves its state first, so running it again resumes. Nothing was wrong with
+    the input: the message says where the run stopped."""
 
 
 class StoreError(JinaragError):

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 import httpx
 import numpy as np
 
-from jinarag.errors import InputError, RemoteError
+from jinarag.errors import Cancelled, InputError, RemoteError
 from jinarag.inference.api import (
     EmbedCall,
     EmbeddingSides,
@@ -380,6 +380,4 @@ def _by_index(items: Any, count: int) -> list[dict[str, Any]] | None:
 
 def _check_stop(stop: Callable[[], bool] | None) -> None:
     if stop is not None and stop():
-        from jinarag.inference.pipeline import Cancelled
-
         raise Cancelled("stopped between requests to the jinarag server")

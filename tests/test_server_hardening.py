@@ -26,8 +26,7 @@ import numpy as np
 import pytest
 from serving_helpers import Server, cpu_seconds, rss_mb
 
-from jinarag.errors import TruncationWarning
-from jinarag.inference.pretrained import Cancelled
+from jinarag.errors import Cancelled, TruncationWarning
 from jinarag.serving.app import create_app
 
 ANSWER_WITHIN = 10.0  # seconds: every case is answered or refused in this time

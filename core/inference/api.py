@@ -185,7 +185,7 @@ class EmbeddingSides:
         With ``normalize=False`` the rows are exactly the mean of the last hidden states over
         the attention mask (accumulated in float32). ``stop``, when given, is asked before each
         batch; once it returns True the call raises
-        :class:`~jinarag.inference.pipeline.Cancelled`.
+        :class:`~jinarag.errors.Cancelled`.
 
         A :class:`~jinarag.remote.RemoteEmbedder` embeds on the server, in requests of at most
         its own ``batch_size`` texts, and asks ``stop`` before each request.
@@ -312,7 +312,7 @@ class RerankingSides:
         Documents are cut to fit ``max_length``, queries never (a query too long to leave
         room for a document is an InputError). ``stop``, when given, is asked before each
         batch; once it returns True the call raises
-        :class:`~jinarag.inference.pipeline.Cancelled`.
+        :class:`~jinarag.errors.Cancelled`.
 
         A :class:`~jinarag.remote.RemoteReranker` groups the pairs by query and sends each
         query's documents in ``/v1/rerank`` requests (``stop`` is asked before each).

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from jinarag.errors import DeviceMemoryError, TruncationWarning
+from jinarag.errors import Cancelled, DeviceMemoryError, TruncationWarning
 from jinarag.inference.batching import Batch, schedule
 from jinarag.inference.threads import pass_threads
 from jinarag.models.tokenization import Encoded
@@ -32,19 +32,11 @@ from jinarag.models.tokenization import Encoded
 if TYPE_CHECKING:
     from jinarag.inference.pretrained import PretrainedModel
 
-__all__ = ["Cancelled", "DeviceBatch", "run"]
+__all__ = ["DeviceBatch", "run"]
 
 # Inputs tokenised per window: the first small, so the model starts early; then larger.
 FIRST_WINDOW = 256
 WINDOW = 4096
-
-
-class Cancelled(Exception):
-    """A run stopped because its ``should_stop()`` returned True (the server passes one that
-    turns True when the client disconnects or the server shuts down).
-
-    Not a :class:`~jinarag.errors.JinaragError`: nothing was wrong with the input.
-    """
 
 
 @dataclass(frozen=True)
@@ -151,7 +143,8 @@ def run(
 
     ``encode(start, stop)`` tokenises inputs ``start..stop-1``. A head may send rows it does
     not want to row ``outputs`` (one spare row, dropped at the end). ``should_stop`` is asked
-    before each batch; when it returns True the run raises :class:`Cancelled`.
+    before each batch; when it returns True the run raises
+    :class:`~jinarag.errors.Cancelled`.
     """
     outputs = count if outputs is None else outputs
     from tqdm.auto import tqdm

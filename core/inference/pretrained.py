@@ -15,7 +15,7 @@ import torch
 from jinarag.errors import InputError
 from jinarag.inference import pipeline
 from jinarag.inference.batching import default_max_batch_tokens
-from jinarag.inference.pipeline import Cancelled, Head
+from jinarag.inference.pipeline import Head
 from jinarag.models.checkpoint import Kind, load_encoder, repo_id_for, resolve_checkpoint
 from jinarag.models.config import EncoderConfig, read_json_object
 from jinarag.models.encoder import Encoder
@@ -28,7 +28,7 @@ from jinarag.validation import positive_int
 if TYPE_CHECKING:
     from jinarag.remote import RemoteModel
 
-__all__ = ["Cancelled", "PretrainedModel"]
+__all__ = ["PretrainedModel"]
 
 Self = TypeVar("Self", bound="PretrainedModel")
 # Files copied verbatim by save_pretrained (the tokenizer writes tokenizer.json itself).

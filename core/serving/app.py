@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from jinarag.errors import InputError, JinaragError
+from jinarag.errors import Cancelled, InputError, JinaragError
 
 try:
     import fastapi
@@ -40,7 +40,6 @@ except ImportError as exc:  # the dependencies a user may lack: name the extra t
 
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.late_chunking import check_chunks
-from jinarag.inference.pipeline import Cancelled
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.inference.reranker import best_first, sigmoid
 from jinarag.serving.batcher import Batcher, Job, QueueFullError, RequestTimeoutError

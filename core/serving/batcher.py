@@ -29,9 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from jinarag.errors import JinaragError
+from jinarag.errors import Cancelled, JinaragError
 from jinarag.inference.embedder import Embedder
-from jinarag.inference.pipeline import Cancelled
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.inference.reranker import Reranker
 from jinarag.models.tokenization import Encoded

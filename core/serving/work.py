@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jinarag.errors import InputError
+from jinarag.errors import Cancelled, InputError
 from jinarag.inference.embedder import Embedder
-from jinarag.inference.pipeline import Cancelled
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.inference.reranker import Reranker
 from jinarag.models.tokenization import Encoded

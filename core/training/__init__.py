@@ -13,9 +13,9 @@ Example:
 
 from __future__ import annotations
 
+from jinarag.errors import Cancelled
 from jinarag.training.distill import DISTILLATION_LOSSES, distill
 from jinarag.training.finetune import FINE_TUNING_LOSSES, TrainingRun, train_reranker
-from jinarag.training.loop import Cancelled
 from jinarag.training.models import LAYER_CHOICES, pair_logits
 
 __all__ = [

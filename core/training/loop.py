@@ -23,11 +23,11 @@ from typing import Any
 
 import torch
 
-from jinarag.inference.pipeline import Cancelled
+from jinarag.errors import Cancelled
 from jinarag.inference.reranker import Reranker
 from jinarag.training.models import TRAINING_ATTENTION
 
-__all__ = ["Cancelled", "LoopSettings", "run_loop", "use_autocast"]
+__all__ = ["LoopSettings", "run_loop", "use_autocast"]
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def run_loop(
     ``new_head``: the pooler and classifier were created for this run (``settings.head_lr``).
     Returns the loss of every step and the step the run resumed from (0: a fresh start).
     ``stop()``, asked after each step, saves the state and raises
-    :class:`~jinarag.inference.pipeline.Cancelled` when it returns True.
+    :class:`~jinarag.errors.Cancelled` when it returns True.
     """
     from tqdm.auto import tqdm
 
