@@ -26,6 +26,13 @@ def _embed(path, **kwargs):
     return jinarag.Embedder.from_pretrained(path, device="cpu", **kwargs).embed(TEXTS)
 
 
+def assert_same_weights(actual, expected, atol: float = 1e-6) -> None:
+    """Two loads of the same weights: equal up to float32 rounding (the CPU kernels may sum in
+    another order for weights at another memory alignment). Weights of another seed differ by
+    more than 1e-3 (see test_safetensors_is_preferred_over_pytorch_model_bin)."""
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)
+
+
 @pytest.fixture
 def hf_cache(tmp_path, monkeypatch):
     """An empty Hugging Face cache that the environment and huggingface_hub point at."""
@@ -64,11 +71,11 @@ def test_an_alias_in_the_hf_cache_loads_offline(tiny_checkpoints, hf_cache):
     emb = jinarag.Embedder.from_pretrained("small", device="cpu")
     assert emb.name == SMALL
     expected = _embed(tiny_checkpoints["v2_geglu_8h"])
-    np.testing.assert_array_equal(emb.embed(TEXTS), expected)
+    assert_same_weights(emb.embed(TEXTS), expected)
     # The hub id itself, a pinned revision and local_files_only resolve to the same snapshot.
-    np.testing.assert_array_equal(_embed(SMALL), expected)
-    np.testing.assert_array_equal(_embed("small", revision=COMMIT), expected)
-    np.testing.assert_array_equal(_embed("small", local_files_only=True), expected)
+    assert_same_weights(_embed(SMALL), expected)
+    assert_same_weights(_embed("small", revision=COMMIT), expected)
+    assert_same_weights(_embed("small", local_files_only=True), expected)
 
 
 def test_a_reranker_alias_in_the_hf_cache_loads_offline(tiny_checkpoints, hf_cache):
@@ -79,7 +86,7 @@ def test_a_reranker_alias_in_the_hf_cache_loads_offline(tiny_checkpoints, hf_cac
     )
     assert rr.name == TURBO
     docs = ["panel flutter", "heat transfer"]
-    np.testing.assert_array_equal(rr.score("flutter", docs), direct.score("flutter", docs))
+    assert_same_weights(rr.score("flutter", docs), direct.score("flutter", docs))
 
 
 @pytest.mark.slow
@@ -102,19 +109,19 @@ def _twin(tmp_path: Path, name: str, **changes) -> Path:
 
 def test_bert_prefix_mlm_head_and_alibi_buffer_do_not_change_the_model(tiny_checkpoints, tmp_path):
     twin = _twin(tmp_path, "prefixed", prefix="bert.", mlm_head=True, extra_buffers=True)
-    np.testing.assert_array_equal(_embed(twin), _embed(tiny_checkpoints["v2_geglu_8h"]))
+    assert_same_weights(_embed(twin), _embed(tiny_checkpoints["v2_geglu_8h"]))
 
 
 def test_pytorch_model_bin_loads_the_same_weights(tiny_checkpoints, tmp_path):
     twin = _twin(tmp_path, "bin", weights_format="bin")
     assert not (twin / "model.safetensors").exists()
-    np.testing.assert_array_equal(_embed(twin), _embed(tiny_checkpoints["v2_geglu_8h"]))
+    assert_same_weights(_embed(twin), _embed(tiny_checkpoints["v2_geglu_8h"]))
 
 
 def test_safetensors_is_preferred_over_pytorch_model_bin(tiny_checkpoints, tmp_path):
     both = _twin(tmp_path, "both", weights_format="bin", seed=99)  # a different .bin
     shutil.copy(tiny_checkpoints["v2_geglu_8h"] / "model.safetensors", both)
-    np.testing.assert_array_equal(_embed(both), _embed(tiny_checkpoints["v2_geglu_8h"]))
+    assert_same_weights(_embed(both), _embed(tiny_checkpoints["v2_geglu_8h"]))
     assert np.abs(_embed(both) - _embed(_twin(tmp_path, "other", seed=99))).max() > 1e-3
 
 
@@ -136,7 +143,7 @@ def test_vocab_txt_is_used_when_tokenizer_json_is_missing(tiny_checkpoints, tmp_
     texts = [*TEXTS, "Shock-wave/boundary-layer interaction, UPPER case; 3.5 degrees!"]
     emb = jinarag.Embedder.from_pretrained(copy, device="cpu")
     direct = jinarag.Embedder.from_pretrained(tiny_checkpoints[name], device="cpu")
-    np.testing.assert_array_equal(emb.embed(texts), direct.embed(texts))
+    assert_same_weights(emb.embed(texts), direct.embed(texts))
 
 
 def test_a_cross_encoder_body_can_be_used_as_an_embedder(tiny_checkpoints):
@@ -269,7 +276,9 @@ def test_options_as_a_value_equal_options_as_keywords(tiny_checkpoints):
         assert str(model.dtype) == "torch.bfloat16"
         assert model.device.type == "cpu"
         assert model.model.attn_implementation == "eager"
-    np.testing.assert_array_equal(by_value.embed(TEXTS), by_keywords.embed(TEXTS))
+    # bfloat16: one rounding of a component in 8 bits of mantissa, should the kernels sum in
+    # another order.
+    assert_same_weights(by_value.embed(TEXTS), by_keywords.embed(TEXTS), atol=1e-2)
     # Keywords override the fields of `options`; subclass keywords still reach the subclass.
     mixed = jinarag.Embedder.from_pretrained(path, options, max_length=24, query_prefix="q: ")
     assert mixed.max_length == 24
@@ -332,15 +341,22 @@ def test_max_batch_tokens_bounds_each_forward_pass(tiny_checkpoints, kind):
 
 
 def test_load_or_use_takes_options_and_checks_them_even_for_a_loaded_model(tiny_checkpoints):
+    from jinarag.inference.resolve import load_or_use
+
     path = tiny_checkpoints[EMBEDDER]
-    loaded = jinarag.Embedder.load_or_use(
-        "Adapter", path, None, options=jinarag.LoadOptions(max_length=24), device="cpu"
+    loaded = load_or_use(
+        "embedder",
+        "Adapter",
+        path,
+        None,
+        options=jinarag.LoadOptions(max_length=24),
+        device="cpu",
     )
     assert loaded.max_length == 24
     assert loaded.options.device == "cpu"
-    assert jinarag.Embedder.load_or_use("Adapter", None, loaded, max_length=16) is loaded
+    assert load_or_use("embedder", "Adapter", None, loaded, max_length=16) is loaded
     with pytest.raises(jinarag.InputError) as info:
-        jinarag.Embedder.load_or_use("Adapter", None, loaded, cache_folder="/tmp")
+        load_or_use("embedder", "Adapter", None, loaded, cache_folder="/tmp")
     assert "Adapter" in str(info.value)
     assert "cache_folder" in str(info.value)
 

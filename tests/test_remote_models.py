@@ -24,9 +24,9 @@ from serving_helpers import Server, free_port
 from jinarag.chroma import JinaEmbeddingFunction
 from jinarag.errors import InputError, RemoteError
 from jinarag.haystack import JinaDocumentEmbedder, JinaRanker, JinaTextEmbedder
+from jinarag.inference.remote import RemoteEmbedder, RemoteReranker
 from jinarag.langchain import JinaEmbeddings, JinaReranker
 from jinarag.llama_index import JinaEmbedding, JinaLateChunker, JinaRerank
-from jinarag.remote import RemoteEmbedder, RemoteReranker
 
 TEXTS = [
     "Lift grows with the angle of attack until the wing stalls.",

@@ -1,10 +1,11 @@
 """The public methods an embedder and a reranker share, local or remote, written once.
 
 :class:`EmbeddingSides` gives :class:`~jinarag.Embedder` and
-:class:`~jinarag.remote.RemoteEmbedder` their ``embed*`` methods, and :class:`RerankingSides`
-gives :class:`~jinarag.Reranker` and :class:`~jinarag.remote.RemoteReranker` ``score_pairs``,
-``score`` and ``rank``. Each method checks its arguments here, once, and hands them to a
-primitive the class implements (where the work is done: a forward pass, or HTTP requests):
+:class:`~jinarag.inference.remote.RemoteEmbedder` their ``embed*`` methods, and
+:class:`RerankingSides` gives :class:`~jinarag.Reranker` and
+:class:`~jinarag.inference.remote.RemoteReranker` ``score_pairs``, ``score`` and ``rank``.
+Each method checks its arguments here, once, and hands them to a primitive the class
+implements (where the work is done: a forward pass, or HTTP requests):
 
 - an embedder: ``_embed(texts, call)`` (checked texts, prefixes already prepended) and
   ``_late_chunks(documents, names, call)`` (checked chunk lists; ``names`` label them in
@@ -16,8 +17,8 @@ checked options. ``embed``, ``embed_queries``, the late-chunking methods, ``scor
 and ``score`` call their primitive directly: the pipeline attributes a warning two frames
 above the run, which is then the caller's line.
 
-Light on purpose (numpy and the validation helpers): :mod:`jinarag.remote` builds on it
-without loading torch.
+Light on purpose (numpy and the validation helpers): :mod:`jinarag.inference.remote` builds on
+it without loading torch.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ class EmbeddingSides:
     """The ``embed*`` methods, over the class's ``_embed`` and ``_late_chunks``.
 
     The query and document sides differ only by ``query_prefix`` and ``document_prefix``,
-    prepended to each text (a :class:`~jinarag.remote.RemoteEmbedder` has neither: the server
-    embeds every text as given).
+    prepended to each text (a :class:`~jinarag.inference.remote.RemoteEmbedder` has neither:
+    the server embeds every text as given).
     """
 
     query_prefix: str
@@ -187,8 +188,8 @@ class EmbeddingSides:
         batch; once it returns True the call raises
         :class:`~jinarag.errors.Cancelled`.
 
-        A :class:`~jinarag.remote.RemoteEmbedder` embeds on the server, in requests of at most
-        its own ``batch_size`` texts, and asks ``stop`` before each request.
+        A :class:`~jinarag.inference.remote.RemoteEmbedder` embeds on the server, in requests
+        of at most its own ``batch_size`` texts, and asks ``stop`` before each request.
         """
         return self._embed(
             _prefixed(self.document_prefix, check_texts(texts)),
@@ -223,7 +224,7 @@ class EmbeddingSides:
         truncate: bool = True,
     ) -> np.ndarray:
         """The query side, batched: ``query_prefix`` is prepended to each text (a
-        :class:`~jinarag.remote.RemoteEmbedder` sends the texts as they are)."""
+        :class:`~jinarag.inference.remote.RemoteEmbedder` sends the texts as they are)."""
         return self._embed(
             _prefixed(self.query_prefix, check_texts(texts)),
             EmbedCall.checked(batch_size, normalize, show_progress, truncate),
@@ -258,8 +259,9 @@ class EmbeddingSides:
         ``long_late_chunking=False``: an InputError instead); see
         :mod:`jinarag.inference.late_chunking`.
 
-        A :class:`~jinarag.remote.RemoteEmbedder` sends the document in one request, whatever
-        its length; the server reads it with its own overlap, so ``overlap`` must stay None.
+        A :class:`~jinarag.inference.remote.RemoteEmbedder` sends the document in one request,
+        whatever its length; the server reads it with its own overlap, so ``overlap`` must
+        stay None.
         """
         return self._late_chunks(
             [check_chunks(chunks)],
@@ -314,7 +316,7 @@ class RerankingSides:
         batch; once it returns True the call raises
         :class:`~jinarag.errors.Cancelled`.
 
-        A :class:`~jinarag.remote.RemoteReranker` groups the pairs by query and sends each
+        A :class:`~jinarag.inference.remote.RemoteReranker` groups the pairs by query and sends each
         query's documents in ``/v1/rerank`` requests (``stop`` is asked before each).
         """
         return self._score_pairs(

@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -24,9 +24,6 @@ from jinarag.models.quantization import quantize_linears
 from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
 from jinarag.options import LoadOptions
 from jinarag.validation import positive_int
-
-if TYPE_CHECKING:
-    from jinarag.remote import RemoteModel
 
 __all__ = ["PretrainedModel"]
 
@@ -117,7 +114,7 @@ class PretrainedModel:
         float16 on GPU. ``max_length`` defaults to the checkpoint's own limit. ``quantize``,
         ``attention`` and ``num_threads`` are described on :class:`~jinarag.LoadOptions`.
         """
-        options = cls._options(f"{cls.__name__}.from_pretrained", options, kwargs)
+        options = cls.loading_options(f"{cls.__name__}.from_pretrained", options, kwargs)
         # Device and dtype first: a missing GPU is reported before any download or read.
         torch_device = resolve_device(options.device)
         torch_dtype = resolve_dtype(options.dtype, torch_device)
@@ -159,7 +156,7 @@ class PretrainedModel:
         )
 
     @classmethod
-    def _options(
+    def loading_options(
         cls, owner: str, options: LoadOptions | None, kwargs: dict[str, Any]
     ) -> LoadOptions:
         """``options`` with the loading keywords of ``kwargs`` applied; unknown keywords (not
@@ -167,67 +164,6 @@ class PretrainedModel:
         return LoadOptions.from_kwargs(
             kwargs, owner=owner, base=options, also_accepted=cls.init_options
         )
-
-    @classmethod
-    def load_or_use(
-        cls: type[Self],
-        owner: str,
-        name: str | os.PathLike[str] | None,
-        loaded: Self | RemoteModel | None,
-        *,
-        name_arg: str = "model",
-        options: LoadOptions | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        **kwargs: Any,
-    ) -> Self | RemoteModel:
-        """The model a framework adapter was given: ``loaded`` as is, the model of the
-        ``jinarag serve`` server at ``base_url`` (a :mod:`jinarag.remote` model), or one
-        loaded from ``name`` with ``options`` and the keywords ``from_pretrained`` takes.
-
-        Exactly one of the three is expected; ``owner`` (the adapter) and ``name_arg`` (its
-        keyword for the name) make the error say what to pass. The options are checked even
-        when ``loaded`` is used, so a misspelt one is never silently ignored; with
-        ``base_url``, a name, a loaded model or a loading option that differs from its
-        default is an InputError (the server loads its own model). ``api_key`` goes with
-        ``base_url`` (None: ``$JINARAG_API_KEY``, read by the remote model).
-        """
-        options = cls._options(owner, options, kwargs)
-        instance_arg = cls.kind
-        if base_url is not None:
-            from jinarag.remote import connect
-
-            defaults = LoadOptions()
-            local = {
-                name_arg: name,
-                instance_arg: loaded,
-                **{k: getattr(options, k) for k in LoadOptions.names()},
-                **{k: kwargs[k] for k in cls.init_options if kwargs.get(k)},
-            }
-            local = {
-                k: v for k, v in local.items() if v is not None and v != getattr(defaults, k, None)
-            }
-            return connect(cls.kind, owner, base_url, api_key=api_key, local=local)
-        if api_key is not None:
-            raise InputError(
-                f"{owner} got api_key= but no base_url=: the key is for a jinarag server; pass "
-                "its base_url too, or drop api_key to load the model here."
-            )
-        if name is not None and loaded is not None:
-            raise InputError(
-                f"{owner} got both {name_arg}={os.fspath(name)!r} and {instance_arg}=: pass one "
-                "of them, not both."
-            )
-        if loaded is not None:
-            return loaded
-        if name is None:
-            raise InputError(
-                f"{owner} got neither {name_arg}= nor {instance_arg}=: pass {name_arg}= (an "
-                f"alias, a Hub id or a local directory), {instance_arg}=jinarag."
-                f"{cls.__name__}.from_pretrained(...), or base_url= (a jinarag server)."
-            )
-        init = {key: kwargs[key] for key in cls.init_options if key in kwargs}
-        return cls.from_pretrained(name, options, **init)
 
     # -- inference ------------------------------------------------------------------------
 

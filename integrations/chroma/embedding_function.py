@@ -16,7 +16,7 @@ from jinarag.validation import check_keywords
 
 if TYPE_CHECKING:
     from jinarag import Embedder
-    from jinarag.remote import RemoteEmbedder
+    from jinarag.inference.remote import RemoteEmbedder
 
 # Chroma rebuilds the embedding function from the stored config on every query and add, so
 # loaded models are kept here (a few at most) instead of being reloaded each time.
@@ -107,6 +107,7 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
                 ``max_length=256``, ...); the collection's config stores them all.
         """
         from jinarag.inference.embedder import Embedder
+        from jinarag.inference.resolve import load_or_use
 
         check_keywords(_OWNER, options, (*_CONFIG_KEYS, "embedder"))
         load = LoadOptions.from_kwargs(options, owner=_OWNER)
@@ -134,7 +135,8 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         key = (*(self._config[k] for k in _LOAD_KEYS), api_key)
         cached = _cache_get(key) if embedder is None else None
         if cached is None:
-            cached = Embedder.load_or_use(
+            cached = load_or_use(
+                "embedder",
                 _OWNER,
                 model_name,
                 embedder,

@@ -14,9 +14,10 @@ from haystack import Document
 from haystack.utils import ComponentDevice, Secret, deserialize_secrets_inplace
 
 from jinarag.errors import InputError
-from jinarag.inference.pretrained import PretrainedModel
+from jinarag.inference.remote import API_KEY_ENV, RemoteModel
+from jinarag.inference.resolve import resolve
+from jinarag.models.checkpoint import Kind
 from jinarag.options import LoadOptions
-from jinarag.remote import API_KEY_ENV, RemoteModel
 from jinarag.validation import check_keywords
 
 # The default `api_key` of every component: the env var, read when the component is created.
@@ -42,7 +43,7 @@ def model_or_default(model: str | Path | None, base_url: str | None, default: st
     return default if base_url is None else None
 
 
-def remote_model(component: Any, kind: type[PretrainedModel]) -> RemoteModel | None:
+def remote_model(component: Any, kind: Kind) -> RemoteModel | None:
     """The model of the server at `component.base_url`, or None when it has none (`warm_up`
     then loads the model). Checked with the other init parameters: a `model`, `device` or
     loading option given with `base_url` is an InputError naming both."""
@@ -54,13 +55,14 @@ def remote_model(component: Any, kind: type[PretrainedModel]) -> RemoteModel | N
             "pass a haystack Secret: Secret.from_env_var('JINARAG_API_KEY') or "
             "Secret.from_token('...')"
         )
-    return kind.load_or_use(
-        type(component).__name__,
+    return resolve(
+        kind,
         component.model,
-        None,
-        options=load_options(component),
         base_url=component.base_url,
         api_key=component.api_key.resolve_value(),
+        options=load_options(component),
+        owner=type(component).__name__,
+        name_arg="model",
     )
 
 

@@ -23,8 +23,9 @@ from jinarag.haystack._common import (
     server_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_RERANKER
+from jinarag.inference.remote import RemoteReranker
 from jinarag.inference.reranker import Reranker
-from jinarag.remote import RemoteReranker
+from jinarag.inference.resolve import resolve
 
 
 @component
@@ -84,7 +85,7 @@ class JinaRanker:
         self.base_url = base_url
         self.api_key = api_key
         self.load_options = checked_options(self, load_options)
-        self.reranker: Reranker | RemoteReranker | None = remote_model(self, Reranker)
+        self.reranker: Reranker | RemoteReranker | None = remote_model(self, "reranker")
         if self.reranker is not None and not scale_score:
             raise InputError(
                 f"JinaRanker got base_url={base_url!r} and scale_score=False: a server answers "
@@ -95,7 +96,9 @@ class JinaRanker:
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
         if self.reranker is None:
-            self.reranker = Reranker.from_pretrained(self.model, load_options(self))
+            self.reranker = resolve(
+                "reranker", self.model, options=load_options(self), owner=type(self).__name__
+            )
 
     @component.output_types(documents=list[Document])
     def run(

@@ -18,7 +18,7 @@ from jinarag.haystack._common import (
     options_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
-from jinarag.inference.embedder import Embedder
+from jinarag.inference.resolve import resolve
 
 if TYPE_CHECKING:
     from jinarag.retrieval.index import HybridIndex
@@ -87,7 +87,9 @@ class JinaHybridRetriever:
             # Imported here: chromadb is slow to import and only the retriever needs it.
             from jinarag.retrieval.index import HybridIndex
 
-            embedder = Embedder.from_pretrained(self.model, load_options(self))
+            embedder = resolve(
+                "embedder", self.model, options=load_options(self), owner=type(self).__name__
+            )
             self.index = HybridIndex(
                 path=self.path, url=self.url, collection=self.collection, embedder=embedder
             )

@@ -22,7 +22,8 @@ from jinarag.haystack._common import (
 )
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
-from jinarag.remote import RemoteEmbedder
+from jinarag.inference.remote import RemoteEmbedder
+from jinarag.inference.resolve import resolve
 
 
 @component
@@ -76,12 +77,14 @@ class JinaTextEmbedder:
         self.base_url = base_url
         self.api_key = api_key
         self.load_options = checked_options(self, load_options)
-        self.embedder: Embedder | RemoteEmbedder | None = remote_model(self, Embedder)
+        self.embedder: Embedder | RemoteEmbedder | None = remote_model(self, "embedder")
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
         if self.embedder is None:
-            self.embedder = Embedder.from_pretrained(self.model, load_options(self))
+            self.embedder = resolve(
+                "embedder", self.model, options=load_options(self), owner=type(self).__name__
+            )
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, list[float]]:

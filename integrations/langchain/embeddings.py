@@ -12,6 +12,8 @@ from pydantic import ConfigDict, SecretStr
 
 from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
+from jinarag.inference.remote import RemoteEmbedder
+from jinarag.inference.resolve import load_or_use
 from jinarag.langchain._loading import (
     LoadingFields,
     check_fields,
@@ -19,7 +21,6 @@ from jinarag.langchain._loading import (
     load_options,
     secret_value,
 )
-from jinarag.remote import RemoteEmbedder
 from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
 from jinarag.retrieval.write.records import content_id
 from jinarag.validation import check_choice, positive_int
@@ -33,12 +34,12 @@ class JinaEmbeddings(LoadingFields, Embeddings):
 
     Build it from a model name or path (loaded with `jinarag.Embedder.from_pretrained`), wrap
     an `Embedder` you already have, or give `base_url` (and `api_key`) to use the model of a
-    `jinarag serve` server (`jinarag.remote.RemoteEmbedder`). The loading options are fields
-    named as in `jinarag.LoadOptions` (`device`, `dtype`, `max_length`, ...); an unknown
-    keyword is an `InputError`, and so is one given with `base_url`. Documents go through the
-    document side and queries through the query side, which differ for models with a query
-    prefix (a server sends queries as they are). The async methods run the sync path in a
-    worker thread (LangChain's default).
+    `jinarag serve` server (`jinarag.inference.remote.RemoteEmbedder`). The loading options
+    are fields named as in `jinarag.LoadOptions` (`device`, `dtype`, `max_length`, ...); an
+    unknown keyword is an `InputError`, and so is one given with `base_url`. Documents go
+    through the document side and queries through the query side, which differ for models
+    with a query prefix (a server sends queries as they are). The async methods run the sync
+    path in a worker thread (LangChain's default).
 
     Late chunking (the model reads a whole document; each chunk's vector is the mean of its
     own tokens' output states): `embed_late_chunks` embeds the consecutive chunks of one
@@ -72,7 +73,8 @@ class JinaEmbeddings(LoadingFields, Embeddings):
         check_fields("JinaEmbeddings", type(self), data)
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
-        self.embedder = Embedder.load_or_use(
+        self.embedder = load_or_use(
+            "embedder",
             "JinaEmbeddings",
             self.model,
             self.embedder,

@@ -11,9 +11,10 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, SecretStr
 
+from jinarag.inference.remote import RemoteReranker
 from jinarag.inference.reranker import Reranker
+from jinarag.inference.resolve import load_or_use
 from jinarag.langchain._loading import LoadingFields, check_fields, load_options, secret_value
-from jinarag.remote import RemoteReranker
 
 
 class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
@@ -58,7 +59,8 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
         check_fields("JinaReranker", type(self), data)
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
-        self.reranker = Reranker.load_or_use(
+        self.reranker = load_or_use(
+            "reranker",
             "JinaReranker",
             self.model,
             self.reranker,

@@ -9,8 +9,9 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from jinarag.inference.embedder import Embedder
+from jinarag.inference.remote import RemoteEmbedder
+from jinarag.inference.resolve import load_or_use
 from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
-from jinarag.remote import RemoteEmbedder
 
 
 class JinaEmbedding(LoadingFields, BaseEmbedding):
@@ -63,7 +64,8 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
                 fields (``callback_manager``, ``num_workers``).
         """
         check_fields("JinaEmbedding", type(self), kwargs, "embedder")
-        embedder = Embedder.load_or_use(
+        embedder = load_or_use(
+            "embedder",
             "JinaEmbedding",
             model_name,
             embedder,

@@ -18,6 +18,7 @@ from llama_index.core.schema import (
 
 from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
+from jinarag.inference.resolve import load_or_use
 from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
 from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, split_text
 from jinarag.validation import check_bool, check_choice, positive_int
@@ -115,7 +116,8 @@ class JinaLateChunker(LoadingFields, TransformComponent):
         chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
         normalize = check_bool("normalize", normalize)
         batch_size = positive_int("batch_size", batch_size)
-        embedder = Embedder.load_or_use(
+        embedder = load_or_use(
+            "embedder",
             "JinaLateChunker",
             model_name,
             embedder,

@@ -12,9 +12,10 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from jinarag.errors import InputError
+from jinarag.inference.remote import RemoteReranker
 from jinarag.inference.reranker import Reranker
+from jinarag.inference.resolve import load_or_use
 from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
-from jinarag.remote import RemoteReranker
 
 dispatcher = get_dispatcher(__name__)
 
@@ -75,7 +76,8 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
                 ``BaseNodePostprocessor`` fields (``callback_manager``).
         """
         check_fields("JinaRerank", type(self), kwargs, "reranker")
-        reranker = Reranker.load_or_use(
+        reranker = load_or_use(
+            "reranker",
             "JinaRerank",
             model,
             reranker,

@@ -1,0 +1,383 @@
+"""Embedders and rerankers that run on a ``jinarag serve`` server, called over HTTP.
+
+:class:`RemoteEmbedder` and :class:`RemoteReranker` have the methods the framework adapters
+call on :class:`~jinarag.Embedder` and :class:`~jinarag.Reranker`, with the same signatures
+and float32 results, so an adapter given ``base_url=`` uses the server's model instead of
+loading one. Vectors travel as base64 float32 bytes, so they are the server's bits exactly.
+
+What differs from a local model:
+
+- The server embeds every text as given, on its model's document side: ``embed_query`` and
+  ``embed_queries`` send the text as is (no ``query_prefix`` is added).
+- ``batch_size`` of a method is the forward-pass size, which the server decides: it is
+  checked, not sent. Texts go in requests of at most the constructor's ``batch_size``.
+- ``show_progress`` is a display option: accepted, and no bar is shown. ``stop`` is asked
+  before each request.
+- Options a server cannot honour are an :class:`~jinarag.errors.InputError`: raw logits
+  (``activation=None``; ``/v1/rerank`` answers sigmoid relevance scores) and ``overlap`` of
+  late chunking (the server reads long documents with its own overlap).
+
+A request the server refuses (HTTP 4xx) is an :class:`~jinarag.errors.InputError` carrying the
+server's ``detail``; a server that cannot be reached, does not answer within ``timeout``, or
+fails (5xx) is a :class:`~jinarag.errors.RemoteError` naming the URL and the fix.
+
+Example:
+    >>> from jinarag.inference.remote import RemoteEmbedder, RemoteReranker
+    >>> embedder = RemoteEmbedder("http://127.0.0.1:8080")  # started with `jinarag serve`
+    >>> embedder.embed(["a wing in a slipstream"]).shape
+    (1, 512)
+    >>> RemoteReranker("http://127.0.0.1:8080").score("flutter", ["swept wings", "heat"])
+    array([0.93, 0.02], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import base64
+import numbers
+import os
+from collections.abc import Callable, Iterable, Mapping
+from functools import cached_property
+from typing import Any, ClassVar
+
+import httpx
+import numpy as np
+
+from jinarag.errors import Cancelled, InputError, RemoteError
+from jinarag.inference.api import (
+    EmbedCall,
+    EmbeddingSides,
+    LateChunkCall,
+    RerankingSides,
+    ScoreCall,
+)
+from jinarag.validation import check_bool, positive_int
+
+__all__ = ["API_KEY_ENV", "RemoteEmbedder", "RemoteModel", "RemoteReranker", "connect"]
+
+API_KEY_ENV = "JINARAG_API_KEY"
+# A default server takes 262144 tokens per request: 32 texts of 8192 tokens.
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_TIMEOUT = 60.0
+_START = "start one with `jinarag serve --model NAME`, or check base_url"
+
+
+def server_root(base_url: Any) -> str:
+    """The server's root URL: ``base_url`` without a trailing slash or ``/v1``."""
+    if isinstance(base_url, str):
+        root = base_url.strip().rstrip("/").removesuffix("/v1").rstrip("/")
+        try:
+            url = httpx.URL(root)
+        except httpx.InvalidURL:
+            url = None
+        if url is not None and url.scheme in ("http", "https") and url.host:
+            return root
+    raise InputError(
+        f"base_url={base_url!r} is not the URL of a jinarag server; pass its root, e.g. "
+        "'http://127.0.0.1:8080' (what `jinarag serve` prints)"
+    )
+
+
+class RemoteModel:
+    """What both remote models share: the server, its key, the HTTP calls and their errors."""
+
+    kind: ClassVar[str]  # the "kind" of /v1/models that this class uses
+    flag: ClassVar[str]  # the `jinarag serve` option that loads such a model
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        """A client of the server at ``base_url``; nothing is sent before the first call.
+
+        Args:
+            base_url: The server's root, e.g. ``http://127.0.0.1:8080`` (a trailing ``/v1``
+                is fine).
+            model: The model name sent with each request (and looked for in ``/v1/models``);
+                None: the one the server serves.
+            api_key: Sent as ``Authorization: Bearer KEY``; None: ``$JINARAG_API_KEY`` if set.
+            timeout: Seconds to wait for each request; None waits as long as it takes.
+            batch_size: Texts (or documents to rerank) per request at most.
+        """
+        self.base_url = server_root(base_url)
+        if model is not None and not isinstance(model, str):
+            raise InputError(f"model={model!r} must be the model's name (a string) or None")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or timeout <= 0
+        ):
+            raise InputError(f"timeout={timeout!r} must be a positive number of seconds or None")
+        self.model = model
+        self.timeout = None if timeout is None else float(timeout)
+        self.batch_size = positive_int("batch_size", batch_size)
+        if api_key is not None and not isinstance(api_key, str):
+            raise InputError(f"api_key must be a string or None, got {type(api_key).__name__}")
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = self._client()
+
+    def _client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=self.timeout, headers=self._headers)
+
+    # A copy (pickle, deepcopy) opens its own connections.
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_http": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._http = self._client()
+
+    def close(self) -> None:
+        """Close the connections to the server (a later call opens new ones)."""
+        self._http.close()
+        self._http = self._client()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r})"
+
+    @cached_property
+    def info(self) -> dict[str, Any]:
+        """This model's entry of ``GET /v1/models`` (``id``, ``dimensions``, ``max_length``)."""
+        answer = self._call("GET", "/v1/models")
+        entries = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise self._malformed("/v1/models", "no list of models in 'data'")
+        served = [e for e in entries if e.get("kind") == self.kind]
+        found = [e for e in served if self.model is None or e.get("id") == self.model]
+        if not found:
+            names = [e.get("id") for e in served]
+            if self.model is None:
+                fix = f"start it with {self.flag} NAME"
+            else:
+                fix = f"pass model=None (the one it serves), or start it with {self.flag} NAME"
+            named = f" named {self.model!r}" if self.model is not None else ""
+            raise InputError(
+                f"the jinarag server at {self.base_url} serves no {self.kind} model{named} "
+                f"(its {self.kind} models: {names}); {fix}"
+            )
+        return found[0]
+
+    @property
+    def name(self) -> str:
+        """The served model's name, as the server reports it."""
+        return str(self.info["id"])
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per input the served model reads (longer inputs are cut by the server)."""
+        return int(self.info["max_length"])
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request; the answer's JSON, or the error that says what went wrong."""
+        url = f"{self.base_url}{path}"
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TimeoutException as exc:
+            raise RemoteError(
+                f"the jinarag server at {url} did not answer within timeout={self.timeout} s; "
+                "pass a larger timeout or a smaller batch_size, or check that the server is "
+                "running"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise RemoteError(
+                f"cannot reach a jinarag server at {url} ({type(exc).__name__}: {exc}); {_START}"
+            ) from exc
+        if response.status_code >= 400:
+            raise self._refusal(url, response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise self._malformed(path, "an answer that is not JSON") from exc
+
+    def _refusal(self, url: str, response: httpx.Response) -> Exception:
+        status = response.status_code
+        try:
+            detail = response.json()["detail"]
+        except (ValueError, KeyError, TypeError):
+            detail = response.text[:300] or response.reason_phrase
+        said = f"the jinarag server at {url} answered HTTP {status}: {detail}"
+        if status == 401:
+            return InputError(f"{said}; pass api_key=, or set {API_KEY_ENV}")
+        if status == 413:
+            return InputError(f"{said}; or send fewer texts per request (batch_size=)")
+        if status < 500:
+            return InputError(said)
+        wait = response.headers.get("Retry-After")
+        retry = f"retry after {wait} s" if wait is not None else "retry later"
+        return RemoteError(f"{said}; {retry}, or see the server's log")
+
+    def _malformed(self, path: str, what: str) -> RemoteError:
+        return RemoteError(
+            f"{self.base_url}{path} sent {what}; is base_url a jinarag server? {_START}"
+        )
+
+    def _body(self, **fields: Any) -> dict[str, Any]:
+        return {**fields, "model": self.model} if self.model is not None else fields
+
+    def _batches(self, items: list[Any], stop: Callable[[], bool] | None) -> Iterable[list[Any]]:
+        """``items`` in requests of at most ``batch_size``, asking ``stop`` before each."""
+        for start in range(0, len(items), self.batch_size):
+            _check_stop(stop)
+            yield items[start : start + self.batch_size]
+
+
+class RemoteEmbedder(EmbeddingSides, RemoteModel):
+    """The embedder a ``jinarag serve`` server runs, with :class:`~jinarag.Embedder`'s methods.
+
+    Example:
+        >>> embedder = RemoteEmbedder("http://127.0.0.1:8080", api_key="secret")
+        >>> embedder.embed_query("what lifts a wing?").shape
+        (512,)
+    """
+
+    kind: ClassVar[str] = "embedding"
+    flag: ClassVar[str] = "--model"
+    # The server embeds every text as given, on its model's document side.
+    query_prefix = ""
+    document_prefix = ""
+
+    @property
+    def dim(self) -> int:
+        """The length of a vector."""
+        return int(self.info["dimensions"])
+
+    def _embed(self, texts: list[str], call: EmbedCall) -> np.ndarray:
+        """Embed texts on the server: float32, shape (len(texts), dim), in input order."""
+        options = {"normalized": call.normalize, "truncate": call.truncate}
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        rows = [self._embeddings(batch, **options) for batch in self._batches(texts, call.stop)]
+        return np.concatenate(rows)
+
+    def _late_chunks(
+        self, documents: list[list[str]], names: list[str], call: LateChunkCall
+    ) -> list[np.ndarray]:
+        """Late chunking on the server: one request per document, in order (``names`` are
+        for a local model's errors; the server checks each document itself)."""
+        check_bool("show_progress", call.show_progress)
+        if call.overlap is not None:
+            raise InputError(
+                f"overlap={call.overlap!r} cannot be sent to a jinarag server: it reads long "
+                "documents in windows with its own overlap; leave overlap=None, or use a local "
+                "Embedder"
+            )
+        options = {
+            "normalized": call.normalize,
+            "truncate": call.long_late_chunking,
+            "late_chunking": True,
+        }
+        vectors = []
+        for chunks in documents:
+            _check_stop(call.stop)
+            vectors.append(self._embeddings(chunks, **options))
+        return vectors
+
+    def _embeddings(self, texts: list[str], **options: Any) -> np.ndarray:
+        """One ``POST /v1/embeddings``: the vectors of ``texts``, in order."""
+        body = self._body(input=texts, embedding_type="base64", **options)
+        data = self._call("POST", "/v1/embeddings", body)
+        rows = _by_index(data.get("data") if isinstance(data, dict) else None, len(texts))
+        if rows is None:
+            raise self._malformed("/v1/embeddings", f"no {len(texts)} indexed embeddings")
+        try:
+            vectors = [np.frombuffer(base64.b64decode(r["embedding"]), "<f4") for r in rows]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise self._malformed("/v1/embeddings", "embeddings that are not base64") from exc
+        if len({len(v) for v in vectors}) != 1:
+            raise self._malformed("/v1/embeddings", "embeddings of different lengths")
+        return np.stack(vectors).astype(np.float32)
+
+
+class RemoteReranker(RerankingSides, RemoteModel):
+    """The reranker a ``jinarag serve`` server runs, with :class:`~jinarag.Reranker`'s methods.
+
+    Scores are the server's ``relevance_score`` (a sigmoid in (0, 1)); raw logits
+    (``activation=None``) are not available over the API.
+
+    Example:
+        >>> reranker = RemoteReranker("http://127.0.0.1:8080")
+        >>> reranker.rank("wing flutter", ["heat transfer", "flutter of swept wings"], top_n=1)
+        [RankedDocument(index=1, score=0.93, text='flutter of swept wings')]
+    """
+
+    kind: ClassVar[str] = "rerank"
+    flag: ClassVar[str] = "--reranker"
+
+    def _score_pairs(self, pairs: list[tuple[str, str]], call: ScoreCall) -> np.ndarray:
+        """The pairs grouped by query, each query's documents in ``/v1/rerank`` requests."""
+        if call.activation is None:
+            raise InputError(
+                "activation=None (raw logits) is not available from a jinarag server: "
+                "/v1/rerank answers sigmoid relevance scores; use activation='sigmoid', or a "
+                "local Reranker for logits"
+            )
+        by_query: dict[str, list[int]] = {}
+        for position, (query, _) in enumerate(pairs):
+            by_query.setdefault(query, []).append(position)
+        scores = np.zeros(len(pairs), dtype=np.float32)
+        for query, positions in by_query.items():
+            for batch in self._batches(positions, call.stop):
+                documents = [pairs[p][1] for p in batch]
+                scores[batch] = self._relevance(query, documents, call.truncate)
+        return scores
+
+    def _relevance(self, query: str, documents: list[str], truncate: bool) -> np.ndarray:
+        """One ``POST /v1/rerank``: each document's relevance score, in input order."""
+        body = self._body(
+            query=query, documents=documents, return_documents=False, truncate=truncate
+        )
+        data = self._call("POST", "/v1/rerank", body)
+        rows = _by_index(data.get("results") if isinstance(data, dict) else None, len(documents))
+        scores = [row.get("relevance_score") for row in rows] if rows is not None else []
+        if len(scores) != len(documents) or not all(
+            isinstance(score, (int, float)) for score in scores
+        ):
+            raise self._malformed("/v1/rerank", f"no {len(documents)} indexed scores")
+        return np.array(scores, dtype=np.float32)
+
+
+def connect(
+    kind: str,
+    owner: str,
+    base_url: str,
+    *,
+    api_key: str | None = None,
+    local: Mapping[str, Any] | None = None,
+) -> RemoteEmbedder | RemoteReranker:
+    """The remote model an adapter uses when it got ``base_url``: a ``RemoteEmbedder``
+    (``kind="embedder"``) or a ``RemoteReranker`` (``kind="reranker"``).
+
+    ``local`` holds whatever local loading arguments ``owner`` was also given (a model name,
+    a loaded model, loading options that differ from their defaults): the server loads its
+    own model, so any of them is an InputError naming it and ``base_url``.
+    """
+    for arg, value in (local if local is not None else {}).items():
+        raise InputError(
+            f"{owner} got base_url={base_url!r} and {arg}={value!r:.80}: base_url and local "
+            "loading options exclude each other (the server loads its model with its own); "
+            f"drop {arg} to use the server, or base_url to load the model here"
+        )
+    remote = {"embedder": RemoteEmbedder, "reranker": RemoteReranker}[kind]
+    return remote(base_url, api_key=api_key)
+
+
+def _by_index(items: Any, count: int) -> list[dict[str, Any]] | None:
+    """The answer's items ordered by their ``index``, or None unless they are ``count``
+    dicts with the indexes 0 to count - 1, each once."""
+    if not isinstance(items, list) or len(items) != count:
+        return None
+    ordered: list[Any] = [None] * count
+    for item in items:
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < count or ordered[index] is not None:
+            return None
+        ordered[index] = item
+    return ordered
+
+
+def _check_stop(stop: Callable[[], bool] | None) -> None:
+    if stop is not None and stop():
+        raise Cancelled("stopped between requests to the jinarag server")
