@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import chromadb
@@ -32,12 +32,10 @@ from chromadb.config import Settings
 from jinarag.errors import EmbedderMismatchError, InputError, StoreError
 from jinarag.retrieval.store.redaction import redact_url
 
-if TYPE_CHECKING:
-    from jinarag.retrieval.store.collection import ChromaStore
-
 __all__ = [
     "META_DIM",
     "META_EMBEDDER",
+    "Claimant",
     "Seen",
     "claim",
     "connect",
@@ -131,7 +129,19 @@ def memory_client(owner: object) -> tuple[Any, weakref.finalize]:
     return chromadb.EphemeralClient(settings=settings, database=database), finalizer
 
 
-def claim(store: ChromaStore, collection: Any, meta: dict[str, Any]) -> bool:
+class Claimant(Protocol):
+    """What :func:`claim` reads of a store (a
+    :class:`~jinarag.retrieval.store.collection.ChromaStore` is one)."""
+
+    where: str  # the store as messages name it
+    name: str  # the collection
+    embedder: str
+    dim: int
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+
+def claim(store: Claimant, collection: Any, meta: dict[str, Any]) -> bool:
     """Check that ``store``'s embedder may use ``collection`` (cosine distance; the embedder
     and dimension it records, or, when it records none, the size of its stored vectors).
     Returns True when the collection records no embedder yet: the caller then claims it.

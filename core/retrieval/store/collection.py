@@ -5,8 +5,9 @@ in-memory database, see :mod:`jinarag.retrieval.store.client`), opens or claims 
 collection (cosine space, tagged with the embedder's name and dimension), keeps the write
 generation in the collection's metadata, stores each record's content hash (so unchanged
 records are never written again), and cuts every bulk operation into batches Chroma accepts
-(:meth:`ChromaStore.slices`). Each call to Chroma goes through :meth:`ChromaStore.call`, which
-turns Chroma's, httpx's and the OS's failures into ours with one table, :data:`_ERRORS`.
+(:meth:`ChromaStore.slices`, :mod:`jinarag.retrieval.store.paging`). Each call to Chroma goes
+through :meth:`ChromaStore.call`, which turns Chroma's, httpx's and the OS's failures into ours
+with one table, :data:`jinarag.retrieval.store.errors.ERRORS`.
 
 Example:
     >>> store = ChromaStore(None, None, "notes", embedder="small", dim=512)
@@ -16,20 +17,14 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
-from chromadb.errors import InvalidArgumentError
-
-from jinarag.errors import (
-    InputError,
-    JinaragError,
-)
+from jinarag.errors import InputError, JinaragError
 from jinarag.retrieval.store.client import (
     META_DIM,
     META_EMBEDDER,
@@ -40,22 +35,11 @@ from jinarag.retrieval.store.client import (
     seen,
     server_client,
 )
-from jinarag.retrieval.store.errors import (
-    bad_database,
-    bad_vectors,
-    failed,
-    lost,
-    no_permission,
-    not_a_folder,
-    raised_by_chroma,
-    read_only,
-    rejected,
-    says,
-    unreachable,
-)
+from jinarag.retrieval.store.errors import translate, unreachable
+from jinarag.retrieval.store.paging import by_ids, listing, slices
 from jinarag.retrieval.store.redaction import redact_url
 
-__all__ = ["HASH_KEY", "RESERVED_PREFIX", "ChromaStore", "Records"]
+__all__ = ["HASH_KEY", "RESERVED_PREFIX", "ChromaStore", "Filter", "Records"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,47 +54,8 @@ _EF_SEARCH = 200
 
 Records = dict[str, tuple[str, dict[str, Any]]]
 """``{id: (text, metadata)}``."""
-
-
-_Match = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
-_Make = Callable[["ChromaStore", str, BaseException], JinaragError]
-
-_ERRORS: tuple[tuple[_Match, _Make], ...] = (
-    (httpx.TransportError, unreachable),
-    ((ConnectionError, TimeoutError), lost),
-    # Damage: sqlite's own words, then the vector index's (a missing, cut or altered HNSW
-    # segment; a write log Chroma cannot read back, e.g. after a NaN in a metadata list).
-    (says("database disk image is malformed", "file is not a database"), bad_database),
-    (
-        says(
-            "Error loading hnsw",
-            "hnsw segment",
-            "Error finding id",
-            "Error getting embedding",
-            "Error deserializing pickle",
-            "Error in compaction",
-        ),
-        bad_vectors,
-    ),
-    # The folder: read-only, not ours, or a file (Chroma's Rust core words, then Python's).
-    (says("readonly database"), read_only),
-    (says("Permission denied", "unable to open database file"), no_permission),
-    (says("File exists (os error 17)", "Not a directory (os error 20)"), not_a_folder),
-    (PermissionError, no_permission),
-    ((NotADirectoryError, FileExistsError), not_a_folder),
-    # Chroma's argument errors: a bad where filter, bad metadata, a bad collection name, ...
-    ((ValueError, InvalidArgumentError), rejected),
-    (raised_by_chroma, failed),
-    (OSError, failed),
-)
-"""How a failed Chroma call becomes our error: ``(exception classes or a predicate, factory)``,
-the first match wins; an exception no row matches propagates unchanged."""
-
-
-def _matches(match: _Match, exc: BaseException) -> bool:
-    if isinstance(match, type | tuple):
-        return isinstance(exc, match)
-    return match(exc)
+Filter = dict[str, Any] | None
+"""A Chroma ``where`` filter on metadata (None: every record)."""
 
 
 class ChromaStore:
@@ -127,7 +72,8 @@ class ChromaStore:
     Raises:
         StoreUnavailableError: the server at ``url`` cannot be reached.
         EmbedderMismatchError: the collection was built with another embedder.
-        StoreError, StoreCorruptError: the store folder cannot be used (see :data:`_ERRORS`).
+        StoreError, StoreCorruptError: the store folder cannot be used (see
+            :data:`jinarag.retrieval.store.errors.ERRORS`).
 
     Example:
         >>> store = ChromaStore(Path("./store"), None, "jinarag", embedder="small", dim=512)
@@ -155,23 +101,25 @@ class ChromaStore:
     # -- calling Chroma -----------------------------------------------------------------------
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one Chroma call, turning its failures into our errors (see :data:`_ERRORS`)."""
+        """Run one Chroma call, turning its failures into our errors (the table
+        :data:`jinarag.retrieval.store.errors.ERRORS`)."""
         try:
             return fn(*args, **kwargs)
         except JinaragError:
             raise
         except Exception as exc:
-            for match, make in _ERRORS:
-                if _matches(match, exc):
-                    raise make(self, what, exc) from exc
+            if (error := translate(self, what, exc)) is not None:
+                raise error from exc
             raise
 
     def slices(self, n: int | None = None) -> Iterator[slice]:
         """Consecutive slices of at most one Chroma batch covering ``range(n)``; endless when
         ``n`` is None (for paging through a listing until a page comes back short)."""
-        step = self.max_batch
-        for start in range(0, n, step) if n is not None else itertools.count(0, step):
-            yield slice(start, start + step)
+        return slices(self.max_batch, n)
+
+    def _get(self, what: str) -> Callable[..., dict[str, Any]]:
+        """The collection's ``get``, its failures ours."""
+        return partial(self.call, what, self.collection.get)
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -258,43 +206,20 @@ class ChromaStore:
         """How many records the collection holds."""
         return int(self.call("count", self.collection.count))
 
-    def ids(self, where: dict[str, Any] | None = None) -> list[str]:
+    def ids(self, where: Filter = None) -> list[str]:
         """Every id (matching ``where``, when given), paged in batches."""
-        ids: list[str] = []
-        for page in self.slices():
-            got = self.call(
-                "list ids",
-                self.collection.get,
-                where=where,
-                include=[],
-                limit=self.max_batch,
-                offset=page.start,
-            )["ids"]
-            ids.extend(got)
-            if len(got) < self.max_batch:
-                break
-        return ids
+        pages = listing(self._get("list ids"), self.max_batch, where=where, include=[])
+        return [record_id for got in pages for record_id in got["ids"]]
 
-    def metadatas(
-        self, where: dict[str, Any] | None = None
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
+    def metadatas(self, where: Filter = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(id, metadata as stored)`` of every record (matching ``where``), paged in batches:
         what a catalog of a large collection reads, without its texts or vectors."""
-        for page in self.slices():
-            got = self.call(
-                "list metadata",
-                self.collection.get,
-                where=where,
-                include=["metadatas"],
-                limit=self.max_batch,
-                offset=page.start,
-            )
+        get = self._get("list metadata")
+        for got in listing(get, self.max_batch, where=where, include=["metadatas"]):
             for record_id, meta in zip(got["ids"], got["metadatas"], strict=True):
                 yield record_id, dict(meta or {})
-            if len(got["ids"]) < self.max_batch:
-                break
 
-    def records(self, ids: Sequence[str] | None, where: dict[str, Any] | None = None) -> Records:
+    def records(self, ids: Sequence[str] | None, where: Filter = None) -> Records:
         """``{id: (text, metadata)}`` for these ids (in batches) or, with None, all records;
         with ``where``, only the matching ones. Our own keys (``jinarag:*``) are left out."""
         return {
@@ -302,20 +227,11 @@ class ChromaStore:
             for doc_id, (text, meta) in self.raw_records(ids, where).items()
         }
 
-    def raw_records(
-        self, ids: Sequence[str] | None, where: dict[str, Any] | None = None
-    ) -> Records:
+    def raw_records(self, ids: Sequence[str] | None, where: Filter = None) -> Records:
         """Like :meth:`records`, with the metadata exactly as stored (our keys included)."""
-        chunks = [None] if ids is None else [ids[s] for s in self.slices(len(ids))]
+        get, include = self._get("read records"), ["documents", "metadatas"]
         out: Records = {}
-        for chunk in chunks:
-            got = self.call(
-                "read records",
-                self.collection.get,
-                ids=chunk,
-                where=where,
-                include=["documents", "metadatas"],
-            )
+        for got in by_ids(get, self.max_batch, ids, where=where, include=include):
             for i, t, m in zip(got["ids"], got["documents"], got["metadatas"], strict=True):
                 out[i] = (t if t is not None else "", dict(m or {}))
         return out
@@ -323,11 +239,9 @@ class ChromaStore:
     def hashes(self, ids: Sequence[str]) -> dict[str, str | None]:
         """``{id: stored content hash}`` for the records among ``ids`` that exist (None for a
         record written before hashes were stored)."""
+        get = self._get("read record hashes")
         out: dict[str, str | None] = {}
-        for rows in self.slices(len(ids)):
-            got = self.call(
-                "read record hashes", self.collection.get, ids=ids[rows], include=["metadatas"]
-            )
+        for got in by_ids(get, self.max_batch, ids, include=["metadatas"]):
             for i, m in zip(got["ids"], got["metadatas"], strict=True):
                 out[i] = (m or {}).get(HASH_KEY)
         return out
@@ -372,12 +286,12 @@ class ChromaStore:
         """Delete one batch of ids (at most :attr:`max_batch`); unknown ids are ignored."""
         self.call("delete records", self.collection.delete, ids=ids)
 
-    def query(self, vector: Any, n: int, where: dict[str, Any] | None) -> list[tuple[str, float]]:
+    def query(self, vector: Any, n: int, where: Filter) -> list[tuple[str, float]]:
         """The ``n`` nearest records as ``(id, cosine similarity)``, best first."""
         return self.query_many([vector], n, where)[0]
 
     def query_many(
-        self, vectors: Any, n: int, where: dict[str, Any] | None = None
+        self, vectors: Any, n: int, where: Filter = None
     ) -> list[list[tuple[str, float]]]:
         """:meth:`query` for several vectors in one call (one batch at most)."""
         got = self.call(

@@ -1,8 +1,10 @@
-"""The messages of the store's failures: one factory per kind, each naming the store and the fix.
+"""Chroma's failures as ours: the table that matches a failed call (:data:`ERRORS`), and one
+factory per kind that words it, naming the store and the fix.
 
-:data:`jinarag.retrieval.store.collection._ERRORS` maps a failed Chroma call to one of these (the
-table matches; these word the error). A URL is always shown redacted, and text quoted from a
-client library is scrubbed of the URL's secrets (:mod:`jinarag.retrieval.store.redaction`).
+:meth:`jinarag.retrieval.store.collection.ChromaStore.call` runs every Chroma call through
+:func:`translate`. A URL is always shown redacted, and text quoted from a client library is
+scrubbed of the URL's secrets (:mod:`jinarag.retrieval.store.redaction`). A new Chroma failure
+is a row of :data:`ERRORS` (and, when no factory fits, a new factory).
 
 Example:
     >>> raise no_permission(store, "open the store", exc)
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
+
+import httpx
+from chromadb.errors import InvalidArgumentError
 
 from jinarag.errors import (
     InputError,
@@ -24,10 +29,9 @@ from jinarag.errors import (
 from jinarag.retrieval.store.files import SQLITE_FILE, rebuild_hint
 from jinarag.retrieval.store.redaction import redact
 
-if TYPE_CHECKING:
-    from jinarag.retrieval.store.collection import ChromaStore
-
 __all__ = [
+    "ERRORS",
+    "Located",
     "bad_database",
     "bad_vectors",
     "failed",
@@ -38,8 +42,20 @@ __all__ = [
     "read_only",
     "rejected",
     "says",
+    "translate",
     "unreachable",
 ]
+
+
+class Located(Protocol):
+    """What a message names of a store (a
+    :class:`~jinarag.retrieval.store.collection.ChromaStore` is one)."""
+
+    path: Path | None  # the folder of an embedded store
+    url: str | None  # a server's URL, secrets included (never shown)
+    shown_url: str | None  # the URL as shown, without its secrets
+    where: str  # the store as messages name it: a folder, a server, or "memory"
+    name: str  # the collection
 
 
 def raised_by_chroma(exc: BaseException) -> bool:
@@ -53,11 +69,11 @@ def says(*parts: str) -> Callable[[BaseException], bool]:
     return lambda exc: raised_by_chroma(exc) and any(p in str(exc) for p in parts)
 
 
-def detail(store: ChromaStore, exc: BaseException) -> str:
+def detail(store: Located, exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}", store.url)
 
 
-def unreachable(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def unreachable(store: Located, what: str, exc: BaseException) -> JinaragError:
     return StoreUnavailableError(
         f"cannot reach the Chroma server at {store.shown_url} ({detail(store, exc)}). "
         "Start it (chroma run --path DIR --host HOST --port PORT) or fix the URL, then try "
@@ -65,20 +81,20 @@ def unreachable(store: ChromaStore, what: str, exc: BaseException) -> JinaragErr
     )
 
 
-def failed(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def failed(store: Located, what: str, exc: BaseException) -> JinaragError:
     return StoreError(f"Chroma failed to {what} in {store.where}: {detail(store, exc)}")
 
 
-def lost(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def lost(store: Located, what: str, exc: BaseException) -> JinaragError:
     # A dropped connection means the server went away; on an embedded store, a local failure.
     return (unreachable if store.url is not None else failed)(store, what, exc)
 
 
-def rejected(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def rejected(store: Located, what: str, exc: BaseException) -> JinaragError:
     return InputError(f"Chroma rejected the request to {what}: {detail(store, exc)}")
 
 
-def bad_database(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def bad_database(store: Located, what: str, exc: BaseException) -> JinaragError:
     database = f"{store.where}/{SQLITE_FILE}" if store.url is None else store.where
     return StoreCorruptError(
         f"Chroma's database {database} is damaged ({detail(store, exc)}), so Chroma cannot "
@@ -87,7 +103,7 @@ def bad_database(store: ChromaStore, what: str, exc: BaseException) -> JinaragEr
     )
 
 
-def bad_vectors(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def bad_vectors(store: Located, what: str, exc: BaseException) -> JinaragError:
     where = Path(store.where) if store.path is not None else None
     fix = rebuild_hint(where, store.name) if where is not None else "rebuild the collection"
     return StoreCorruptError(
@@ -96,7 +112,7 @@ def bad_vectors(store: ChromaStore, what: str, exc: BaseException) -> JinaragErr
     )
 
 
-def read_only(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def read_only(store: Located, what: str, exc: BaseException) -> JinaragError:
     return StoreError(
         f"the store {store.where} is read-only ({detail(store, exc)}); Chroma needs to write "
         "to its folder even to read it. Give this user write permission (chmod -R u+w "
@@ -104,7 +120,7 @@ def read_only(store: ChromaStore, what: str, exc: BaseException) -> JinaragError
     )
 
 
-def no_permission(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def no_permission(store: Located, what: str, exc: BaseException) -> JinaragError:
     return StoreError(
         f"cannot {what} in {store.where}: permission denied ({detail(store, exc)}). Give "
         f"this user read and write permission on {store.where} and the folders above it "
@@ -112,9 +128,54 @@ def no_permission(store: ChromaStore, what: str, exc: BaseException) -> JinaragE
     )
 
 
-def not_a_folder(store: ChromaStore, what: str, exc: BaseException) -> JinaragError:
+def not_a_folder(store: Located, what: str, exc: BaseException) -> JinaragError:
     return StoreError(
         f"the store path {store.where} is a file (or a file is in its way), not a folder "
         f"({detail(store, exc)}). Pass the path of a folder (it is created when missing), "
         "or move the file away."
     )
+
+
+_Match = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+_Make = Callable[[Located, str, BaseException], JinaragError]
+
+ERRORS: tuple[tuple[_Match, _Make], ...] = (
+    (httpx.TransportError, unreachable),
+    ((ConnectionError, TimeoutError), lost),
+    # Damage: sqlite's own words, then the vector index's (a missing, cut or altered HNSW
+    # segment; a write log Chroma cannot read back, e.g. after a NaN in a metadata list).
+    (says("database disk image is malformed", "file is not a database"), bad_database),
+    (
+        says(
+            "Error loading hnsw",
+            "hnsw segment",
+            "Error finding id",
+            "Error getting embedding",
+            "Error deserializing pickle",
+            "Error in compaction",
+        ),
+        bad_vectors,
+    ),
+    # The folder: read-only, not ours, or a file (Chroma's Rust core words, then Python's).
+    (says("readonly database"), read_only),
+    (says("Permission denied", "unable to open database file"), no_permission),
+    (says("File exists (os error 17)", "Not a directory (os error 20)"), not_a_folder),
+    (PermissionError, no_permission),
+    ((NotADirectoryError, FileExistsError), not_a_folder),
+    # Chroma's argument errors: a bad where filter, bad metadata, a bad collection name, ...
+    ((ValueError, InvalidArgumentError), rejected),
+    (raised_by_chroma, failed),
+    (OSError, failed),
+)
+"""How a failed Chroma call becomes our error: ``(exception classes or a predicate, factory)``,
+the first match wins; an exception no row matches propagates unchanged."""
+
+
+def translate(store: Located, what: str, exc: BaseException) -> JinaragError | None:
+    """Our error for ``exc``, raised while Chroma tried to ``what`` in ``store``: the first row
+    of :data:`ERRORS` that matches; None when none does."""
+    for match, make in ERRORS:
+        hit = isinstance(exc, match) if isinstance(match, type | tuple) else match(exc)
+        if hit:
+            return make(store, what, exc)
+    return None

@@ -14,7 +14,7 @@ cheaply (file sizes against the header, the link lists walked, the pickle's opco
 without running them) and raises :class:`StoreCorruptError` instead.
 
 Not checked here: whether sqlite itself is readable (Chroma reports that, and
-:mod:`jinarag.retrieval.store.collection`'s error table names it), and whether every record is
+:data:`jinarag.retrieval.store.errors.ERRORS` names it), and whether every record is
 reachable in the graph (that is :mod:`jinarag.retrieval.write.verify`'s coverage check).
 
 Example:
