@@ -1,2 +1,2 @@
-"""The keyword side: the BM25 index and its tokenizer (``bm25``) and its snapshot file
-(``snapshot``)."""
+"""The keyword side: the BM25 index (``bm25``), its tokenizer (``tokenizer``) and its
+snapshot file (``snapshot``)."""
