@@ -19,7 +19,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,14 +28,27 @@ from jinarag.inference.batching import Batch, schedule
 from jinarag.inference.threads import pass_threads
 from jinarag.models.tokenization import Encoded
 
-if TYPE_CHECKING:
-    from jinarag.inference.pretrained import PretrainedModel
-
-__all__ = ["DeviceBatch", "run"]
+__all__ = ["DeviceBatch", "Head", "RunSpec", "run"]
 
 # Inputs tokenised per window: the first small, so the model starts early; then larger.
 FIRST_WINDOW = 256
 WINDOW = 4096
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything the pipeline needs of a model, built by the model for each call
+    (:meth:`~jinarag.inference.pretrained.PretrainedModel.run_spec`): the pipeline reads nothing
+    else, so it does not know the model classes."""
+
+    # (input_ids, sequence_ids, token_type_ids, position_ids), each (R, L) -> hidden (R, L, H)
+    encoder: Callable[..., torch.Tensor]
+    device: torch.device
+    pad_token_id: int
+    max_length: int  # the truncation warning names it
+    max_batch_tokens: int  # the token budget of one forward pass
+    packed: bool  # several sequences per row (flex attention), else one per padded row
+    num_threads: int | str | None  # the CPU thread policy (jinarag.inference.threads)
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,7 @@ def _windows(count: int) -> Iterator[tuple[int, int]]:
 
 
 def run(
-    model: PretrainedModel,
+    spec: RunSpec,
     count: int,
     encode: Callable[[int, int], Encoded],
     head: Head,
@@ -134,12 +146,9 @@ def run(
     show_progress: bool = False,
     should_stop: Callable[[], bool] | None = None,
     outputs: int | None = None,
-    max_tokens: int | None = None,
 ) -> np.ndarray:
     """The sums of ``head``'s rows per target row, ``outputs`` rows (default: one per input,
-    in input order), as float32 numpy.
-
-    ``max_tokens``: the token budget of a batch (default: ``model.max_batch_tokens``).
+    in input order), as float32 numpy, each batch within ``spec.max_batch_tokens``.
 
     ``encode(start, stop)`` tokenises inputs ``start..stop-1``. A head may send rows it does
     not want to row ``outputs`` (one spare row, dropped at the end). ``should_stop`` is asked
@@ -149,11 +158,11 @@ def run(
     outputs = count if outputs is None else outputs
     from tqdm.auto import tqdm
 
-    device = model.device
+    device = spec.device
     results: torch.Tensor | None = None
     truncated: list[int] = []
     done = batches_run = 0
-    budget = max_tokens if max_tokens is not None else model.max_batch_tokens
+    budget = spec.max_batch_tokens
     windows = list(_windows(count))
     with (
         torch.inference_mode(),
@@ -168,7 +177,7 @@ def run(
             truncated += [start + i for i in encoded.truncated]
             lengths = [len(ids) for ids in encoded.input_ids]
             pending = schedule(
-                lengths, max_tokens=budget, max_sequences=batch_size, packed=model.packed
+                lengths, max_tokens=budget, max_sequences=batch_size, packed=spec.packed
             )
             while pending:
                 batch = pending.pop(0)
@@ -178,15 +187,15 @@ def run(
                         f"after {done} of {count} {what}"
                     )
                 try:
-                    rows, targets = _forward(model, batch, encoded, head, start)
+                    rows, targets = _forward(spec, batch, encoded, head, start)
                 except torch.OutOfMemoryError as exc:
-                    budget = _smaller_budget(model, batch, budget, exc)
+                    budget = _smaller_budget(spec, batch, budget, exc)
                     remaining = batch.sequences + [i for b in pending for i in b.sequences]
                     pending = schedule(
                         lengths,
                         max_tokens=budget,
                         max_sequences=batch_size,
-                        packed=model.packed,
+                        packed=spec.packed,
                         indices=remaining,
                     )
                     continue
@@ -199,39 +208,36 @@ def run(
                 batches_run += 1
                 bar.update(len(batch.sequences))
     if truncated:
-        _warn_truncated(truncated, count, model.max_length, what)
+        _warn_truncated(truncated, count, spec.max_length, what)
     assert results is not None
     return results[:outputs].cpu().numpy()
 
 
 def _forward(
-    model: PretrainedModel, batch: Batch, encoded: Encoded, head: Head, offset: int
+    spec: RunSpec, batch: Batch, encoded: Encoded, head: Head, offset: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    device = model.device
-    tensors = lay_out(batch, encoded, model.tokenizer.pad_token_id, device, offset)
-    with pass_threads(device, batch.tokens, model.options.num_threads):
-        hidden = model.model(
+    tensors = lay_out(batch, encoded, spec.pad_token_id, spec.device, offset)
+    with pass_threads(spec.device, batch.tokens, spec.num_threads):
+        hidden = spec.encoder(
             tensors.input_ids, tensors.sequence_ids, tensors.token_type_ids, tensors.position_ids
         )
         return head(hidden, tensors)
 
 
-def _smaller_budget(
-    model: PretrainedModel, batch: Batch, budget: int, exc: torch.OutOfMemoryError
-) -> int:
+def _smaller_budget(spec: RunSpec, batch: Batch, budget: int, exc: torch.OutOfMemoryError) -> int:
     """Half the budget, or DeviceMemoryError when the failing batch was a single input."""
-    if model.device.type == "cuda":
+    if spec.device.type == "cuda":
         torch.cuda.empty_cache()
     halved = max(1, min(budget, batch.tokens) // 2)
     if len(batch.sequences) == 1:
         raise DeviceMemoryError(
-            f"Out of memory on {model.device} for a single input of {batch.row_length} tokens "
+            f"Out of memory on {spec.device} for a single input of {batch.row_length} tokens "
             f"(max_batch_tokens={budget}). Pass a shorter max_length (e.g. "
             f"max_length={max(4, batch.row_length // 2)}), dtype='float16', or a device with "
             "more free memory."
         ) from exc
     warnings.warn(
-        f"Out of memory on {model.device} with {batch.tokens} tokens in a batch; retrying with "
+        f"Out of memory on {spec.device} with {batch.tokens} tokens in a batch; retrying with "
         f"max_batch_tokens={halved}. Pass max_batch_tokens={halved} (or lower) to start there.",
         RuntimeWarning,
         stacklevel=4,

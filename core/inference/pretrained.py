@@ -15,7 +15,7 @@ import torch
 from jinarag.errors import InputError
 from jinarag.inference import pipeline
 from jinarag.inference.batching import default_max_batch_tokens
-from jinarag.inference.pipeline import Head
+from jinarag.inference.pipeline import Head, RunSpec
 from jinarag.models.checkpoint import Kind, load_encoder, repo_id_for, resolve_checkpoint
 from jinarag.models.config import EncoderConfig, read_json_object
 from jinarag.models.encoder import Encoder
@@ -172,6 +172,20 @@ class PretrainedModel:
         """Whether batches pack several inputs into a row (the flex backend) or pad one per row."""
         return self.model.attn_implementation == "flex"
 
+    def run_spec(self, max_tokens: int | None = None) -> RunSpec:
+        """What the pipeline needs of this model, as it is now (``max_length`` and
+        ``max_batch_tokens`` may change on a loaded model); ``max_tokens``: a pass's token
+        budget instead of ``max_batch_tokens``."""
+        return RunSpec(
+            encoder=self.model,
+            device=self.device,
+            pad_token_id=self.tokenizer.pad_token_id,
+            max_length=self.max_length,
+            max_batch_tokens=max_tokens if max_tokens is not None else self.max_batch_tokens,
+            packed=self.packed,
+            num_threads=self.options.num_threads,
+        )
+
     def _run(
         self,
         count: int,
@@ -187,7 +201,7 @@ class PretrainedModel:
     ) -> np.ndarray:
         """The pipeline (:func:`jinarag.inference.pipeline.run`) over ``count`` inputs."""
         return pipeline.run(
-            self,
+            self.run_spec(max_tokens),
             count,
             encode,
             head,
@@ -196,7 +210,6 @@ class PretrainedModel:
             show_progress=show_progress,
             should_stop=should_stop,
             outputs=outputs,
-            max_tokens=max_tokens,
         )
 
     def _run_tokens(
