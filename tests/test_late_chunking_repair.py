@@ -91,7 +91,7 @@ def template(tmp_path_factory, minilm_embedder) -> Path:
         chunking="late",
         chunk_by="sentences",
     )
-    drop_system(index._store.client)
+    drop_system(index.store.client)
     return path
 
 
@@ -118,8 +118,8 @@ def _lose_label(store: Path, record_id: str) -> None:
 
 
 def _stored(index: HybridIndex) -> dict[str, np.ndarray]:
-    ids = index._store.ids()
-    got, vectors = index._store.embeddings(ids)
+    ids = index.store.ids()
+    got, vectors = index.store.embeddings(ids)
     return dict(zip(got, np.asarray(vectors, dtype=np.float32), strict=True))
 
 
@@ -170,8 +170,8 @@ def test_the_coverage_check_reads_each_chunk_with_its_document(store, minilm_emb
     index = _open(store, minilm_embedder)
     batch = ["p3", "wing#2", "shell#1", "p4"]
     with pytest.raises(StoreCorruptError):
-        index._store.embeddings(batch)
-    got, vectors = _vectors(index._store, minilm_embedder, batch)
+        index.store.embeddings(batch)
+    got, vectors = _vectors(index.store, minilm_embedder, batch)
     assert sorted(got) == sorted(batch)
     _assert_vectors(dict(zip(got, vectors, strict=True)), {i: expected[i] for i in batch})
 
@@ -179,7 +179,7 @@ def test_the_coverage_check_reads_each_chunk_with_its_document(store, minilm_emb
 def test_a_rebuild_refuses_a_document_that_lost_a_chunk(store, minilm_embedder):
     index = _open(store, minilm_embedder)
     index.delete(["shell#1"])
-    drop_system(index._store.client)
+    drop_system(index.store.client)
     data = _segment(store) / "data_level0.bin"
     os.truncate(data, data.stat().st_size // 2)
     size = data.stat().st_size
@@ -201,9 +201,9 @@ def test_a_rebuild_refuses_a_document_that_lost_a_chunk(store, minilm_embedder):
 def test_the_coverage_check_refuses_a_document_that_lost_a_chunk(store, minilm_embedder):
     index = _open(store, minilm_embedder)
     index.delete(["jet#0"])
-    drop_system(index._store.client)
+    drop_system(index.store.client)
     _lose_label(store, "wing#2")
     index = _open(store, minilm_embedder)
     with pytest.raises(StoreError, match="'jet' lacks chunk 0") as info:
-        _vectors(index._store, minilm_embedder, ["wing#2", "jet#1"])
+        _vectors(index.store, minilm_embedder, ["wing#2", "jet#1"])
     assert "delete(where={'doc_id': doc_id})" in str(info.value)

@@ -60,10 +60,10 @@ def _corpus(folder: Path) -> Path:
 
 
 def _stored(index: HybridIndex) -> tuple[list[str], np.ndarray, dict[str, dict]]:
-    ids = sorted(index._store.ids())
-    got, vectors = index._store.embeddings(ids)
+    ids = sorted(index.store.ids())
+    got, vectors = index.store.embeddings(ids)
     order = [got.index(i) for i in ids]
-    metas = dict(index._store.metadatas())
+    metas = dict(index.store.metadatas())
     return ids, np.asarray(vectors, dtype=np.float32)[order], metas
 
 
@@ -102,7 +102,7 @@ def test_ray_ingest_matches_the_local_executor_on_a_chroma_server(
     assert main([*argv, "--batch", "4", "--json", "--quiet"]) == 0
     edited = json.loads(capsys.readouterr().out)
     assert edited["updated"] == ["papers.jsonl"] and edited["chunks_written"] == 1
-    assert edited["chunks_removed"] == 0 and sorted(index._store.ids()) == ids
+    assert edited["chunks_removed"] == 0 and sorted(index.store.ids()) == ids
     assert index.get(["p5"])[0].text.endswith("divergence of a wing")
     assert sorted(index.bm25_index.ids) == ids
 
@@ -214,7 +214,7 @@ def test_sigkill_in_the_middle_of_a_ray_ingest_is_finished_by_a_rerun(minilm_dir
 
     index = HybridIndex(store, embedder=embedder)
     expected = {f"l{i}" for i in range(N_DOCS)}
-    assert set(index._store.ids()) == set(index.bm25_index.ids) == expected
+    assert set(index.store.ids()) == set(index.bm25_index.ids) == expected
     index.close()
 
 

@@ -242,9 +242,9 @@ def test_metadata_comes_back_exactly_and_our_keys_stay_hidden(minilm_embedder, t
 def test_adding_the_same_records_again_writes_nothing(store, minilm_embedder):
     index = HybridIndex(store, embedder=minilm_embedder)
     metas = [{"i": i} for i in range(N)]
-    before = (_max_seq(store), index._store.generation())
+    before = (_max_seq(store), index.store.generation())
     assert index.add(TEXTS, ids=IDS, metadatas=metas) == IDS
-    assert (_max_seq(store), index._store.generation()) == before
+    assert (_max_seq(store), index.store.generation()) == before
     report = index.verify()
     assert report.healthy and report.records == N and report.unreachable == ()
     # A record with another text is deleted and added anew (never written over: Chroma's
@@ -457,7 +457,7 @@ def test_verify_finds_and_repairs_an_unreachable_record(store, minilm_embedder):
     assert repaired.unreachable == () and repaired.healthy
     assert index.get([lost])[0].metadata == {"i": int(lost[1:])}
     assert lost in {i for i, _ in index.sources(text, candidates=5)[0]}
-    drop_system(index._store.client)  # read the repaired files from disk, as a new process
+    drop_system(index.store.client)  # read the repaired files from disk, as a new process
     assert HybridIndex(store, embedder=minilm_embedder).verify().healthy
 
 

@@ -54,7 +54,7 @@ def _by_id(index: HybridIndex, names: list[str]) -> tuple[set[str], list[str]]:
         return set(), []
     records = {hit.id for hit in index.get(names)}
     # Document ids are metadata: one filter finds every chunk of every document named.
-    by_doc = index._store.metadatas({"doc_id": {"$in": names}})
+    by_doc = index.store.metadatas({"doc_id": {"$in": names}})
     docs: dict[str, set[str]] = {}
     for record_id, meta in by_doc:
         docs.setdefault(str(meta.get("doc_id")), set()).add(record_id)
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             "--source PATH (a source as jinarag list shows it, or a file or folder)"
         )
     index = open_index(args, must_exist=True)
-    sources = catalog(index._store)
+    sources = catalog(index.store)
     ids, missing_ids = _by_id(index, list(dict.fromkeys(args.ids)))
     keys, missing_paths = _by_source(sources, list(dict.fromkeys(args.source)))
     problems = [f"no record or document with id {name!r}" for name in missing_ids] + [

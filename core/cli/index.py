@@ -85,12 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jinarag.retrieval.ingest.run import (
-        DEFAULT_BATCH_CHUNKS,
-        LocalExecutor,
-        add_files,
-        chunking_settings,
-    )
+    from jinarag.retrieval.ingest.executor import DEFAULT_BATCH_CHUNKS, LocalExecutor
     from jinarag.retrieval.ingest.sources import scan
 
     # Bad options, paths or root fail before any model loads or any store is made.
@@ -107,9 +102,6 @@ def run(args: argparse.Namespace) -> int:
         )
     scan(args.paths, args.root, hashing=False)
     index = open_index(args, must_exist=False)
-    chunking = chunking_settings(
-        index.embedder, args.chunk_tokens, args.overlap, "late" if args.late_chunking else None
-    )
     if args.ray is not None:
         from jinarag.retrieval.ingest.ray_executor import RayExecutor
 
@@ -118,12 +110,13 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         executor = LocalExecutor(args.batch or DEFAULT_BATCH_CHUNKS)
-    report = add_files(
-        index,
+    report = index.add_files(
         args.paths,
         root=args.root,
         sync=args.sync,
-        chunking=chunking,
+        chunk_tokens=args.chunk_tokens,
+        overlap=args.overlap,
+        chunking="late" if args.late_chunking else None,
         executor=executor,
         show_progress=not args.quiet,
     )

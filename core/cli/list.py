@@ -43,7 +43,7 @@ def source_rows(index: HybridIndex) -> tuple[list[dict[str, Any]], int]:
     no ``source`` (added through the Python API)."""
     from jinarag.retrieval.ingest.sources import catalog
 
-    sources = catalog(index._store)
+    sources = catalog(index.store)
     rows = [
         {
             "source": entry.id,

@@ -47,7 +47,7 @@ def stats(index: HybridIndex, url: str | None) -> dict[str, Any]:
     from jinarag.retrieval.ingest.sources import catalog
     from jinarag.retrieval.store.redaction import redact_url
 
-    sources = catalog(index._store)
+    sources = catalog(index.store)
     records = index.count()
     in_sources = sum(len(entry.ids) for entry in sources.values())
     bm25 = index.bm25_index

@@ -1,42 +1,131 @@
-"""Token-based chunking with overlap, counted with the embedder's own tokenizer.
+"""Cutting documents into records, the one way every write path does it.
 
-``token_offsets(text)`` gives the character span of each token, so a chunk never exceeds what
-the model reads. Chunks end at word boundaries when possible, and consecutive chunks share
-about ``overlap`` tokens.
+Settings are a :class:`Chunking`: ``tokens`` per chunk with ``overlap`` tokens shared by
+consecutive chunks, counted with the embedder's own tokenizer (``token_offsets(text)`` gives
+the character span of each token, so a chunk never exceeds what the model reads; chunks end at
+word boundaries when possible), or late chunking (consecutive chunks of about ``tokens``
+tokens cut at word starts, or one per sentence; no overlap, the model reads the whole
+document). :func:`document_records` makes a document's records in the one layout
+(:mod:`jinarag.retrieval.layout`) for either.
 
 Example:
     >>> import re
     >>> def words(text):  # a stand-in tokenizer: one token per word
     ...     return [m.span() for m in re.finditer(r"\\S+", text)]
-    >>> [c.text for c in chunk_document(Document("d", "a b c d e f g"), words, 4, 1)]
+    >>> [r.text for r in document_records(Document("d", "a b c d e f g"), words, Chunking(4, 1))]
     ['a b c d', 'd e f g']
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import InputError
 from jinarag.retrieval.ingest.readers import Document
+from jinarag.retrieval.layout import Record, chunk_records
+from jinarag.validation import check_choice, positive_int
 
-__all__ = ["Record", "TokenOffsets", "chunk_document", "chunk_documents", "chunk_spans"]
+if TYPE_CHECKING:
+    from jinarag.inference.embedder import Embedder
+
+__all__ = [
+    "DEFAULT_CHUNK_TOKENS",
+    "LATE_CHUNK_BY",
+    "Chunking",
+    "Record",
+    "TokenOffsets",
+    "chunk_document",
+    "chunk_documents",
+    "chunk_spans",
+    "chunking_settings",
+    "text_chunking",
+    "document_records",
+    "split_text",
+]
+
+LATE_CHUNK_BY = ("tokens", "sentences")
+DEFAULT_CHUNK_TOKENS = 256  # late chunking's default chunk size
+# A sentence ends at . ! or ? followed by whitespace (or a line break ends a line).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
 
 TokenOffsets = Callable[[str], Sequence[tuple[int, int]]]
 """``text -> [(start, end), ...]``: the character span of each token, special tokens left out."""
 
 
 @dataclass(frozen=True)
-class Record:
-    """One chunk, ready for :meth:`jinarag.HybridIndex.add`.
+class Chunking:
+    """How documents are cut into records: ``tokens`` per chunk, ``overlap`` tokens shared by
+    consecutive chunks, or ``late`` chunking (no overlap; ``by`` tokens or sentences). Stored
+    with every record, so a change of settings re-indexes what it applies to."""
 
-    Its metadata holds the document's metadata plus ``doc_id`` and ``chunk`` (0, 1, ...).
-    """
+    tokens: int
+    overlap: int = 0
+    late: bool = False
+    by: str = "tokens"
 
-    id: str
-    text: str
-    metadata: dict[str, Any]
+    def __str__(self) -> str:
+        if not self.late:
+            return f"tokens={self.tokens},overlap={self.overlap}"
+        return "late,sentences" if self.by == "sentences" else f"late,tokens={self.tokens}"
+
+
+def chunking_settings(
+    embedder: Embedder,
+    chunk_tokens: int | None,
+    overlap: int | None,
+    chunking: str | None,
+    chunk_by: str | None = None,
+) -> Chunking:
+    """The checked :class:`Chunking` for ``embedder``: defaults filled in, a chunk that does
+    not fit the model, an overlap out of range or an overlap with late chunking refused."""
+    late = check_choice("chunking", chunking, (None, "late")) == "late"
+    if late and overlap is not None:
+        raise InputError(
+            f"overlap {overlap} does not apply to late chunking: late chunks do not overlap "
+            "(each token counts for one chunk, read with its whole document); leave it out"
+        )
+    tokens = positive_int("chunk_tokens", chunk_tokens, allow_none=True)
+    if late:  # a long document is read in windows, so a chunk may be any size up to a window
+        by = check_choice("chunk_by", chunk_by if chunk_by is not None else "tokens", LATE_CHUNK_BY)
+        return Chunking(tokens if tokens is not None else DEFAULT_CHUNK_TOKENS, late=True, by=by)
+    if chunk_by is not None:
+        raise InputError(
+            f"chunk_by={chunk_by!r} applies to late chunking only; pass chunking='late' as "
+            "well, or leave chunk_by out"
+        )
+    specials = embedder.tokenizer.count_tokens("")
+    room = embedder.max_length - specials
+    size = tokens if tokens is not None else min(512, embedder.max_length) - specials
+    if size > room:
+        raise InputError(
+            f"chunk_tokens {size} does not fit {embedder.name} (max {embedder.max_length} "
+            f"tokens including {specials} special ones); use at most {room}"
+        )
+    share = overlap if overlap is not None else size // 8
+    if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share < size:
+        raise InputError(
+            f"overlap must be a whole number of tokens, >= 0 and smaller than the chunk size "
+            f"({size}); got {overlap!r}"
+        )
+    return Chunking(size, share)
+
+
+def text_chunking(
+    embedder: Embedder, chunking: str | None, chunk_tokens: int | None, chunk_by: str | None
+) -> Chunking | None:
+    """:meth:`HybridIndex.add`'s settings: None (each text one record) or late chunking."""
+    if check_choice("chunking", chunking, (None, "late")) is None:
+        for name, value in (("chunk_tokens", chunk_tokens), ("chunk_by", chunk_by)):
+            if value is not None:
+                raise InputError(
+                    f"{name}={value!r} applies to late chunking only; pass chunking='late' as "
+                    f"well, or leave {name} out"
+                )
+        return None
+    return chunking_settings(embedder, chunk_tokens, None, chunking, chunk_by)
 
 
 def _word_starts(text: str, offsets: Sequence[tuple[int, int]]) -> list[bool]:
@@ -90,26 +179,65 @@ def chunk_spans(
         first = nxt
 
 
+def _stripped(text: str, start: int, end: int) -> tuple[int, int] | None:
+    piece = text[start:end]
+    left = len(piece) - len(piece.lstrip())
+    right = len(piece.rstrip())
+    return (start + left, start + right) if right > left else None
+
+
+def split_text(
+    text: str,
+    token_offsets: TokenOffsets | None,
+    *,
+    by: str = "tokens",
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+) -> list[tuple[int, int]]:
+    """Late chunking's character spans of consecutive chunks covering ``text``: about
+    ``chunk_tokens`` tokens each, cut at word starts (``by="tokens"``), or one per sentence.
+    Each is stripped; only whitespace lies between one chunk's end and the next one's start."""
+    check_choice("by", by, LATE_CHUNK_BY)
+    chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
+    if by == "sentences":
+        cuts = [match.end() for match in _SENTENCE_END.finditer(text)]
+    else:
+        assert token_offsets is not None, "splitting by tokens needs the tokenizer"
+        offsets = token_offsets(text)
+        windows = chunk_spans(text, offsets, chunk_tokens, 0)
+        cuts = [offsets[first][0] for first, _ in windows[1:]]
+    bounds = [0, *cuts, len(text)]
+    spans = [_stripped(text, a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [span for span in spans if span is not None]
+
+
+def document_records(
+    doc: Document,
+    token_offsets: TokenOffsets,
+    chunking: Chunking,
+    extra: Mapping[str, Any] | None = None,
+) -> list[Record]:
+    """A document's records (:func:`jinarag.retrieval.layout.chunk_records`): late chunks
+    (:func:`split_text`), or chunks of at most ``chunking.tokens`` tokens with overlap, where
+    a document that fits in one chunk keeps its id and its text unchanged. A document with
+    no text gives no records. ``extra``: reserved keys every record also carries."""
+    if chunking.late:
+        spans = split_text(doc.text, token_offsets, by=chunking.by, chunk_tokens=chunking.tokens)
+        return chunk_records(doc.id, doc.text, doc.metadata, spans, str(chunking), extra=extra)
+    offsets = token_offsets(doc.text)
+    windows = chunk_spans(doc.text, offsets, chunking.tokens, chunking.overlap)
+    if len(windows) == 1:
+        spans, ids = [(0, len(doc.text))], [doc.id]
+    else:
+        spans = [(offsets[first][0], offsets[end - 1][1]) for first, end in windows]
+        ids = None
+    return chunk_records(doc.id, doc.text, doc.metadata, spans, str(chunking), extra=extra, ids=ids)
+
+
 def chunk_document(
     doc: Document, token_offsets: TokenOffsets, max_tokens: int, overlap: int
 ) -> list[Record]:
-    """Split one document into records of at most ``max_tokens`` tokens.
-
-    A document that fits in one chunk keeps its id and its text unchanged; otherwise chunk
-    ``i`` gets the id ``"{doc.id}#{i}"``. A document with no tokens gives no records.
-    """
-    offsets = token_offsets(doc.text)
-    spans = chunk_spans(doc.text, offsets, max_tokens, overlap)
-    if len(spans) == 1:
-        return [Record(doc.id, doc.text, {**doc.metadata, "doc_id": doc.id, "chunk": 0})]
-    return [
-        Record(
-            f"{doc.id}#{i}",
-            doc.text[offsets[first][0] : offsets[end - 1][1]],
-            {**doc.metadata, "doc_id": doc.id, "chunk": i},
-        )
-        for i, (first, end) in enumerate(spans)
-    ]
+    """:func:`document_records` with ``max_tokens`` per chunk and ``overlap``."""
+    return document_records(doc, token_offsets, Chunking(max_tokens, overlap))
 
 
 def chunk_documents(

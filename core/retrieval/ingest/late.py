@@ -14,38 +14,41 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jinarag.errors import InputError
-from jinarag.retrieval.ingest.chunking import chunk_spans
-from jinarag.validation import check_choice, check_texts, positive_int
+from jinarag.retrieval.ingest.chunking import (
+    DEFAULT_CHUNK_TOKENS,
+    LATE_CHUNK_BY,
+    Chunking,
+    TokenOffsets,
+    document_records,
+    split_text,
+)
+from jinarag.retrieval.ingest.readers import Document
+from jinarag.retrieval.layout import CHUNK_KEYS, Record
+from jinarag.validation import check_texts
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
 
 __all__ = [
+    "DEFAULT_CHUNK_TOKENS",
     "LATE_CHUNK_BY",
     "LATE_CHUNK_KEYS",
     "LateChunk",
-    "LateChunkRecords",
     "late_chunk",
     "late_chunk_many",
     "late_chunk_records",
     "split_text",
 ]
 
-LATE_CHUNK_BY = ("tokens", "sentences")
-DEFAULT_CHUNK_TOKENS = 256
-# The metadata every late-chunked record carries (HybridIndex.add(chunking="late")).
-LATE_CHUNK_KEYS = ("doc_id", "chunk", "span_start", "span_end", "doc_hash")
-# A sentence ends at . ! or ? followed by whitespace (or a line break ends a line).
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+LATE_CHUNK_KEYS = CHUNK_KEYS
+"""The visible metadata every late-chunked record carries (:mod:`jinarag.retrieval.layout`)."""
 
 
 @dataclass(frozen=True)
@@ -56,35 +59,6 @@ class LateChunk:
     text: str
     span: tuple[int, int]
     vector: np.ndarray
-
-
-def _stripped(text: str, start: int, end: int) -> tuple[int, int] | None:
-    piece = text[start:end]
-    left = len(piece) - len(piece.lstrip())
-    right = len(piece.rstrip())
-    return (start + left, start + right) if right > left else None
-
-
-def split_text(
-    text: str,
-    token_offsets,
-    *,
-    by: str = "tokens",
-    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-) -> list[tuple[int, int]]:
-    """Character spans of consecutive chunks covering ``text``: about ``chunk_tokens``
-    tokens each, cut at word starts (``by="tokens"``), or one per sentence."""
-    check_choice("by", by, LATE_CHUNK_BY)
-    chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
-    if by == "sentences":
-        cuts = [match.end() for match in _SENTENCE_END.finditer(text)]
-    else:
-        offsets = token_offsets(text)
-        windows = chunk_spans(text, offsets, chunk_tokens, 0)
-        cuts = [offsets[first][0] for first, _ in windows[1:]]
-    bounds = [0, *cuts, len(text)]
-    spans = [_stripped(text, a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
-    return [span for span in spans if span is not None]
 
 
 def late_chunk_many(
@@ -147,52 +121,32 @@ def late_chunk(
     )[0]
 
 
-@dataclass
-class LateChunkRecords:
-    """The chunk records of some documents, ready for the index's write plan: ``rows[d]``
-    are the positions (in ``ids``/``texts``/``metas``) of document ``d``'s chunks, in order."""
-
-    ids: list[str]
-    texts: list[str]
-    metas: list[dict[str, Any] | None]
-    rows: list[list[int]]
-
-
 def late_chunk_records(
-    texts: list[str],
-    doc_ids: list[str],
-    metas: list[dict[str, Any] | None],
-    token_offsets,
-    *,
-    by: str,
-    chunk_tokens: int,
-    numbers: list[int] | None = None,
-) -> LateChunkRecords:
-    """Split each document and give each chunk its id ``f"{doc_id}#{n}"`` and metadata: the
-    document's plus :data:`LATE_CHUNK_KEYS` (``doc_hash`` hashes the whole document, so that
-    when it changes every chunk's record changes and is embedded again). A metadata key of
-    that list, or a blank document, is an InputError naming ``texts[i]``/``metadatas[i]``
-    (``i`` from ``numbers``, the caller's positions of these documents, when given)."""
-    out = LateChunkRecords([], [], [], [])
-    for k, (text, doc_id, meta) in enumerate(zip(texts, doc_ids, metas, strict=True)):
+    docs: Sequence[Document],
+    token_offsets: TokenOffsets,
+    chunking: Chunking,
+    numbers: Sequence[int] | None = None,
+) -> tuple[list[Record], list[list[int]]]:
+    """The chunk records of ``docs`` in the one layout, and per document the positions of its
+    chunks among them (what :meth:`~jinarag.retrieval.write.writer.Writer.write` takes as
+    ``documents``). A document metadata key of :data:`LATE_CHUNK_KEYS`, or a blank document,
+    is an InputError naming ``texts[i]``/``metadatas[i]`` (``i`` from ``numbers``, the
+    caller's positions of these documents, when given)."""
+    records: list[Record] = []
+    groups: list[list[int]] = []
+    for k, doc in enumerate(docs):
         i = numbers[k] if numbers is not None else k
-        taken = [key for key in LATE_CHUNK_KEYS if key in (meta or {})]
+        taken = [key for key in LATE_CHUNK_KEYS if key in doc.metadata]
         if taken:
             raise InputError(
                 f"metadatas[{i}] has the key {taken[0]!r}, which late chunking sets on every "
                 f"chunk ({', '.join(LATE_CHUNK_KEYS)}); rename that key"
             )
-        spans = split_text(text, token_offsets, by=by, chunk_tokens=chunk_tokens)
-        if not spans:
+        made = document_records(doc, token_offsets, chunking)
+        if not made:
             raise InputError(
                 f"texts[{i}] is empty or blank: a document needs text to chunk; leave it out"
             )
-        doc_hash = hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-        out.rows.append([])
-        for n, (start, end) in enumerate(spans):
-            out.rows[-1].append(len(out.ids))
-            out.ids.append(f"{doc_id}#{n}")
-            out.texts.append(text[start:end])
-            chunk_meta = {"doc_id": doc_id, "chunk": n, "span_start": start, "span_end": end}
-            out.metas.append({**(meta or {}), **chunk_meta, "doc_hash": doc_hash})
-    return out
+        groups.append(list(range(len(records), len(records) + len(made))))
+        records.extend(made)
+    return records, groups

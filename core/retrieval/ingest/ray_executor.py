@@ -1,8 +1,8 @@
 """Indexing files on a Ray cluster: :class:`RayExecutor` reads, chunks and embeds in parallel.
 
 The run itself stays :func:`jinarag.retrieval.ingest.run.add_files`'s: it plans which sources
-and documents need work, and writes every batch this executor hands back through the index's
-one write path (content hashes, idempotent upserts), so a Ray run stopped at any point is
+and documents need work, and writes every batch this executor hands back through the one
+writer (content hashes, idempotent upserts), so a Ray run stopped at any point is
 finished by running it again, with Ray or without. Only the reading, chunking and embedding
 move to Ray Data:
 
@@ -11,7 +11,8 @@ the documents already stored completely flagged *kept*) -> ``repartition`` (bloc
 ``batch_chunks`` documents, so every actor gets work from one big JSONL file) ->
 ``map_batches`` on a pool of ``actors`` actors, each holding one copy of the index's embedder
 (chunks and embeds; a kept document passes through as a record-less row that only reports it
-as read) -> the driver's ``iter_batches`` -> :class:`~jinarag.retrieval.ingest.run.ChunkBatch`.
+as read) -> the driver's ``iter_batches`` ->
+:class:`~jinarag.retrieval.ingest.executor.ChunkBatch`.
 
 Rows cross Arrow, so records travel as JSON strings and vectors as float32 tensors.
 
@@ -31,14 +32,14 @@ import numpy as np
 
 from jinarag import errors
 from jinarag.errors import InputError
-from jinarag.retrieval.ingest.chunking import Record
+from jinarag.retrieval.ingest.chunking import Chunking
+from jinarag.retrieval.ingest.executor import ChunkBatch, SourceWork, documents_to_embed
 from jinarag.retrieval.ingest.readers import Document
-from jinarag.retrieval.ingest.run import ChunkBatch, SourceWork, documents_to_embed, late_records
-from jinarag.retrieval.ingest.sources import Chunking, Source, chunk_source_documents, read_source
+from jinarag.retrieval.ingest.sources import Source, read_source, source_records
+from jinarag.retrieval.layout import Record
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
-    from jinarag.retrieval.index import HybridIndex
 
 __all__ = ["RayExecutor"]
 
@@ -130,7 +131,7 @@ class RayExecutor:
         )
 
     def batches(
-        self, index: HybridIndex, work: Sequence[SourceWork], chunking: Chunking
+        self, embedder: Embedder, work: Sequence[SourceWork], chunking: Chunking
     ) -> Iterator[ChunkBatch]:
         """The records of ``work`` in batches, embedded on the Ray actors (see the module)."""
         if not work:
@@ -144,7 +145,7 @@ class RayExecutor:
                 ray.init(address=self.address, log_to_driver=False)
             started_here = True
         try:
-            yield from self._run(ray, index, work, chunking)
+            yield from self._run(ray, embedder, work, chunking)
         finally:
             if started_here:  # leave no workers behind; a Ray the caller started stays up
                 ray.shutdown()
@@ -164,7 +165,7 @@ class RayExecutor:
         return (min(1.0, share) if gpus else share), float(gpus), threads
 
     def _run(
-        self, ray: Any, index: HybridIndex, work: Sequence[SourceWork], chunking: Chunking
+        self, ray: Any, embedder: Embedder, work: Sequence[SourceWork], chunking: Chunking
     ) -> Iterator[ChunkBatch]:
         num_cpus, num_gpus, threads = self._resources(ray)
         context = ray.data.DataContext.get_current()
@@ -187,7 +188,7 @@ class RayExecutor:
             .map_batches(
                 _EmbedChunks,
                 fn_constructor_kwargs={
-                    "model": _model_spec(index.embedder, gpu=num_gpus > 0, threads=threads),
+                    "model": _model_spec(embedder, gpu=num_gpus > 0, threads=threads),
                     "chunking": chunking,
                 },
                 batch_size=self.batch_chunks,
@@ -197,7 +198,7 @@ class RayExecutor:
                 num_gpus=num_gpus or None,
             )
         )
-        dim = int(index.embedder.dim)
+        dim = int(embedder.dim)
         for batch in dataset.iter_batches(
             batch_size=self.batch_chunks, batch_format="numpy", drop_last=False
         ):
@@ -222,7 +223,7 @@ class RayExecutor:
             if vectors is not None and vectors.shape != (len(records), dim):
                 raise RuntimeError(
                     f"the Ray actors returned vectors of shape {vectors.shape} for "
-                    f"{len(records)} records of {index.embedder.name} (dim {dim}); the actors "
+                    f"{len(records)} records of {embedder.name} (dim {dim}); the actors "
                     "must load the same checkpoint as the index"
                 )
             yield ChunkBatch(records, vectors, seen)
@@ -357,19 +358,14 @@ class _EmbedChunks:
         dim = int(self.embedder.dim)
         if not docs:
             return [], np.zeros((0, dim), dtype=np.float32)
+        made, rows = source_records(source, n_docs, docs, offsets, self.chunking)
+        per_doc = [[made[r] for r in doc_rows] for doc_rows in rows]
         if self.chunking.late:
-            made, rows = late_records(source, n_docs, docs, offsets, self.chunking)
-            per_doc = [[made[r] for r in doc_rows] for doc_rows in rows]
             embedded = self.embedder.embed_late_chunks_many(
                 [[r.text for r in doc] for doc in per_doc if doc]
             )
             vectors = [np.asarray(v, dtype=np.float32) for v in embedded]
         else:
-            per_doc = []
-            for doc in docs:
-                per_doc.append(
-                    list(chunk_source_documents(source, n_docs, [doc], offsets, self.chunking))
-                )
             texts = [r.text for doc in per_doc for r in doc]
             vectors = [np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)]
         flat = np.concatenate(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)

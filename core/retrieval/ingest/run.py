@@ -12,11 +12,12 @@ One run, under the store's write lock from the first read to the last write:
 4. Stored sources in the scanned folders that are gone from disk are reported as *missing*,
    and removed (Chroma and BM25 together) with ``sync=True``.
 
-The chunking and embedding of step 3 is an :class:`Executor`'s: :class:`LocalExecutor` runs
-it in this process; ``jinarag.retrieval.ingest.ray_executor.RayExecutor`` on a Ray cluster.
-Either way the records are written here, batch by batch, through the index's one write path (content
-hashes, so a repeated or resumed run writes nothing twice), and every record carries its
-document's hash and chunk count: a run stopped at any point is finished by running it again.
+The chunking and embedding of step 3 is an executor's (:mod:`jinarag.retrieval.ingest.executor`:
+:class:`LocalExecutor` in this process, ``ray_executor.RayExecutor`` on a Ray cluster). Either
+way the records are written here, batch by batch, through the one
+:class:`~jinarag.retrieval.write.writer.Writer` (content hashes, so a repeated or resumed run
+writes nothing twice), and every record carries its document's hash and chunk count: a run
+stopped at any point is finished by running it again.
 
 Example:
     >>> report = index.add_files(["docs/"], sync=True)
@@ -28,203 +29,37 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import InputError
-from jinarag.retrieval.ingest.chunking import Record
-from jinarag.retrieval.ingest.readers import Document
+from jinarag.retrieval.ingest.chunking import Chunking
+from jinarag.retrieval.ingest.executor import (
+    ChunkBatch,
+    Executor,
+    LocalExecutor,
+    SourceWork,
+)
 from jinarag.retrieval.ingest.sources import (
-    DOC_CHUNKS_KEY,
-    DOC_HASH_KEY,
     ROOT_KEY,
     SOURCE_DOCS_KEY,
     SOURCE_HASH_KEY,
-    Chunking,
     Skipped,
     Source,
     StoredSource,
     catalog,
-    chunk_source_documents,
-    doc_hash,
-    read_source,
     scan,
-    source_keys,
 )
-from jinarag.retrieval.store.collection import HASH_KEY
-from jinarag.retrieval.write.plan import Batch, write
+from jinarag.retrieval.layout import HASH_KEY, Record
 
 if TYPE_CHECKING:
     import os
 
-    from jinarag.inference.embedder import Embedder
-    from jinarag.retrieval.index import HybridIndex
+    from jinarag.retrieval.write.writer import Writer
 
-__all__ = [
-    "ChunkBatch",
-    "Executor",
-    "IngestReport",
-    "LocalExecutor",
-    "SourceWork",
-    "add_files",
-    "chunking_settings",
-    "documents_to_embed",
-    "late_records",
-]
-
-DEFAULT_BATCH_CHUNKS = 64  # chunks embedded and written per step: the progress bar moves often
-
-
-def chunking_settings(
-    embedder: Embedder, chunk_tokens: int | None, overlap: int | None, chunking: str | None
-) -> Chunking:
-    """The checked :class:`Chunking` for ``embedder``: defaults filled in, a chunk that does
-    not fit the model, an overlap out of range or an overlap with late chunking refused."""
-    from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS
-    from jinarag.validation import check_choice, positive_int
-
-    late = check_choice("chunking", chunking, (None, "late")) == "late"
-    if late and overlap is not None:
-        raise InputError(
-            f"overlap {overlap} does not apply to late chunking: late chunks do not overlap "
-            "(each token counts for one chunk, read with its whole document); leave it out"
-        )
-    tokens = positive_int("chunk_tokens", chunk_tokens, allow_none=True)
-    if late:  # a long document is read in windows, so a chunk may be any size up to a window
-        return Chunking(tokens if tokens is not None else DEFAULT_CHUNK_TOKENS, 0, late=True)
-    specials = embedder.tokenizer.count_tokens("")
-    room = embedder.max_length - specials
-    size = tokens if tokens is not None else min(512, embedder.max_length) - specials
-    if size > room:
-        raise InputError(
-            f"chunk_tokens {size} does not fit {embedder.name} (max {embedder.max_length} "
-            f"tokens including {specials} special ones); use at most {room}"
-        )
-    share = overlap if overlap is not None else size // 8
-    if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share < size:
-        raise InputError(
-            f"overlap must be a whole number of tokens, >= 0 and smaller than the chunk size "
-            f"({size}); got {overlap!r}"
-        )
-    return Chunking(size, share)
-
-
-@dataclass(frozen=True)
-class SourceWork:
-    """A source to (re)index, and the documents already stored completely in this version
-    (``doc_id -> doc_hash``): those are not embedded again."""
-
-    source: Source
-    keep: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class ChunkBatch:
-    """Records ready to write: their vectors (None: the writer embeds them with the index's
-    embedder), and the documents read for them, ``(source id, doc_id, documents in the
-    source)`` per document, including the kept ones (which bring no records), and the
-    chunks the whole run writes when the executor knows it (for the progress bar)."""
-
-    records: list[Record]
-    vectors: np.ndarray | None
-    seen: list[tuple[str, str, int]]
-    total: int | None = None  # chunks the whole run writes, when the executor knows
-
-
-class Executor(Protocol):
-    """Reads, chunks and (optionally) embeds the sources of a run, as batches of records."""
-
-    def batches(
-        self, index: HybridIndex, work: Sequence[SourceWork], chunking: Chunking
-    ) -> Iterator[ChunkBatch]: ...
-
-
-def documents_to_embed(
-    work: SourceWork, docs: Sequence[Document], chunking: Chunking
-) -> list[Document]:
-    """The documents of a source that need embedding: all but the ones stored completely with
-    the same document hash."""
-    return [doc for doc in docs if work.keep.get(doc.id) != doc_hash(doc, chunking)]
-
-
-def late_records(
-    source: Source, n_docs: int, docs: Sequence[Document], token_offsets: Any, chunking: Chunking
-) -> tuple[list[Record], list[list[int]]]:
-    """Late chunking's records of ``docs`` (bookkeeping keys included) and, per document, the
-    positions of its chunks among them (what ``Embedder.embed_late_chunks_many`` takes)."""
-    from jinarag.retrieval.ingest.late import late_chunk_records
-
-    made = late_chunk_records(
-        [doc.text for doc in docs],
-        [doc.id for doc in docs],
-        [doc.metadata for doc in docs],
-        token_offsets,
-        by="tokens",
-        chunk_tokens=chunking.tokens,
-    )
-    keys = source_keys(source, n_docs, chunking)
-    records: list[Record] = []
-    for doc, rows in zip(docs, made.rows, strict=True):
-        mark = {**keys, DOC_HASH_KEY: doc_hash(doc, chunking), DOC_CHUNKS_KEY: len(rows)}
-        records.extend(Record(made.ids[r], made.texts[r], {**made.metas[r], **mark}) for r in rows)
-    return records, made.rows
-
-
-class LocalExecutor:
-    """Reads and chunks every source first (so the progress bar knows the total), then hands
-    out ``batch_chunks`` chunks per step, embedded by the writer; with late chunking, whole
-    documents of about that many chunks, embedded here (each chunk reads its document)."""
-
-    def __init__(self, batch_chunks: int = DEFAULT_BATCH_CHUNKS) -> None:
-        self.batch_chunks = batch_chunks
-
-    def batches(
-        self, index: HybridIndex, work: Sequence[SourceWork], chunking: Chunking
-    ) -> Iterator[ChunkBatch]:
-        offsets = index.embedder.tokenizer.token_offsets
-        groups: list[list[Record]] = []  # one per document (late) or per source
-        seen: list[tuple[str, str, int]] = []
-        for item in work:
-            docs = read_source(item.source)
-            seen.extend((item.source.id, doc.id, len(docs)) for doc in docs)
-            todo = documents_to_embed(item, docs, chunking)
-            if chunking.late:
-                made, rows = late_records(item.source, len(docs), todo, offsets, chunking)
-                groups.extend([made[r] for r in doc_rows] for doc_rows in rows)
-            else:
-                groups.append(
-                    list(chunk_source_documents(item.source, len(docs), todo, offsets, chunking))
-                )
-        total = sum(map(len, groups))
-        if not chunking.late:
-            flat = [r for group in groups for r in group]
-            for at in range(0, len(flat), self.batch_chunks):
-                yield ChunkBatch(flat[at : at + self.batch_chunks], None, seen, total)
-                seen = []
-        else:
-            step: list[list[Record]] = []
-            for group in groups:
-                step.append(group)
-                if sum(map(len, step)) >= self.batch_chunks:
-                    yield self._late_batch(index, step, seen, total)
-                    step, seen = [], []
-            if step:
-                yield self._late_batch(index, step, seen, total)
-                seen = []
-        if seen:  # every document was kept: nothing to embed, the documents still count
-            yield ChunkBatch([], None, seen, total)
-
-    @staticmethod
-    def _late_batch(
-        index: HybridIndex, docs: list[list[Record]], seen: list[tuple[str, str, int]], total: int
-    ) -> ChunkBatch:
-        vectors = index.embedder.embed_late_chunks_many([[r.text for r in doc] for doc in docs])
-        flat = [r for doc in docs for r in doc]
-        return ChunkBatch(flat, np.concatenate(vectors).astype(np.float32), seen, total)
+__all__ = ["IngestReport", "LocalExecutor", "add_files"]
 
 
 @dataclass
@@ -278,16 +113,18 @@ class IngestReport:
 
 
 def add_files(
-    index: HybridIndex,
+    writer: Writer,
     paths: Sequence[str | os.PathLike[str]],
     *,
+    exclude: Sequence[str | os.PathLike[str]] = (),
     root: str | os.PathLike[str] | None = None,
     sync: bool = False,
     chunking: Chunking,
     executor: Executor | None = None,
     show_progress: bool = False,
 ) -> IngestReport:
-    """Index the files under ``paths`` into ``index``; see the module docstring.
+    """Index the files under ``paths`` through ``writer``; see the module docstring.
+    ``exclude``: folders passed over (the store itself, when it lies in a folder given).
 
     Raises:
         InputError: a bad path or root (before anything is written), a bad file (named; the
@@ -296,12 +133,11 @@ def add_files(
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    found = scan(paths, root, exclude=[index.path] if index.path is not None else [])
+    found = scan(paths, root, exclude=exclude)
     report = IngestReport(skipped=list(found.skipped))
     executor = executor if executor is not None else LocalExecutor()
-    store, mirror = index._store, index._mirror
-    with index.writing():
-        held = _adopt_unrooted(catalog(store), found.sources)
+    with writer.writing():
+        held = _adopt_unrooted(catalog(writer.store), found.sources)
         _check_roots(found.sources, held)
         owners = {record_id: key for key, stored in held.items() for record_id in stored.ids}
         work: list[SourceWork] = []
@@ -321,14 +157,14 @@ def add_files(
         seen: dict[str, dict[str, int]] = {item.source.id: {} for item in work}
         bar = tqdm(desc="indexing", unit="chunk", disable=not show_progress)
         try:
-            for batch in executor.batches(index, work, chunking):
+            for batch in executor.batches(writer.embedder, work, chunking):
                 if batch.total is not None and bar.total != batch.total:
                     bar.total = batch.total
                     bar.refresh()
                 for source_id, doc_id, n_docs in batch.seen:
                     seen[source_id][doc_id] = n_docs
                 if batch.records:
-                    _write(index, batch, owners)
+                    _write(writer, batch, owners)
                     for record in batch.records:
                         written[record.metadata["source"]].add(record.id)
                         rewritten[record.metadata["source"]].add(str(record.metadata["doc_id"]))
@@ -342,17 +178,17 @@ def add_files(
                 source_id = item.source.id
                 kept = set(seen[source_id]) - rewritten[source_id]
                 report.chunks_removed += _finish_source(
-                    index, item, stored, written[source_id], kept, len(seen[source_id])
+                    writer, item, stored, written[source_id], kept, len(seen[source_id])
                 )
         if sync:
             for key in gone:
                 ids = held[key].ids
-                mirror.delete(ids)
+                writer.delete(ids)
                 report.removed.append(key[1])
                 report.chunks_removed += len(ids)
         else:
             report.missing = [key[1] for key in gone]
-    report.records = index.count()
+    report.records = writer.store.count()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -406,10 +242,8 @@ def _check_roots(sources: Sequence[Source], held: dict[tuple[str | None, str], A
             )
 
 
-def _write(
-    index: HybridIndex, batch: ChunkBatch, owners: dict[str, tuple[str | None, str]]
-) -> None:
-    """Write one batch through the index's write path (planned against what is stored);
+def _write(writer: Writer, batch: ChunkBatch, owners: dict[str, tuple[str | None, str]]) -> None:
+    """Write one batch through the one writer (planned against what is stored);
     a record id that another source's record holds is refused, never overwritten."""
     records = batch.records
     ids = [r.id for r in records]
@@ -428,13 +262,11 @@ def _write(
             f"two documents would be stored under the id {twice[0]!r} (check the '_id' fields "
             "of the JSONL files): ids must be unique across the files indexed together"
         )
-    rows = list(range(len(records)))
-    plan = Batch(ids, [r.text for r in records], [r.metadata for r in records], rows, batch.vectors)
-    write(index._mirror, index.embedder, plan.plan(index._store))
+    writer.write(records, documents=batch.documents, vectors=batch.vectors)
 
 
 def _finish_source(
-    index: HybridIndex,
+    writer: Writer,
     item: SourceWork,
     stored: StoredSource,
     written: set[str],
@@ -447,19 +279,23 @@ def _finish_source(
     source = item.source
     kept_ids = [i for doc_id in kept if doc_id in stored.docs for i in stored.docs[doc_id].ids]
     stale = sorted(set(stored.ids) - written - set(kept_ids))
-    index._mirror.delete(stale)
+    writer.delete(stale)
     if kept_ids and (stored.hashes != {source.hash} or stored.docs_expected != {n_docs}):
         # Kept documents carry the old file's hash: give them this one, text and vector stay.
-        held = index._store.raw_records(kept_ids)
-        ids = [i for i in kept_ids if i in held]
-        metas = [
-            {
-                **{k: v for k, v in held[i][1].items() if k != HASH_KEY},
-                SOURCE_HASH_KEY: source.hash,
-                SOURCE_DOCS_KEY: n_docs,
-            }
-            for i in ids
-        ]
-        plan = Batch(ids, [held[i][0] for i in ids], metas, list(range(len(ids))))
-        write(index._mirror, index.embedder, plan.plan(index._store))
+        held = writer.store.raw_records(kept_ids)
+        writer.write(
+            [
+                Record(
+                    i,
+                    held[i][0],
+                    {
+                        **{k: v for k, v in held[i][1].items() if k != HASH_KEY},
+                        SOURCE_HASH_KEY: source.hash,
+                        SOURCE_DOCS_KEY: n_docs,
+                    },
+                )
+                for i in kept_ids
+                if i in held
+            ]
+        )
     return len(stale)

@@ -25,16 +25,25 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import InputError
-from jinarag.retrieval.ingest.chunking import Record, TokenOffsets, chunk_document
+from jinarag.retrieval.ingest.chunking import Chunking, TokenOffsets, document_records
 from jinarag.retrieval.ingest.readers import SUFFIXES, Document, read_file
+from jinarag.retrieval.layout import (
+    CHUNKING_KEY,
+    DOC_CHUNKS_KEY,
+    DOC_HASH_KEY,
+    ROOT_KEY,
+    SOURCE_DOCS_KEY,
+    SOURCE_HASH_KEY,
+    Record,
+    document_hash,
+)
 
 if TYPE_CHECKING:
     from jinarag.retrieval.store.collection import ChromaStore
@@ -53,19 +62,12 @@ __all__ = [
     "StoredDoc",
     "StoredSource",
     "catalog",
-    "chunk_source_documents",
     "doc_hash",
     "read_source",
     "scan",
     "source_keys",
+    "source_records",
 ]
-
-ROOT_KEY = "jinarag:root"
-SOURCE_HASH_KEY = "jinarag:source_hash"
-SOURCE_DOCS_KEY = "jinarag:source_docs"
-DOC_HASH_KEY = "jinarag:doc_hash"
-DOC_CHUNKS_KEY = "jinarag:doc_chunks"
-CHUNKING_KEY = "jinarag:chunking"
 
 _READ_BLOCK = 1 << 20
 
@@ -104,24 +106,6 @@ class Scan:
         return any(
             root == r and (not p or source_id == p or source_id.startswith(p + "/"))
             for r, p in self.scopes
-        )
-
-
-@dataclass(frozen=True)
-class Chunking:
-    """How documents are cut into records: ``tokens`` per chunk, ``overlap`` tokens shared by
-    consecutive chunks, or ``late`` chunking (no overlap). Stored with every record, so a
-    change of settings re-indexes the sources it applies to."""
-
-    tokens: int
-    overlap: int = 0
-    late: bool = False
-
-    def __str__(self) -> str:
-        return (
-            f"late,tokens={self.tokens}"
-            if self.late
-            else (f"tokens={self.tokens},overlap={self.overlap}")
         )
 
 
@@ -249,14 +233,8 @@ def read_source(source: Source) -> list[Document]:
 
 
 def doc_hash(doc: Document, chunking: Chunking) -> str:
-    """A hash of a document as indexed: its id, text, metadata and the chunking settings."""
-    blob = json.dumps(
-        ["jinarag-doc/1", doc.id, doc.text, doc.metadata, str(chunking)],
-        sort_keys=True,
-        ensure_ascii=False,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+    """A hash of a document as indexed (:func:`jinarag.retrieval.layout.document_hash`)."""
+    return document_hash(doc.id, doc.text, doc.metadata, str(chunking))
 
 
 def source_keys(source: Source, n_docs: int, chunking: Chunking) -> dict[str, Any]:
@@ -269,24 +247,23 @@ def source_keys(source: Source, n_docs: int, chunking: Chunking) -> dict[str, An
     }
 
 
-def chunk_source_documents(
+def source_records(
     source: Source,
     n_docs: int,
     docs: Sequence[Document],
     token_offsets: TokenOffsets,
     chunking: Chunking,
-) -> Iterator[Record]:
-    """The records of ``docs`` (some or all of ``source``'s ``n_docs`` documents) cut with
-    overlap (:func:`jinarag.retrieval.ingest.chunking.chunk_document`), bookkeeping keys included.
-    Late chunking splits and embeds in one step (``HybridIndex``'s late path) instead."""
-    if chunking.late:
-        raise InputError("late chunking splits documents while embedding them; see ingest")
+) -> tuple[list[Record], list[list[int]]]:
+    """The records of ``docs`` (some or all of ``source``'s ``n_docs`` documents), source keys
+    included, and per document the positions of its records among them."""
     keys = source_keys(source, n_docs, chunking)
+    records: list[Record] = []
+    groups: list[list[int]] = []
     for doc in docs:
-        records = chunk_document(doc, token_offsets, chunking.tokens, chunking.overlap)
-        mark = {**keys, DOC_HASH_KEY: doc_hash(doc, chunking), DOC_CHUNKS_KEY: len(records)}
-        for record in records:
-            yield Record(record.id, record.text, {**record.metadata, **mark})
+        made = document_records(doc, token_offsets, chunking, extra=keys)
+        groups.append(list(range(len(records), len(records) + len(made))))
+        records.extend(made)
+    return records, groups
 
 
 # -- what a collection holds ---------------------------------------------------------------

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jinarag.errors import InputError
 from jinarag.retrieval.search import fusion as _fusion
 from jinarag.retrieval.search.hits import Hit, SourceScore
+from jinarag.retrieval.search.settings import FusionSettings, tuned_settings
+from jinarag.retrieval.write.records import check_ids
 from jinarag.validation import check_choice, check_text, positive_int
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
     from jinarag.inference.reranker import Reranker
-    from jinarag.retrieval.store.collection import Records
+    from jinarag.retrieval.store.collection import ChromaStore, Records
     from jinarag.retrieval.write.mirror import BM25Mirror
 
 __all__ = [
@@ -39,12 +42,17 @@ __all__ = [
     "DEFAULT_WEIGHTS",
     "MODES",
     "Candidates",
+    "SearchDefaults",
     "SearchPlan",
     "check_query_vector",
     "plan_search",
     "rank",
     "rerank_hits",
     "retrieve",
+    "run_search",
+    "search_defaults",
+    "candidate_lists",
+    "stored_hits",
     "to_hits",
 ]
 
@@ -69,8 +77,11 @@ DEFAULT_STOPWORDS = "english"
 DEFAULT_STEMMER = "english"
 
 
-class SearchDefaults(Protocol):
-    """The settings a search call falls back on (a :class:`HybridIndex` has them)."""
+@dataclass(frozen=True)
+class SearchDefaults:
+    """The settings a search call falls back on: a :class:`HybridIndex`'s, from its arguments,
+    else the store's tuned file (:mod:`jinarag.retrieval.search.settings`), else the shipped
+    defaults above. Build it with :func:`search_defaults`."""
 
     reranker: Reranker | None
     fusion: str
@@ -79,6 +90,35 @@ class SearchDefaults(Protocol):
     rrf_k: float
     candidates: int
     rerank_top: int
+    tuned: FusionSettings | None = None
+
+
+def search_defaults(
+    folder: Path | None,
+    reranker: Reranker | None = None,
+    fusion: str | None = None,
+    weights: Sequence[float] | None = None,
+    rrf_k: float | None = None,
+    candidates: int | None = None,
+    rerank_top: int = DEFAULT_RERANK_TOP,
+) -> SearchDefaults:
+    """Checked defaults: the arguments, else ``folder``'s tuned settings, else the shipped."""
+    tuned = tuned_settings(folder) if folder is not None else None
+    fusion = fusion if fusion is not None else (tuned.fusion if tuned else DEFAULT_FUSION)
+    rrf_k = rrf_k if rrf_k is not None else (tuned.rrf_k if tuned else DEFAULT_RRF_K)
+    _fusion.rrf([], k=rrf_k)  # validates k
+    if candidates is None:
+        candidates = tuned.candidates if tuned is not None else DEFAULT_CANDIDATES
+    return SearchDefaults(
+        reranker=reranker,
+        fusion=check_choice("fusion", fusion, _fusion.FUSION_METHODS),
+        weights=tuple(_fusion.normalize_weights(weights, 2)) if weights is not None else None,
+        method_weights={**DEFAULT_WEIGHTS, **(tuned.weights if tuned is not None else {})},
+        rrf_k=rrf_k,
+        candidates=positive_int("candidates", candidates),
+        rerank_top=positive_int("rerank_top", rerank_top),
+        tuned=tuned,
+    )
 
 
 @dataclass(frozen=True)
@@ -275,3 +315,48 @@ def rerank_hits(reranker: Reranker, query: str, hits: list[Hit]) -> list[Hit]:
         )
         for i in order
     ]
+
+
+def run_search(
+    mirror: BM25Mirror,
+    embedder: Embedder,
+    plan: SearchPlan,
+    query: str,
+    vector: np.ndarray | None = None,
+) -> list[Hit]:
+    """The steps of one search in order: retrieve, rank, build the hits, rerank, keep ``k``."""
+    found = retrieve(mirror, embedder, query, plan.mode, plan.candidates, plan.where, vector)
+    ranked, space = rank(plan, found)
+    records = mirror.store.records([doc_id for doc_id, _ in ranked]) if ranked else {}
+    hits = to_hits(found, ranked, records, space)
+    if plan.reranker is not None and hits:
+        hits = rerank_hits(plan.reranker, query, hits)
+    return hits[: plan.k]
+
+
+def candidate_lists(
+    mirror: BM25Mirror,
+    embedder: Embedder,
+    defaults: SearchDefaults,
+    query: str,
+    candidates: int | None = None,
+    where: dict[str, Any] | None = None,
+) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """:meth:`HybridIndex.sources`: both candidate lists before fusion, ``(dense, bm25)``."""
+    check_text(query, "query")
+    n = positive_int("candidates", candidates, allow_none=True)
+    found = retrieve(
+        mirror, embedder, query, "hybrid", n if n is not None else defaults.candidates, where
+    )
+    return list(found.dense), list(found.bm25)
+
+
+def stored_hits(
+    store: ChromaStore, ids: Sequence[str] | None, where: dict[str, Any] | None
+) -> list[Hit]:
+    """:meth:`HybridIndex.get`: the stored records with these ids (in the order given; missing
+    ids skipped) and/or matching ``where`` (neither: every record), as hits scored 0.0."""
+    wanted = check_ids(ids, unique=False) if ids is not None else None
+    records = store.records(wanted, where)
+    order = wanted if wanted is not None else list(records)
+    return [Hit(i, records[i][0], dict(records[i][1]), 0.0, "none") for i in order if i in records]

@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "FUSION_FORMAT",
     "FusionSettings",
     "read_fusion_settings",
+    "tuned_settings",
     "write_fusion_settings",
 ]
 
@@ -115,3 +117,15 @@ def write_fusion_settings(path: Path, settings: FusionSettings, tuned_on: dict[s
     """Save ``settings`` to ``path`` atomically, with ``tuned_on`` (what they were fitted on)."""
     payload = {"format": FUSION_FORMAT, **settings.to_json(), "tuned_on": tuned_on}
     atomic_write(path, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
+
+
+def tuned_settings(folder: Path) -> FusionSettings | None:
+    """A store's tuned fusion settings (None when there are none). Only a folder this process
+    can list holds them: a store path that is a file, or a folder without permission, is the
+    store's own error, which opening Chroma names (with the fix)."""
+    try:
+        with os.scandir(folder):
+            pass
+    except OSError:
+        return None
+    return read_fusion_settings(folder / FUSION_FILE)

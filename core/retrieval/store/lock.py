@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -25,19 +26,31 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
-from jinarag.errors import StoreBusyError, StoreError
+from jinarag.errors import InputError, StoreBusyError, StoreError
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "StoreLock"]
+__all__ = ["LOCK_FILE", "StoreLock", "check_timeout"]
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = "jinarag.lock"
 _POLL = 0.05  # seconds between tries while another process holds the lock
+
+
+def check_timeout(value: object) -> float:
+    """A lock timeout: seconds, a finite number >= 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise InputError(f"lock_timeout must be seconds (a number >= 0), got {value!r}")
+    return float(value)
 
 
 class StoreLock:

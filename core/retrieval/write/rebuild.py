@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jinarag.errors import StoreError
+from jinarag.retrieval.layout import late_chunk_of
 from jinarag.retrieval.store.client import drop_system
 from jinarag.retrieval.store.collection import ChromaStore, Records
 from jinarag.retrieval.store.files import collection_names, vector_folder
@@ -99,7 +100,7 @@ def rebuild_vector_index(
         ids = _in_documents(records)
         by_doc: dict[str, Records] = {}
         for record_id, (text, meta) in records.items():
-            if (key := _late_key(record_id, meta)) is not None:
+            if (key := late_chunk_of(record_id, meta)) is not None:
                 by_doc.setdefault(key[0], {})[record_id] = (text, meta)
 
         def fetch(doc_ids: Sequence[str]) -> Records:
@@ -125,25 +126,6 @@ def rebuild_vector_index(
         return len(ids)
 
 
-def _late_key(record_id: str, meta: Mapping[str, Any] | None) -> tuple[str, str, int] | None:
-    """``(doc_id, doc_hash, chunk)`` of a chunk written by late chunking, None for any other
-    record (a plain record may carry some of these keys as its own metadata)."""
-    if not meta:
-        return None
-    doc_id, doc_hash, chunk = meta.get("doc_id"), meta.get("doc_hash"), meta.get("chunk")
-    if not (
-        isinstance(doc_id, str)
-        and isinstance(doc_hash, str)
-        and isinstance(chunk, int)
-        and not isinstance(chunk, bool)
-        and isinstance(meta.get("span_start"), int)
-        and isinstance(meta.get("span_end"), int)
-        and record_id == f"{doc_id}#{chunk}"
-    ):
-        return None
-    return doc_id, doc_hash, chunk
-
-
 def late_documents(
     wanted: Mapping[str, tuple[str, Mapping[str, Any]]], stored: Records
 ) -> dict[tuple[str, str], list[str]]:
@@ -157,11 +139,11 @@ def late_documents(
             document, which the store no longer holds. The message names the documents. A
             lost last chunk leaves no gap and goes unseen.
     """
-    keys = {_late_key(i, meta) for i, (_, meta) in wanted.items()}
+    keys = {late_chunk_of(i, meta) for i, (_, meta) in wanted.items()}
     groups = {key[:2] for key in keys if key is not None}
     found: dict[tuple[str, str], dict[int, str]] = {group: {} for group in groups}
     for record_id, (_, meta) in itertools.chain(stored.items(), wanted.items()):
-        key = _late_key(record_id, meta)
+        key = late_chunk_of(record_id, meta)
         if key is not None and key[:2] in found:
             found[key[:2]][key[2]] = record_id
     broken = []
@@ -199,7 +181,7 @@ def reembed(
         StoreError: a document's chunks are not all stored (see :func:`late_documents`).
     """
     vectors = np.zeros((len(ids), int(embedder.dim)), dtype=np.float32)
-    keys = [_late_key(i, meta) for i, meta in zip(ids, metas, strict=True)]
+    keys = [late_chunk_of(i, meta) for i, meta in zip(ids, metas, strict=True)]
     plain = [row for row, key in enumerate(keys) if key is None]
     if plain:
         vectors[plain] = embedder.embed_documents([texts[row] for row in plain])
@@ -225,7 +207,7 @@ def reembed(
 def _in_documents(records: Records) -> list[str]:
     """The ids of ``records``: plain records first, then each late-chunked document's chunks
     together and in order (a document is embedded in one piece)."""
-    keys = {i: _late_key(i, meta) for i, (_, meta) in records.items()}
+    keys = {i: late_chunk_of(i, meta) for i, (_, meta) in records.items()}
     plain = [i for i, key in keys.items() if key is None]
     late = sorted((key, i) for i, key in keys.items() if key is not None)
     return plain + [i for _, i in late]
@@ -236,7 +218,7 @@ def _batches(ids: list[str], records: Records) -> list[list[str]]:
     out: list[list[str]] = [[]]
     last: tuple[str, str] | None = None
     for record_id in ids:
-        key = _late_key(record_id, records[record_id][1])
+        key = late_chunk_of(record_id, records[record_id][1])
         group = key[:2] if key is not None else None
         if len(out[-1]) >= _BATCH and (group is None or group != last):
             out.append([])
