@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from jinarag.inference.api import EmbedCall, EmbeddingSides, LateChunkCall
-from jinarag.inference.heads import mean_pool, span_sums
+from jinarag.inference.heads import l2_normalize, mean_pool, span_sums
 from jinarag.inference.late_chunking import plan_late_chunks
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
@@ -125,7 +125,7 @@ class Embedder(EmbeddingSides, PretrainedModel):
         )
         means = sums[:, :-1] / sums[:, -1:]
         if call.normalize:
-            means /= np.linalg.norm(means, axis=1, keepdims=True).clip(min=1e-12)
+            means = l2_normalize(means)
         return [
             means[first : first + plan.chunks] for first, plan in zip(first_row, plans, strict=True)
         ]

@@ -9,16 +9,28 @@ and padded rows pool alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from jinarag.inference.pipeline import DeviceBatch
 
-__all__ = ["first_tokens", "mean_pool", "span_sums"]
+__all__ = ["first_tokens", "l2_normalize", "mean_pool", "span_sums"]
+
+Rows = TypeVar("Rows", np.ndarray, torch.Tensor)
+# A row's norm is clamped to this before dividing: a zero row stays zero (torch's F.normalize).
+NORM_EPS = 1e-12
+
+
+def l2_normalize(rows: Rows) -> Rows:
+    """Each row (the last axis) divided by its L2 norm, a zero row left zero: the one
+    normalisation of every embedding, pooled on the device (a tensor) or summed on the host (a
+    numpy array: late chunking, the server)."""
+    if isinstance(rows, torch.Tensor):
+        return rows / rows.norm(dim=-1, keepdim=True).clamp_min(NORM_EPS)
+    return rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), NORM_EPS)
 
 
 def mean_pool(
@@ -30,7 +42,7 @@ def mean_pool(
     sums = torch.zeros((batch.count + 1, flat.shape[1]), dtype=torch.float32, device=flat.device)
     sums.index_add_(0, batch.owner, flat)  # padding lands in the extra last row
     pooled = sums[:-1] / batch.lengths[:, None].to(torch.float32)
-    return (F.normalize(pooled, dim=-1) if normalize else pooled), batch.index
+    return (l2_normalize(pooled) if normalize else pooled), batch.index
 
 
 def first_tokens(hidden: torch.Tensor, batch: DeviceBatch) -> torch.Tensor:

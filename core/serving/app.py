@@ -39,6 +39,7 @@ except ImportError as exc:  # the dependencies a user may lack: name the extra t
     ) from exc
 
 from jinarag.inference.embedder import Embedder
+from jinarag.inference.heads import l2_normalize
 from jinarag.inference.late_chunking import check_chunks
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.inference.reranker import best_first, sigmoid
@@ -65,7 +66,7 @@ from jinarag.serving.requests import (
     texts_of,
 )
 from jinarag.serving.vectors import ENCODINGS, OPENAI_ENCODINGS, dumps, encode_vectors
-from jinarag.serving.work import Work, late_job, normalized, pairs_job, texts_job
+from jinarag.serving.work import Work, late_job, pairs_job, texts_job
 from jinarag.validation import check_text
 
 __all__ = [
@@ -293,7 +294,8 @@ def create_app(
             return texts_job(work, "input", texts, truncate=body.truncate)
 
         def finish(rows: np.ndarray, tokens: int) -> bytes:
-            vectors = encode_vectors(normalized(rows) if body.normalized else rows, encoding)
+            # Rows come unnormalised, so requests of either kind share engine calls.
+            vectors = encode_vectors(l2_normalize(rows) if body.normalized else rows, encoding)
             data = [
                 {"object": "embedding", "index": i, "embedding": vector}
                 for i, vector in enumerate(vectors)

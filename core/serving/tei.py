@@ -16,6 +16,7 @@ from fastapi import Request
 
 import jinarag
 from jinarag.inference.embedder import Embedder
+from jinarag.inference.heads import l2_normalize
 from jinarag.inference.reranker import best_first, sigmoid
 from jinarag.serving.batcher import Job
 from jinarag.serving.limits import ServerLimits
@@ -28,7 +29,7 @@ from jinarag.serving.requests import (
     texts_of,
 )
 from jinarag.serving.vectors import dumps
-from jinarag.serving.work import Work, normalized, pairs_job, texts_job
+from jinarag.serving.work import Work, pairs_job, texts_job
 from jinarag.validation import check_text
 
 __all__ = ["add_tei_routes"]
@@ -54,7 +55,7 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
             return texts_job(work, "inputs", texts, truncate=body.truncate)
 
         def finish(rows: np.ndarray, _tokens: int) -> bytes:
-            return dumps(normalized(rows) if body.normalize else rows)
+            return dumps(l2_normalize(rows) if body.normalize else rows)
 
         return await respond(request, entry, prepare, finish)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from jinarag.errors import Cancelled, InputError
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.pretrained import PretrainedModel
@@ -19,7 +17,7 @@ from jinarag.models.tokenization import Encoded
 from jinarag.serving.batcher import Job
 from jinarag.serving.limits import RequestTooLargeError, ServerLimits
 
-__all__ = ["Work", "late_job", "normalized", "pairs_job", "texts_job"]
+__all__ = ["Work", "late_job", "pairs_job", "texts_job"]
 
 # Texts tokenised at a time while counting a request's tokens: one over the limit is refused
 # after about max_request_tokens tokens of work, not after all of it.
@@ -73,12 +71,6 @@ def late_job(work: Work, chunks: list[str], *, truncate: bool) -> Job:
         chunks, model, work.limits, truncate=truncate, should_stop=work.should_stop
     )
     return Job("late", chunks, tokens, long=truncate)
-
-
-def normalized(rows: np.ndarray) -> np.ndarray:
-    """``rows`` L2-normalised (the server embeds unnormalised, so requests of either kind
-    share engine calls)."""
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True).clip(min=1e-12)
 
 
 def _tokens(encoded: Encoded) -> int:
