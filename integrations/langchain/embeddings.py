@@ -22,11 +22,9 @@ from jinarag.langchain._loading import (
     secret_value,
 )
 from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
+from jinarag.retrieval.layout import CHUNK_KEYS, chunk_metadata
 from jinarag.retrieval.write.records import content_id
 from jinarag.validation import check_choice, positive_int
-
-# Metadata each chunk Document gets from `late_chunk_documents`.
-CHUNK_KEYS = ("doc_id", "chunk", "span_start", "span_end")
 
 
 class JinaEmbeddings(LoadingFields, Embeddings):
@@ -124,8 +122,8 @@ class JinaEmbeddings(LoadingFields, Embeddings):
             `id`, or a hash of its text and metadata when it has none), `chunk` (its position
             in the source, from 0), `span_start` and `span_end` (its characters in the
             source's `page_content`), and the id `"{doc_id}#{chunk}"`: the ids, texts, metadata
-            and vectors `jinarag.HybridIndex.add(..., chunking="late")` stores (it adds
-            `doc_hash`).
+            and vectors `jinarag.HybridIndex.add(..., chunking="late")` stores (the record
+            layout of `jinarag.retrieval.layout`; its own bookkeeping keys are never shown).
 
         Raises:
             InputError: a non-Document item, a blank Document, a source whose metadata already
@@ -160,13 +158,7 @@ class JinaEmbeddings(LoadingFields, Embeddings):
         for doc, pieces in zip(items, split, strict=True):
             doc_id = doc.id if doc.id is not None else content_id(doc.page_content, doc.metadata)
             for number, piece in enumerate(pieces):
-                metadata = {
-                    **doc.metadata,
-                    "doc_id": doc_id,
-                    "chunk": number,
-                    "span_start": piece.span[0],
-                    "span_end": piece.span[1],
-                }
+                metadata = chunk_metadata(doc.metadata, doc_id, number, piece.span)
                 chunks.append(
                     Document(page_content=piece.text, metadata=metadata, id=f"{doc_id}#{number}")
                 )

@@ -72,7 +72,7 @@ class JinaHybridRetriever(BaseRetriever):
         embedded by late chunking (`add(..., chunking="late")`: the model reads the whole
         Document, and each chunk's vector is the mean of its own tokens' output states); the
         records are the chunks, with ids `"{id}#{n}"` and metadata `doc_id`, `chunk`,
-        `span_start`, `span_end` and `doc_hash` added. `chunk_tokens` (default 256) and
+        `span_start` and `span_end` added. `chunk_tokens` (default 256) and
         `chunk_by` (`"tokens"` or `"sentences"`) apply to late chunking only; with it off,
         giving either is an `InputError`. Errors name items as `texts[i]`/`metadatas[i]`,
         `i` the position in `documents`.

@@ -21,10 +21,13 @@ from jinarag.inference.embedder import Embedder
 from jinarag.inference.resolve import load_or_use
 from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
 from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, split_text
+from jinarag.retrieval.layout import CHUNK_KEYS as RECORD_CHUNK_KEYS
+from jinarag.retrieval.layout import chunk_metadata
 from jinarag.validation import check_bool, check_choice, positive_int
 
-# Metadata each chunk node of a split Document gets (kept out of the embedded and LLM text).
-CHUNK_KEYS = ("chunk", "span_start", "span_end")
+# Metadata each chunk node of a split Document gets (kept out of the embedded and LLM text):
+# the record layout's chunk keys but `doc_id`, which LlamaIndex keeps as the node's source.
+CHUNK_KEYS = tuple(key for key in RECORD_CHUNK_KEYS if key != "doc_id")
 
 
 class JinaLateChunker(LoadingFields, TransformComponent):
@@ -234,12 +237,7 @@ def _chunk_nodes(
     for number, (node, (start, end), vector) in enumerate(zip(chunks, spans, vectors, strict=True)):
         node.embedding = vector
         node.start_char_idx, node.end_char_idx = start, end
-        node.metadata = {
-            **document.metadata,
-            "chunk": number,
-            "span_start": start,
-            "span_end": end,
-        }
+        node.metadata = chunk_metadata(document.metadata, None, number, (start, end))
         node.excluded_embed_metadata_keys = list(excluded_embed)
         node.excluded_llm_metadata_keys = list(excluded_llm)
     for before, after in zip(chunks, chunks[1:], strict=False):

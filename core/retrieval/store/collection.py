@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from jinarag.errors import InputError, JinaragError
+from jinarag.retrieval.layout import HASH_KEY, visible
 from jinarag.retrieval.store.client import (
     META_DIM,
     META_EMBEDDER,
@@ -39,14 +40,10 @@ from jinarag.retrieval.store.errors import translate, unreachable
 from jinarag.retrieval.store.paging import by_ids, listing, slices
 from jinarag.retrieval.store.redaction import redact_url
 
-__all__ = ["HASH_KEY", "RESERVED_PREFIX", "ChromaStore", "Filter", "Records"]
+__all__ = ["ChromaStore", "Filter", "Records"]
 
 logger = logging.getLogger(__name__)
 
-RESERVED_PREFIX = "jinarag:"
-"""Metadata keys of this prefix are ours (refused in records, never shown in results)."""
-HASH_KEY = "jinarag:hash"
-"""The record metadata key holding the content hash of the record's text and metadata."""
 _META_GENERATION = "jinarag:generation"
 # HNSW search breadth for new collections (Chroma's default is 100). At least as wide as the
 # candidate lists we ask for, so a shorter list is exactly the head of a longer one.
@@ -223,7 +220,7 @@ class ChromaStore:
         """``{id: (text, metadata)}`` for these ids (in batches) or, with None, all records;
         with ``where``, only the matching ones. Our own keys (``jinarag:*``) are left out."""
         return {
-            doc_id: (text, {k: v for k, v in meta.items() if not k.startswith(RESERVED_PREFIX)})
+            doc_id: (text, visible(meta))
             for doc_id, (text, meta) in self.raw_records(ids, where).items()
         }
 
