@@ -48,6 +48,7 @@ __all__ = [
     "RerankingSides",
     "ScoreCall",
     "best_first",
+    "sigmoid",
 ]
 
 ACTIVATIONS = ("sigmoid", None)
@@ -65,6 +66,11 @@ class RankedDocument:
 def best_first(scores: np.ndarray, top_n: int | None = None) -> list[int]:
     """Indices by score, best first, ties in input order, at most ``top_n``."""
     return np.argsort(-scores, kind="stable")[:top_n].tolist()
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Relevance in (0, 1) from raw logits (computed in float64, returned as float32)."""
+    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ __all__ = [
     "DEFAULT_MAX_BATCH_TOKENS",
     "Batch",
     "default_max_batch_tokens",
+    "pass_budget",
     "schedule",
+    "within_budget",
 ]
 
 # Tokens per forward pass (rows × row length). CPU: 32 × 512; a GPU has memory for more.
@@ -34,6 +36,31 @@ ROW_MULTIPLE = 128
 
 def default_max_batch_tokens(device: torch.device) -> int:
     return DEFAULT_MAX_BATCH_TOKENS if device.type == "cpu" else DEFAULT_MAX_BATCH_TOKENS_GPU
+
+
+def pass_budget(device: torch.device, max_batch_tokens: int, cpu_pass_tokens: int | None) -> int:
+    """The token budget of one forward pass: ``max_batch_tokens``, at most ``cpu_pass_tokens``
+    on a CPU (where smaller passes of mixed lengths measured faster; a GPU takes the whole
+    budget)."""
+    if device.type == "cpu" and cpu_pass_tokens is not None:
+        return min(cpu_pass_tokens, max_batch_tokens)
+    return max_batch_tokens
+
+
+def within_budget(
+    lengths: Sequence[int], start: int, max_tokens: int, *, first: bool
+) -> tuple[int, int]:
+    """``(stop, tokens)``: the sequences ``start..stop-1``, taken in order, whose ``lengths``
+    sum to at most ``max_tokens``, and that sum. With ``first``, at least one sequence even
+    when it alone is over (it then runs alone, as :func:`schedule` runs it). The server cuts
+    a large request into engine calls with it, so the budget is counted one way everywhere."""
+    stop, tokens = start, 0
+    while stop < len(lengths):
+        if tokens + lengths[stop] > max_tokens and not (first and stop == start):
+            break
+        tokens += lengths[stop]
+        stop += 1
+    return stop, tokens
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from jinarag.inference.api import (
     RerankingSides,
     ScoreCall,
     best_first,
+    sigmoid,
 )
 from jinarag.inference.heads import first_tokens
 from jinarag.inference.pipeline import DeviceBatch
@@ -103,11 +104,6 @@ class Reranker(RerankingSides, PretrainedModel):
             max_tokens=positive_int("max_tokens", max_tokens, allow_none=True),
         )
         return _activate(logits, activation)
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Relevance in (0, 1) from raw logits (computed in float64, returned as float32)."""
-    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
 
 
 def _activate(logits: np.ndarray, activation: str | None) -> np.ndarray:

@@ -38,11 +38,10 @@ except ImportError as exc:  # the dependencies a user may lack: name the extra t
         "jinarag serve needs FastAPI, uvicorn and prometheus-client: pip install 'jinarag[server]'"
     ) from exc
 
-from jinarag.inference.embedder import Embedder
+from jinarag.inference.api import best_first, sigmoid
 from jinarag.inference.heads import l2_normalize
 from jinarag.inference.late_chunking import check_chunks
-from jinarag.inference.pretrained import PretrainedModel
-from jinarag.inference.reranker import best_first, sigmoid
+from jinarag.inference.protocols import PairScorer, TokenEmbedder, require
 from jinarag.serving.batcher import Batcher, Job, QueueFullError, RequestTimeoutError
 from jinarag.serving.guard import Guard, error_body, run_stoppable
 from jinarag.serving.limits import (
@@ -56,7 +55,13 @@ from jinarag.serving.limits import (
     RequestTooLargeError,
     ServerLimits,
 )
-from jinarag.serving.registry import ModelNotServedError, Registry, ServedModel, display_name
+from jinarag.serving.registry import (
+    ModelNotServedError,
+    Registry,
+    ServedModel,
+    display_name,
+    kind_of,
+)
 from jinarag.serving.requests import (
     BodyError,
     EmbeddingsRequest,
@@ -86,7 +91,8 @@ FINISH_INLINE_ROWS = 64
 CLIENT_CLOSED_REQUEST = 499  # nginx's code: the client left, nobody reads the answer
 RETRY_AFTER_SECONDS = 1
 
-Models = PretrainedModel | Mapping[str, PretrainedModel] | Sequence[PretrainedModel] | None
+Model = TokenEmbedder | PairScorer
+Models = Model | Mapping[str, Model] | Sequence[Model] | None
 
 
 def require_fastapi() -> Any:
@@ -115,7 +121,7 @@ def _served(models: Models) -> list[ServedModel]:
     """Models as given to create_app: one, a list, or a mapping of name to model."""
     if models is None:
         return []
-    if isinstance(models, PretrainedModel):
+    if kind_of(models) is not None:
         return [ServedModel.named(models)]
     if isinstance(models, Mapping):
         return [ServedModel.named(model, name) for name, model in models.items()]
@@ -140,11 +146,14 @@ def create_app(
 
     ``embedder`` and ``reranker`` are each a model, a list of models, a mapping of name to
     model (the name a request may use besides the model's own), or None (their routes then
-    answer 404). The first of each kind answers requests that name no model. The limits are
+    answer 404). A model that is neither an embedder nor a reranker (the protocols of
+    :mod:`jinarag.inference.protocols`) is an InputError. The first of each kind answers
+    requests that name no model. The limits are
     :class:`~jinarag.serving.limits.ServerLimits`'; ``max_wait_ms`` and ``max_queue`` the
-    batchers'; ``request_timeout`` (seconds, None: none) gives a request up with 504;
-    ``api_key`` requires ``Authorization: Bearer KEY`` on every route but ``/health`` and
-    ``/ready``; ``cors_origins`` allows browsers on those origins (none by default).
+    batchers'; ``request_timeout``
+    (seconds, None: none) gives a request up with 504; ``api_key`` requires
+    ``Authorization: Bearer KEY`` on every route but ``/health`` and ``/ready``;
+    ``cors_origins`` allows browsers on those origins (none by default).
 
     Setting the event ``app.state.shutting_down`` makes the app refuse new requests with 503
     while the running ones finish; ``jinarag serve`` sets it on SIGTERM and Ctrl-C.
@@ -266,7 +275,7 @@ def create_app(
                 "owned_by": "jinarag",
                 "created": 0,
                 "kind": "embedding" if entry.kind == "embedder" else "rerank",
-                "dimensions": entry.model.dim if isinstance(entry.model, Embedder) else None,
+                "dimensions": _dim(entry),
                 "max_length": entry.model.max_length,
                 "aliases": list(entry.names[1:]),
             }
@@ -278,8 +287,7 @@ def create_app(
     async def embeddings(request: Request) -> Any:
         body = await read_body(request, EmbeddingsRequest)
         entry, name = registry.find("embedder", body.model)
-        model = entry.model
-        assert isinstance(model, Embedder)
+        model = require(entry.model, TokenEmbedder, "POST /v1/embeddings")
         encoding = _embedding_format(body)
         _check_model_options(body, model, name)
         texts = texts_of("input", body.input, limits, single=True)
@@ -363,7 +371,14 @@ def _embedding_format(body: EmbeddingsRequest) -> str:
     return "float"
 
 
-def _check_model_options(body: EmbeddingsRequest, model: Embedder, name: str) -> None:
+def _dim(entry: ServedModel) -> int | None:
+    """An embedder's vector length (None for a reranker)."""
+    if entry.kind != "embedder":
+        return None
+    return require(entry.model, TokenEmbedder, "GET /v1/models").dim
+
+
+def _check_model_options(body: EmbeddingsRequest, model: TokenEmbedder, name: str) -> None:
     """``task`` and ``dimensions`` exist for jina-embeddings-v3, not for the models served
     here: a request asking for them is refused, not answered with something else."""
     if body.task is not None:

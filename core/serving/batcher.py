@@ -2,14 +2,16 @@
 the engine's token-budget batches.
 
 A request is tokenised in its own thread (so its limits are checked and its usage known before
-it queues), then handed to its model's :class:`Batcher` as a :class:`Job`. The worker takes
-the oldest job, waits at most ``max_wait_ms`` for more, and runs what it took, up to the
-model's token budget (``max_batch_tokens``), as one call of the engine
-(:meth:`Embedder.embed_tokens`, :meth:`Reranker.score_tokens`,
-:meth:`Embedder.embed_late_chunks_many`). The engine sorts and batches their sequences
-together; each job gets its own rows back, exactly what it would get alone. A job larger than
-the budget runs a slice per call and goes to the back of the queue between slices, so the
-requests behind it wait for one slice, not for all of it.
+it queues), then handed to its model's :class:`Batcher` as a :class:`Job` of a
+:class:`JobKind`. The worker takes the oldest job, waits at most ``max_wait_ms`` for more, and
+runs what it took, up to the model's ``max_batch_tokens``, as one call of the engine through
+the protocols of :mod:`jinarag.inference.protocols` (``embed_tokens``, ``score_tokens``,
+``embed_late_chunks_many``). The batcher only merges and slices: the engine's scheduler sorts
+and batches the sequences into passes (each within
+:func:`~jinarag.inference.batching.pass_budget`), and each job gets its own rows back,
+exactly what it would get alone. A job larger than the budget runs a slice per call (cut by
+:func:`~jinarag.inference.batching.within_budget`) and goes to the back of the queue between
+slices, so the requests behind it wait for one slice, not for all of it.
 
 The queue is bounded: a full one refuses a new job (HTTP 503 with ``Retry-After``) instead of
 growing. A job whose client left is dropped if it has not started, and a running engine call
@@ -25,19 +27,18 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import Enum
+from typing import Any, cast
 
 import numpy as np
 
 from jinarag.errors import Cancelled, JinaragError
-from jinarag.inference.embedder import Embedder
-from jinarag.inference.pretrained import PretrainedModel
-from jinarag.inference.reranker import Reranker
+from jinarag.inference.batching import pass_budget, within_budget
+from jinarag.inference.protocols import PairScorer, TokenEmbedder, require
 from jinarag.models.tokenization import Encoded
 
-__all__ = ["Batcher", "Job", "QueueFullError", "RequestTimeoutError"]
+__all__ = ["Batcher", "Job", "JobKind", "QueueFullError", "RequestTimeoutError"]
 
-JobKind = Literal["embed", "score", "late"]
 # One engine pass: at most 32 sequences (Embedder.embed's default) and, on a CPU, about 2048
 # padded tokens. Merged requests mix lengths more than one sorted corpus does, and passes of
 # 1-2k tokens measured fastest here (benchmarks/README.md, server_load). A pass is also the
@@ -46,6 +47,18 @@ MAX_SEQUENCES = 32
 # How often a waiting request checks whether its client is still there.
 POLL_SECONDS = 0.25
 CPU_PASS_TOKENS = int(__import__("os").environ.get("XPASS", "2048"))
+
+
+class JobKind(str, Enum):
+    """What a job asks of its model; :attr:`protocol` is what the model must be for it."""
+
+    EMBED = "embed"  # texts tokenised already -> unnormalised mean vectors
+    SCORE = "score"  # (query, document) pairs tokenised already -> raw logits
+    LATE = "late"  # one document's chunks -> the chunks' unnormalised vectors
+
+    @property
+    def protocol(self) -> type:
+        return PairScorer if self is JobKind.SCORE else TokenEmbedder
 
 
 class QueueFullError(JinaragError):
@@ -60,11 +73,11 @@ class RequestTimeoutError(JinaragError):
 class Job:
     """One request's work for a model.
 
-    ``embed``: ``payload`` is the request's :class:`Encoded` texts; the result is their
-    unnormalised mean vectors. ``score``: ``payload`` is the encoded (query, document) pairs;
-    the result is their raw logits. ``late``: ``payload`` is one document's chunks
+    ``EMBED``: ``payload`` is the request's :class:`Encoded` texts; the result is their
+    unnormalised mean vectors. ``SCORE``: ``payload`` is the encoded (query, document) pairs;
+    the result is their raw logits. ``LATE``: ``payload`` is one document's chunks
     (``long=True``: read past max_length in overlapping windows); the result is the chunks'
-    unnormalised vectors.
+    unnormalised vectors. ``kind`` may be given as its value (``"embed"``).
     """
 
     kind: JobKind
@@ -76,21 +89,19 @@ class Job:
     taken: int = 0  # sequences handed to the engine so far (slices of a large job)
     finished: list[np.ndarray] = field(default_factory=list)  # their rows, in order
 
+    def __post_init__(self) -> None:
+        self.kind = JobKind(self.kind)
+
     def next_slice(self, room: int, *, first: bool) -> Slice | None:
         """The job's next sequences that fit ``room`` tokens (at least one when ``first``,
         the engine call's first slice); None when none fit. A late chunking job (one
         document, read as one input) is never split."""
-        if self.kind == "late":
+        if self.kind is JobKind.LATE:
             if self.tokens > room and not first:
                 return None
             return Slice(self, 0, 1, self.tokens, last=True)
-        lengths = self.payload.input_ids
-        stop, tokens = self.taken, 0
-        while stop < len(lengths) and (
-            tokens + len(lengths[stop]) <= room or stop == self.taken and first
-        ):
-            tokens += len(lengths[stop])
-            stop += 1
+        lengths = [len(ids) for ids in self.payload.input_ids]
+        stop, tokens = within_budget(lengths, self.taken, room, first=first)
         if stop == self.taken:
             return None
         part = Slice(self, self.taken, stop, tokens, last=stop == len(lengths))
@@ -140,14 +151,14 @@ class Batcher:
 
     Example:
         >>> batcher = Batcher(embedder, max_wait_ms=2, max_queue=512)
-        >>> job = batcher.submit(Job("embed", embedder.tokenize(["a text"]), tokens=3))
+        >>> job = batcher.submit(Job(JobKind.EMBED, embedder.tokenize(["a text"]), tokens=3))
         >>> job.future.result().shape  # or, on an event loop, await job.answer(...)
         (1, 384)
     """
 
     def __init__(
         self,
-        model: PretrainedModel,
+        model: TokenEmbedder | PairScorer,
         *,
         max_wait_ms: float,
         max_queue: int,
@@ -173,7 +184,9 @@ class Batcher:
         return len(self._jobs)
 
     def submit(self, job: Job) -> Job:
-        """Queue ``job``; QueueFullError when ``max_queue`` jobs wait already."""
+        """Queue ``job``; QueueFullError when ``max_queue`` jobs wait already, InputError when
+        the model is not what the job's kind needs (:attr:`JobKind.protocol`)."""
+        require(self.model, job.kind.protocol, f"a {job.kind.value!r} job")
         with self._ready:
             if self._closed:
                 raise QueueFullError("the server is shutting down; send the request again")
@@ -237,7 +250,7 @@ class Batcher:
 
     def _work(self) -> None:
         while (taken := self._take()) is not None:
-            for kind in ("embed", "score", "late"):
+            for kind in JobKind:
                 group = [part for part in taken if part.job.kind == kind]
                 if group:
                     self._run(kind, group)
@@ -250,7 +263,9 @@ class Batcher:
 
         started = time.perf_counter()
         try:
-            rows = self._late(jobs, stop) if kind == "late" else self._encoded(kind, parts, stop)
+            rows = (
+                self._late(jobs, stop) if kind is JobKind.LATE else self._encoded(kind, parts, stop)
+            )
         except BaseException as exc:  # Cancelled, a bad input, a bug: every waiter hears it
             for job in jobs:
                 if not job.future.done():
@@ -274,9 +289,8 @@ class Batcher:
             [types for p in parts for types in p.job.payload.token_type_ids[p.start : p.stop]],
             truncated=[],
         )
-        if kind == "embed":
-            assert isinstance(self.model, Embedder)
-            rows = self.model.embed_tokens(
+        if kind is JobKind.EMBED:
+            rows = cast(TokenEmbedder, self.model).embed_tokens(
                 merged,
                 normalize=False,
                 batch_size=MAX_SEQUENCES,
@@ -284,8 +298,7 @@ class Batcher:
                 max_tokens=self._pass_tokens(),
             )
         else:
-            assert isinstance(self.model, Reranker)
-            rows = self.model.score_tokens(
+            rows = cast(PairScorer, self.model).score_tokens(
                 merged,
                 activation=None,
                 batch_size=MAX_SEQUENCES,
@@ -295,20 +308,18 @@ class Batcher:
         bounds = np.cumsum([0] + [p.stop - p.start for p in parts])
         return [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    def _pass_tokens(self) -> int | None:
-        """The token budget of one pass: CPU_PASS_TOKENS on a CPU, the model's own on a GPU."""
-        if self.model.device.type == "cpu":
-            return min(CPU_PASS_TOKENS, self.model.max_batch_tokens)
-        return None
+    def _pass_tokens(self) -> int:
+        """The token budget of one pass (the model's ``max_batch_tokens``, capped on a CPU)."""
+        return pass_budget(self.model.device, self.model.max_batch_tokens, CPU_PASS_TOKENS)
 
     def _late(self, jobs: list[Job], stop: Callable[[], bool]) -> list[np.ndarray]:
-        assert isinstance(self.model, Embedder)
+        embedder = cast(TokenEmbedder, self.model)  # checked by submit
         parts: list[np.ndarray] = [np.zeros(0)] * len(jobs)
         for long in (True, False):  # one engine call per reading mode
             chosen = [i for i, job in enumerate(jobs) if job.long is long]
             if not chosen:
                 continue
-            vectors = self.model.embed_late_chunks_many(
+            vectors = embedder.embed_late_chunks_many(
                 [jobs[i].payload for i in chosen],
                 normalize=False,
                 long_late_chunking=long,

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 from jinarag.errors import InputError
-from jinarag.inference.embedder import Embedder
-from jinarag.inference.pretrained import PretrainedModel
+from jinarag.inference.protocols import EngineModel, PairScorer, TokenEmbedder, missing_members
 
-__all__ = ["ModelNotServedError", "Registry", "ServedModel", "display_name"]
+__all__ = ["ModelNotServedError", "Registry", "ServedModel", "display_name", "kind_of"]
 
 Kind = Literal["embedder", "reranker"]
 
@@ -28,7 +27,7 @@ class ModelNotServedError(InputError):
     ones it does."""
 
 
-def display_name(model: PretrainedModel) -> str:
+def display_name(model: EngineModel) -> str:
     """The Hub id a model was loaded by, or a local directory's final name (never its path;
     ``model.name`` itself stays the path, which the hybrid index stores)."""
     local = model.name == str(model.source) or Path(model.name).is_absolute()
@@ -39,25 +38,49 @@ def _is_path(name: str) -> bool:
     return os.sep in name or name.startswith(".") or Path(name).expanduser().is_dir()
 
 
+def kind_of(model: object) -> Kind | None:
+    """``"embedder"`` for a :class:`~jinarag.inference.protocols.TokenEmbedder`,
+    ``"reranker"`` for a :class:`~jinarag.inference.protocols.PairScorer`, else None."""
+    if not missing_members(model, TokenEmbedder):
+        return "embedder"
+    if not missing_members(model, PairScorer):
+        return "reranker"
+    return None
+
+
 @dataclass
 class ServedModel:
-    """A loaded model and its names; ``names[0]`` answers requests that name no model."""
+    """A loaded model, its names and its kind; ``names[0]`` answers requests that name no
+    model. A model that is neither kind is an InputError naming what it lacks."""
 
-    model: PretrainedModel
+    model: TokenEmbedder | PairScorer
     names: tuple[str, ...] = field(default=())
+    kind: Kind = field(init=False)
+
+    def __post_init__(self) -> None:
+        kind = kind_of(self.model)
+        if kind is None:
+            lacks = {
+                protocol.__name__: ", ".join(missing_members(self.model, protocol))
+                for protocol in (TokenEmbedder, PairScorer)
+            }
+            raise InputError(
+                f"{type(self.model).__name__} cannot be served: it is neither a TokenEmbedder "
+                f"(it lacks {lacks['TokenEmbedder']}) nor a PairScorer (it lacks "
+                f"{lacks['PairScorer']}); serve a jinarag.Embedder or a jinarag.Reranker"
+            )
+        self.kind = kind
 
     @classmethod
-    def named(cls, model: PretrainedModel, given: str | None = None) -> ServedModel:
+    def named(cls, model: TokenEmbedder | PairScorer, given: str | None = None) -> ServedModel:
         """``model`` with its names: ``given`` (unless it is a path), the display name and,
         for a Hub id, its last part."""
+        entry = cls(model)  # its kind first: a model that is neither fails here, by name
         shown = display_name(model)
         candidates = [given] if given is not None and not _is_path(given) else []
         candidates += [shown, shown.rsplit("/", 1)[-1]]
-        return cls(model, tuple(dict.fromkeys(candidates)))
-
-    @property
-    def kind(self) -> Kind:
-        return "embedder" if isinstance(self.model, Embedder) else "reranker"
+        entry.names = tuple(dict.fromkeys(candidates))
+        return entry
 
 
 class Registry:

@@ -15,9 +15,9 @@ import numpy as np
 from fastapi import Request
 
 import jinarag
-from jinarag.inference.embedder import Embedder
+from jinarag.inference.api import best_first, sigmoid
 from jinarag.inference.heads import l2_normalize
-from jinarag.inference.reranker import best_first, sigmoid
+from jinarag.inference.protocols import TokenEmbedder, require
 from jinarag.serving.batcher import Job
 from jinarag.serving.limits import ServerLimits
 from jinarag.serving.registry import Registry
@@ -42,8 +42,7 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
     async def embed(request: Request) -> Any:
         body = await read_body(request, TeiEmbedRequest)
         entry, name = registry.find("embedder", None)
-        model = entry.model
-        assert isinstance(model, Embedder)
+        model = require(entry.model, TokenEmbedder, "POST /embed")
         if body.dimensions is not None and body.dimensions != model.dim:
             raise jinarag.InputError(
                 f"dimensions={body.dimensions!r} is not supported: {name} returns {model.dim} "
@@ -88,7 +87,7 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
         if entry is None:
             return {"model_id": None, "version": jinarag.__version__}
         model = entry.model
-        if isinstance(model, Embedder):
+        if entry.kind == "embedder":
             model_type: dict[str, Any] = {"embedding": {"pooling": "mean"}}
         else:
             model_type = {"reranker": {"id2label": {"0": "LABEL_0"}, "label2id": {"LABEL_0": 0}}}

@@ -10,11 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from jinarag.errors import Cancelled, InputError
-from jinarag.inference.embedder import Embedder
-from jinarag.inference.pretrained import PretrainedModel
-from jinarag.inference.reranker import Reranker
+from jinarag.inference.protocols import PairScorer, TokenEmbedder, require
 from jinarag.models.tokenization import Encoded
-from jinarag.serving.batcher import Job
+from jinarag.serving.batcher import Job, JobKind
 from jinarag.serving.limits import RequestTooLargeError, ServerLimits
 
 __all__ = ["Work", "late_job", "pairs_job", "texts_job"]
@@ -28,24 +26,22 @@ COUNT_CHUNK = 64
 class Work:
     """What a request's thread needs: its model, the limits, and whether to stop."""
 
-    model: PretrainedModel
+    model: TokenEmbedder | PairScorer
     limits: ServerLimits
     should_stop: Callable[[], bool]
 
 
 def texts_job(work: Work, field: str, texts: list[str], *, truncate: bool) -> Job:
     """The job embedding ``texts`` (document side); its rows are unnormalised means."""
-    model = work.model
-    assert isinstance(model, Embedder)
+    model = require(work.model, TokenEmbedder, f"embedding {field}")
     cut = work.limits.cut(field, texts, model.max_length, truncate=truncate)
     encoded = _tokenize(work, field, cut, model.max_length, truncate, model.tokenize)
-    return Job("embed", encoded, _tokens(encoded))
+    return Job(JobKind.EMBED, encoded, _tokens(encoded))
 
 
 def pairs_job(work: Work, field: str, query: str, documents: list[str], *, truncate: bool) -> Job:
     """The job scoring (query, document) for each document; its rows are raw logits."""
-    model = work.model
-    assert isinstance(model, Reranker)
+    model = require(work.model, PairScorer, f"reranking {field}")
     longest = work.limits.max_chars(model.max_length)
     if len(query) > longest:
         raise InputError(
@@ -59,18 +55,17 @@ def pairs_job(work: Work, field: str, query: str, documents: list[str], *, trunc
         return model.tokenize_pairs([(query, doc) for doc in chunk], truncate=truncate)
 
     encoded = _tokenize(work, field, cut, model.max_length, truncate, tokenize)
-    return Job("score", encoded, _tokens(encoded))
+    return Job(JobKind.SCORE, encoded, _tokens(encoded))
 
 
 def late_job(work: Work, chunks: list[str], *, truncate: bool) -> Job:
     """The job of late chunking one document (``truncate=True``: a document over max_length
     is read in overlapping windows); its rows are the chunks' unnormalised vectors."""
-    model = work.model
-    assert isinstance(model, Embedder)
+    model = require(work.model, TokenEmbedder, "late chunking input")
     tokens = _count_late_tokens(
         chunks, model, work.limits, truncate=truncate, should_stop=work.should_stop
     )
-    return Job("late", chunks, tokens, long=truncate)
+    return Job(JobKind.LATE, chunks, tokens, long=truncate)
 
 
 def _tokens(encoded: Encoded) -> int:
@@ -112,7 +107,7 @@ def _tokenize(
 
 def _count_late_tokens(
     chunks: list[str],
-    model: Embedder,
+    model: TokenEmbedder,
     limits: ServerLimits,
     *,
     truncate: bool,
