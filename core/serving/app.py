@@ -46,6 +46,7 @@ from jinarag.serving.batcher import Batcher, Job, QueueFullError, RequestTimeout
 from jinarag.serving.guard import Guard, error_body, run_stoppable
 from jinarag.serving.limits import (
     DEFAULT_CHARS_PER_TOKEN,
+    DEFAULT_CPU_PASS_TOKENS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_INPUTS,
     DEFAULT_MAX_QUEUE,
@@ -141,6 +142,7 @@ def create_app(
     request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
     api_key: str | None = None,
     cors_origins: Sequence[str] = (),
+    cpu_pass_tokens: int = DEFAULT_CPU_PASS_TOKENS,
 ) -> Any:
     """A FastAPI app serving the given models.
 
@@ -149,8 +151,8 @@ def create_app(
     answer 404). A model that is neither an embedder nor a reranker (the protocols of
     :mod:`jinarag.inference.protocols`) is an InputError. The first of each kind answers
     requests that name no model. The limits are
-    :class:`~jinarag.serving.limits.ServerLimits`'; ``max_wait_ms`` and ``max_queue`` the
-    batchers'; ``request_timeout``
+    :class:`~jinarag.serving.limits.ServerLimits`' (``cpu_pass_tokens``: tokens of one forward
+    pass on a CPU); ``max_wait_ms`` and ``max_queue`` the batchers'; ``request_timeout``
     (seconds, None: none) gives a request up with 504; ``api_key`` requires
     ``Authorization: Bearer KEY`` on every route but ``/health`` and ``/ready``;
     ``cors_origins`` allows browsers on those origins (none by default).
@@ -167,6 +169,7 @@ def create_app(
         max_inputs=max_inputs,
         chars_per_token=chars_per_token,
         max_request_tokens=max_request_tokens,
+        cpu_pass_tokens=cpu_pass_tokens,
     )
     registry = Registry(_served(embedder) + _served(reranker))
     metrics = Metrics()
@@ -177,6 +180,7 @@ def create_app(
             max_wait_ms=max_wait_ms,
             max_queue=max_queue,
             observe=metrics.observer(entry.names[0]),
+            cpu_pass_tokens=limits.cpu_pass_tokens,
         )
         metrics.track_queue(entry.names[0], lambda b=batcher: b.depth)
         batchers[id(entry)] = batcher

@@ -36,17 +36,15 @@ from jinarag.errors import Cancelled, JinaragError
 from jinarag.inference.batching import pass_budget, within_budget
 from jinarag.inference.protocols import PairScorer, TokenEmbedder, require
 from jinarag.models.tokenization import Encoded
+from jinarag.serving.limits import DEFAULT_CPU_PASS_TOKENS
 
 __all__ = ["Batcher", "Job", "JobKind", "QueueFullError", "RequestTimeoutError"]
 
-# One engine pass: at most 32 sequences (Embedder.embed's default) and, on a CPU, about 2048
-# padded tokens. Merged requests mix lengths more than one sorted corpus does, and passes of
-# 1-2k tokens measured fastest here (benchmarks/README.md, server_load). A pass is also the
-# unit after which a given-up request stops the work.
+# One engine pass: at most 32 sequences (Embedder.embed's default) and, on a CPU, at most
+# ServerLimits.cpu_pass_tokens tokens.
 MAX_SEQUENCES = 32
 # How often a waiting request checks whether its client is still there.
 POLL_SECONDS = 0.25
-CPU_PASS_TOKENS = int(__import__("os").environ.get("XPASS", "2048"))
 
 
 class JobKind(str, Enum):
@@ -164,10 +162,13 @@ class Batcher:
         max_queue: int,
         observe: Callable[[int, int, int, float], None] | None = None,
         budget: int | None = None,
+        cpu_pass_tokens: int | None = DEFAULT_CPU_PASS_TOKENS,
     ) -> None:
         self.model = model
         # Tokens per engine call (default: the model's max_batch_tokens).
         self.budget = budget
+        # Tokens per forward pass on a CPU (ServerLimits.cpu_pass_tokens; None: the model's own).
+        self.cpu_pass_tokens = cpu_pass_tokens
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
         # observe(requests, sequences, tokens, seconds) after each engine call (the metrics).
@@ -310,7 +311,7 @@ class Batcher:
 
     def _pass_tokens(self) -> int:
         """The token budget of one pass (the model's ``max_batch_tokens``, capped on a CPU)."""
-        return pass_budget(self.model.device, self.model.max_batch_tokens, CPU_PASS_TOKENS)
+        return pass_budget(self.model.device, self.model.max_batch_tokens, self.cpu_pass_tokens)
 
     def _late(self, jobs: list[Job], stop: Callable[[], bool]) -> list[np.ndarray]:
         embedder = cast(TokenEmbedder, self.model)  # checked by submit

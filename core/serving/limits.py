@@ -15,6 +15,7 @@ from jinarag.validation import positive_int
 
 __all__ = [
     "DEFAULT_CHARS_PER_TOKEN",
+    "DEFAULT_CPU_PASS_TOKENS",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_INPUTS",
     "DEFAULT_MAX_QUEUE",
@@ -36,6 +37,11 @@ DEFAULT_MAX_REQUEST_TOKENS = 262_144
 DEFAULT_MAX_WAIT_MS = 2.0
 DEFAULT_MAX_QUEUE = 1024
 DEFAULT_REQUEST_TIMEOUT = 300.0
+# Tokens of one forward pass on a CPU (rows × row length, padding included). Merged requests
+# mix lengths more than one sorted corpus does, and passes of 1-2k tokens measured fastest
+# (benchmarks/README.md, server_load). A pass is also the unit after which a given-up request
+# stops the work. A GPU runs passes of the model's whole max_batch_tokens.
+DEFAULT_CPU_PASS_TOKENS = 2048
 
 
 class RequestTooLargeError(InputError):
@@ -55,15 +61,24 @@ class ServerLimits:
             (``--chars-per-token``).
         max_request_tokens: tokens the model reads for one request, each text counted after its
             cut to ``max_length`` (``--max-request-tokens``).
+        cpu_pass_tokens: tokens of one forward pass on a CPU, padding included (at most the
+            model's ``max_batch_tokens``); a keyword of ``create_app``, not a flag.
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_inputs: int = DEFAULT_MAX_INPUTS
     chars_per_token: int = DEFAULT_CHARS_PER_TOKEN
     max_request_tokens: int = DEFAULT_MAX_REQUEST_TOKENS
+    cpu_pass_tokens: int = DEFAULT_CPU_PASS_TOKENS
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_inputs", "chars_per_token", "max_request_tokens"):
+        for name in (
+            "max_body_bytes",
+            "max_inputs",
+            "chars_per_token",
+            "max_request_tokens",
+            "cpu_pass_tokens",
+        ):
             positive_int(name, getattr(self, name))
 
     def body_too_large(self, size: int, *, declared: bool) -> RequestTooLargeError:
