@@ -21,9 +21,17 @@ Every message names the bad value and says how to fix it. The tree::
 
 Catch ``JinaragError`` to handle them all; ``InputError`` is also a ``ValueError`` so code
 that already guards against ``ValueError`` keeps working.
+
+Warnings are issued with :func:`warn`, which attributes them to the first line outside
+jinarag (the line that called ``embed``, ``from_pretrained`` or an adapter), however deep in
+the package they arise.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import warnings
 
 __all__ = [
     "Cancelled",
@@ -133,3 +141,43 @@ class CheckpointWarning(UserWarning):
     """A checkpoint loaded, but probably not the way it was meant to be used (a cross-encoder
     loaded as an ``Embedder``). Filter it by category when the use is intended:
     ``warnings.simplefilter("ignore", jinarag.CheckpointWarning)``."""
+
+
+def warn(message: Warning | str, category: type[Warning] | None = None) -> None:
+    """``warnings.warn(message, category)`` attributed to the first frame outside jinarag's
+    packages (the core and the installed integrations): the user's line, whichever public
+    method or adapter it called and however many frames of ours lie between.
+
+    Python 3.12 and later skip our frames with ``skip_file_prefixes``; before that, the frames
+    are walked here and counted into ``stacklevel`` (importlib's frames are not counted, as
+    ``warnings`` does not count them).
+    """
+    prefixes = _package_dirs()
+    if sys.version_info >= (3, 12):
+        warnings.warn(message, category, skip_file_prefixes=prefixes)  # type: ignore[call-arg]
+        return
+    frame = sys._getframe(0)  # this function: stacklevel 1
+    level = 1
+    while frame.f_back is not None and (
+        frame.f_code.co_filename.startswith(prefixes) or _bootstrap(frame.f_code.co_filename)
+    ):
+        frame = frame.f_back
+        if not _bootstrap(frame.f_code.co_filename):
+            level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _package_dirs() -> tuple[str, ...]:
+    """The directories of ``jinarag`` and of its loaded subpackages that live elsewhere (the
+    integrations install as ``jinarag.<framework>`` from their own directory), each ending
+    with a separator."""
+    dirs = set()
+    for name, module in list(sys.modules.items()):
+        if name == "jinarag" or name.startswith("jinarag."):
+            dirs.update(os.path.join(path, "") for path in getattr(module, "__path__", ()))
+    return tuple(sorted(dirs))
+
+
+def _bootstrap(filename: str) -> bool:
+    """importlib's own frames, which ``warnings`` skips when it counts ``stacklevel``."""
+    return "importlib" in filename and "_bootstrap" in filename

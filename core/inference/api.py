@@ -13,9 +13,8 @@ implements (where the work is done: a forward pass, or HTTP requests):
 - a reranker: ``_score_pairs(pairs, call)`` (checked pairs).
 
 ``call`` is an :class:`EmbedCall`, :class:`LateChunkCall` or :class:`ScoreCall`: the call's
-checked options. ``embed``, ``embed_queries``, the late-chunking methods, ``score_pairs``
-and ``score`` call their primitive directly: the pipeline attributes a warning two frames
-above the run, which is then the caller's line.
+checked options. A warning of the run (truncation) names the caller's line, however the
+methods call each other (:func:`jinarag.errors.warn`).
 
 Light on purpose (numpy and the validation helpers): :mod:`jinarag.inference.remote` builds on
 it without loading torch.

@@ -15,7 +15,6 @@ says which limit to set.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from jinarag.errors import Cancelled, DeviceMemoryError, TruncationWarning
+from jinarag.errors import Cancelled, DeviceMemoryError, TruncationWarning, warn
 from jinarag.inference.batching import Batch, schedule
 from jinarag.inference.threads import pass_threads
 from jinarag.models.tokenization import Encoded
@@ -236,11 +235,10 @@ def _smaller_budget(spec: RunSpec, batch: Batch, budget: int, exc: torch.OutOfMe
             f"max_length={max(4, batch.row_length // 2)}), dtype='float16', or a device with "
             "more free memory."
         ) from exc
-    warnings.warn(
+    warn(
         f"Out of memory on {spec.device} with {batch.tokens} tokens in a batch; retrying with "
         f"max_batch_tokens={halved}. Pass max_batch_tokens={halved} (or lower) to start there.",
         RuntimeWarning,
-        stacklevel=4,
     )
     return halved
 
@@ -256,5 +254,4 @@ def _warn_truncated(truncated: list[int], count: int, max_length: int, what: str
         detail=f" (indices {first}{more}). Pass truncate=False to get an error instead, "
         "or split long texts into chunks.",
     )
-    # Attributed to the caller of embed()/score_pairs(): this, run, _run, the model's two.
-    warnings.warn(warning, stacklevel=6)
+    warn(warning)  # attributed to the caller's line, outside jinarag

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import warnings
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from jinarag.errors import CheckpointError, CheckpointWarning, ModelNotFoundError
+from jinarag.errors import CheckpointError, CheckpointWarning, ModelNotFoundError, warn
 from jinarag.models.config import EncoderConfig, read_config
 from jinarag.models.encoder import Encoder
 
@@ -281,15 +280,14 @@ def load_encoder(
         key.removeprefix("bert.").startswith("classifier.") for key in raw_state
     ):
         # Mean-pooling a cross-encoder is occasionally meant, so a warning, not an error.
-        warnings.warn(
+        warn(
             CheckpointWarning(
                 f"{directory} is a cross-encoder (it has classifier.* weights) loaded as an "
                 "Embedder: its classifier is dropped and its hidden states mean-pooled, which "
                 "is rarely what it was trained for. To score (query, document) pairs load it "
                 "with jinarag.Reranker.from_pretrained(...); filter jinarag.CheckpointWarning "
                 "if the embedding is intended."
-            ),
-            stacklevel=3,  # the caller of from_pretrained
+            )
         )
     state = _normalise_keys(raw_state, keep_head=with_classifier)
     expected = set(model.state_dict())
