@@ -19,6 +19,7 @@ from jinarag.cli.common import count, load_embedder, load_reranker
 from jinarag.errors import InputError
 from jinarag.serving.limits import (
     DEFAULT_CHARS_PER_TOKEN,
+    DEFAULT_CPU_PASS_TOKENS,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_INPUTS,
     DEFAULT_MAX_QUEUE,
@@ -81,6 +82,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MAX_QUEUE,
         help="requests that may wait per model; more are refused with 503 and Retry-After "
         f"(default {DEFAULT_MAX_QUEUE})",
+    )
+    batching.add_argument(
+        "--cpu-pass-tokens",
+        type=count,
+        default=DEFAULT_CPU_PASS_TOKENS,
+        metavar="TOKENS",
+        help="tokens of one forward pass on a CPU, padding included: smaller passes keep the "
+        f"cache warm and answer single requests sooner (default {DEFAULT_CPU_PASS_TOKENS})",
     )
     batching.add_argument(
         "--request-timeout",
@@ -161,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         max_request_tokens=args.max_request_tokens,
         max_wait_ms=args.max_wait_ms,
         max_queue=args.max_queue,
+        cpu_pass_tokens=args.cpu_pass_tokens,
         request_timeout=args.request_timeout,
         api_key=args.api_key or None,
         cors_origins=args.cors_origin,
