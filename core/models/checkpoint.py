@@ -21,6 +21,8 @@ from jinarag.models.encoder import Encoder
 __all__ = [
     "EMBEDDER_ALIASES",
     "RERANKER_ALIASES",
+    "WEIGHT_ALIGNMENT",
+    "aligned",
     "load_encoder",
     "repo_id_for",
     "resolve_checkpoint",
@@ -252,6 +254,23 @@ def _normalise_keys(state: dict[str, torch.Tensor], *, keep_head: bool) -> dict[
     return out
 
 
+# Bytes weights are aligned to in memory: a cache line, and what AVX-512 loads at once.
+# safetensors hands out tensors at the file's offsets (8 + header length + data offset), which
+# land 16-60 bytes off a line; MKL's kernels take another code path for such weights.
+WEIGHT_ALIGNMENT = 64
+
+
+def aligned(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` itself when it is off the CPU or starts at a :data:`WEIGHT_ALIGNMENT`-byte
+    boundary, else a copy of it in storage that does. Values are unchanged."""
+    if tensor.device.type != "cpu" or tensor.data_ptr() % WEIGHT_ALIGNMENT == 0:
+        return tensor
+    size = tensor.numel() * tensor.element_size()
+    raw = torch.empty(size + WEIGHT_ALIGNMENT, dtype=torch.uint8)
+    start = (-raw.data_ptr()) % WEIGHT_ALIGNMENT
+    return raw[start : start + size].view(tensor.dtype).view(tensor.shape).copy_(tensor)
+
+
 def _key_list(keys: set[str]) -> str:
     shown = sorted(keys)[:10]
     more = f" … and {len(keys) - 10} more" if len(keys) > 10 else ""
@@ -264,7 +283,8 @@ def load_encoder(
     """Build the encoder a checkpoint describes and load its weights, strictly.
 
     The module is created on the meta device and the loaded tensors are assigned to it, so
-    weights live in memory once (no random init that is then overwritten).
+    weights live in memory once (no random init that is then overwritten). CPU weights start
+    at 64-byte boundaries (:func:`aligned`).
     """
     config = read_config(directory)
     with_classifier = kind == "reranker"
@@ -315,6 +335,8 @@ def load_encoder(
             f"{directory}: weights do not match config.json shapes: {'; '.join(wrong_shape[:5])}."
             " The config and weights come from different models."
         )
-    state = {key: tensor.to(device=device, dtype=dtype) for key, tensor in state.items()}
+    del raw_state  # tensors are moved one at a time: the old copy of each is freed as we go
+    for key in list(state):
+        state[key] = aligned(state.pop(key).to(device=device, dtype=dtype))
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval(), config
