@@ -24,7 +24,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from serving_helpers import Server, cpu_seconds, rss_mb
+from serving_helpers import (
+    Server,
+    counter,
+    cpu_seconds,
+    exit_cpu_seconds,
+    rss_mb,
+    wait_until_busy,
+    wait_until_idle,
+)
 
 from jinarag.errors import Cancelled, TruncationWarning
 from jinarag.serving.app import create_app
@@ -387,6 +395,21 @@ MANY = [
     f"note {i}: " + "shock waves, boundary layers and heat transfer on swept wings. " * 5
     for i in range(2000)
 ]
+MANY_CPU_SECONDS = 40  # less than MiniLM needs for MANY (measured: 19 s per 500 texts, 2 threads)
+
+
+def wait_until_shutting_down(url: str, within: float = 60.0) -> None:
+    """Wait until the server at ``url`` has taken in a SIGTERM: /ready answers 503, or nothing
+    answers any more (a check after a fixed sleep would depend on the machine's load)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if httpx.get(f"{url}/ready", timeout=10).status_code == 503:
+                return
+        except httpx.TransportError:
+            return
+        assert time.monotonic() < deadline, f"the server still said ready {within} s after SIGTERM"
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -415,17 +438,17 @@ def test_probe_cases_are_answered_within_seconds_over_http(server):
 
 
 @pytest.mark.slow
-def test_work_stops_when_the_client_disconnects(server):
-    before = cpu_seconds(server.pid)
+def test_work_stops_when_the_client_disconnects(server, minilm_embedder):
+    total = sum(minilm_embedder.tokenizer.count_tokens(text) for text in MANY)
+    read_before = counter(server.url, "jinarag_tokens_total")
     with pytest.raises(httpx.ReadTimeout):  # the client gives up after 1 s and closes
         server.post("/v1/embeddings", {"input": MANY}, timeout=1.0)
-    busy = cpu_seconds(server.pid) - before
-    assert busy > 0.3, "the request should have kept the server busy"
-    time.sleep(1.0)  # the server polls every 0.1 s, then finishes the batch in progress
-    settled = cpu_seconds(server.pid)
-    time.sleep(2.0)
-    idle = cpu_seconds(server.pid) - settled
-    assert idle < 0.3, f"the server used {idle:.2f} s of CPU in 2 s after the client left"
+    # The server notices within a poll and stops at the end of the pass in progress: its CPU
+    # time stops growing, and the model has read a small part of the request (what it read in
+    # about a second, however fast or busy this machine is), not all of it.
+    wait_until_idle(server.pid)
+    read = counter(server.url, "jinarag_tokens_total") - read_before
+    assert read < total / 2, f"the model read {read:.0f} of the request's {total} tokens"
     assert server.post("/v1/embeddings", {"input": ["still serving"]}).status_code == 200
 
 
@@ -485,9 +508,9 @@ def test_sigterm_lets_running_requests_finish_and_refuses_new_ones(
         with httpx.Client(base_url=server.url, timeout=10) as kept_alive:
             assert kept_alive.get("/ready").status_code == 200  # opens the connection
             client.start()
-            time.sleep(1.5)  # the request is in the model by now
+            wait_until_busy(server.pid, cpu=0.5)  # the request is in the model by now
             os.kill(server.pid, signal.SIGTERM)
-            time.sleep(0.3)
+            wait_until_shutting_down(server.url)
             try:  # a new request: refused on an open connection, or no connection at all
                 late = kept_alive.post("/v1/embeddings", json={"input": ["late"]})
                 assert late.status_code == 503, late.text
@@ -526,11 +549,13 @@ def test_a_request_still_running_at_the_graceful_timeout_is_given_up(
     client = threading.Thread(target=long_request)
     try:
         client.start()
-        time.sleep(1.5)
-        started = time.monotonic()
+        wait_until_busy(server.pid, cpu=0.5)  # the request is in the model by now
+        before = cpu_seconds(server.pid)
         os.kill(server.pid, signal.SIGTERM)
-        server.process.wait(timeout=30)
-        assert time.monotonic() - started < 15  # MANY alone takes far longer
+        # Counted in CPU time, not wall time: on a busy machine the server does less work in
+        # its 2 s of grace, not more. The whole of MANY is several times this.
+        after = exit_cpu_seconds(server.process, within=120) - before
+        assert after < MANY_CPU_SECONDS / 3, f"{after:.1f} s of CPU after SIGTERM"
         client.join(timeout=10)
         assert answers and not (
             isinstance(answers[0], httpx.Response) and answers[0].status_code == 200

@@ -25,6 +25,10 @@ PAIRS = [
     ("wing lift in a propeller slipstream", "the lift of a wing in a slipstream increases"),
 ]
 FAST = {"max_length": 192, "device": "cpu", "show_progress": False}
+# The same weights in two models (one reloaded from disk) give the same logits up to float32
+# rounding: the CPU kernels may sum in another order for weights at another memory alignment.
+# Other weights (one more training step, another seed) move the logits by far more than this.
+SAME_WEIGHTS_ATOL = 1e-6
 
 
 def small_beir(source: Path, target: Path, n_docs: int = 30) -> Path:
@@ -75,7 +79,7 @@ def test_loss_decreases_on_a_tiny_checkpoint(tiny_teacher):
     assert np.mean(losses[-quarter:]) < np.mean(losses[:quarter]) - 0.1, losses
 
 
-def test_trained_model_reloads_with_identical_scores(tiny_teacher):
+def test_trained_model_reloads_with_the_same_scores(tiny_teacher):
     out = tiny_teacher.out
     assert {"config.json", "model.safetensors", "tokenizer.json", "training.json"} <= {
         p.name for p in out.iterdir()
@@ -84,9 +88,11 @@ def test_trained_model_reloads_with_identical_scores(tiny_teacher):
     record = json.loads((out / "training.json").read_text())
     assert record["created_head"] is True and record["kind"] == "fine-tune"
     reloaded = jinarag.Reranker.from_pretrained(out, max_length=192)
-    np.testing.assert_array_equal(
+    np.testing.assert_allclose(
         reloaded.score_pairs(PAIRS, activation=None),
         tiny_teacher.reranker.score_pairs(PAIRS, activation=None),
+        rtol=0,
+        atol=SAME_WEIGHTS_ATOL,
     )
 
 
@@ -121,13 +127,15 @@ def tiny_student(tiny_teacher, small_cranfield, tmp_path_factory):
     )
 
 
-def test_student_has_n_layers_and_reloads_with_identical_scores(tiny_teacher, tiny_student):
+def test_student_has_n_layers_and_reloads_with_the_same_scores(tiny_teacher, tiny_student):
     reloaded = jinarag.Reranker.from_pretrained(tiny_student.out, max_length=192)
     assert reloaded.config.num_hidden_layers == 1
     assert tiny_teacher.reranker.config.num_hidden_layers == 2
-    np.testing.assert_array_equal(
+    np.testing.assert_allclose(
         reloaded.score_pairs(PAIRS, activation=None),
         tiny_student.reranker.score_pairs(PAIRS, activation=None),
+        rtol=0,
+        atol=SAME_WEIGHTS_ATOL,
     )
 
 
@@ -274,9 +282,11 @@ def test_an_embedder_checkpoint_gets_a_new_head(minilm_dir):
     reranker, created = load_cross_encoder(minilm_dir, device="cpu", max_length=192, seed=0)
     assert created and reranker.config.num_labels == 1
     again, _ = load_cross_encoder(minilm_dir, device="cpu", max_length=192, seed=0)
-    np.testing.assert_array_equal(
+    np.testing.assert_allclose(
         reranker.score_pairs(PAIRS[:1], activation=None),
         again.score_pairs(PAIRS[:1], activation=None),
+        rtol=0,
+        atol=SAME_WEIGHTS_ATOL,
     )
 
 
