@@ -10,9 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import chromadb
 import httpx
-from chromadb.config import Settings
 
 CHROMA = Path(sys.executable).parent / "chroma"
 
@@ -66,6 +64,9 @@ class ChromaServer:
                 self.proc.wait()
 
     def ids(self, collection: str) -> set[str]:
+        import chromadb
+        from chromadb.config import Settings
+
         client = chromadb.HttpClient(
             host="127.0.0.1", port=self.port, settings=Settings(anonymized_telemetry=False)
         )
