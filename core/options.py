@@ -22,7 +22,7 @@ from jinarag.validation import check_keywords, positive_int
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ATTENTION_NAMES", "DTYPE_NAMES", "QUANTIZE_NAMES", "LoadOptions"]
+__all__ = ["ATTENTION_NAMES", "BACKEND_NAMES", "DTYPE_NAMES", "QUANTIZE_NAMES", "LoadOptions"]
 
 # Accepted dtype spellings -> the torch attribute they name.
 DTYPE_NAMES: dict[str, str] = {
@@ -36,6 +36,10 @@ DTYPE_NAMES: dict[str, str] = {
 # quantize= modes, and attention backends (jinarag.models.encoder.ATTENTION_BACKENDS).
 QUANTIZE_NAMES = ("int8",)
 ATTENTION_NAMES = ("sdpa", "flex", "eager")
+# Execution backends (jinarag.models.placement.resolve_backend decides what "auto" means), and
+# the extra that installs each one's runtime.
+BACKEND_NAMES = ("torch", "openvino")
+BACKEND_EXTRAS = {"openvino": "pip install 'jinarag[openvino]'"}
 # The torch dtypes a model can compute in (float64 too, for exactness checks on CPU).
 TORCH_DTYPES = ("float32", "float16", "bfloat16", "float64")
 # The shortest max_length that leaves room for [CLS], [SEP] and some text.
@@ -93,6 +97,13 @@ class LoadOptions:
     reproducible to the bit); ``"auto"``, adaptive (torch's count and one thread are both
     timed for each size of pass and the faster used, which follows the machine's load; see
     docs/performance.md); or a number."""
+    backend: str = "auto"
+    """What runs the encoder: ``"torch"``; ``"openvino"`` (CPU, float32 or
+    ``quantize="int8"``: the model is exported once to an OpenVINO IR, cached under
+    ``$JINARAG_CACHE_DIR`` or ``~/.cache/jinarag``, and run by OpenVINO's CPU plugin; needs
+    ``pip install 'jinarag[openvino]'``; rows longer than 2048 tokens run on torch, which
+    attends in blocks); or ``"auto"``, the fastest backend that gives the same vectors as
+    torch float32 on this device (torch for now, see docs/performance.md)."""
 
     def __post_init__(self) -> None:
         # Normalised copies (numpy integers become int); the dataclass is frozen.
@@ -137,6 +148,7 @@ class LoadOptions:
                     "integer, 'auto' (adaptive) or None (torch's own count)."
                 ) from exc
             object.__setattr__(self, "num_threads", threads)
+        _check_backend(self)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -225,6 +237,37 @@ def _check_dtype(dtype: Any) -> Any:
         f"dtype={dtype!r} is not supported; use 'auto', {', '.join(map(repr, DTYPE_NAMES))} "
         f"or one of {', '.join('torch.' + name for name in TORCH_DTYPES)}."
     )
+
+
+def _check_backend(options: LoadOptions) -> None:
+    """The backend's name, and the options it cannot honour (each error names the fix)."""
+    backend = options.backend
+    if backend not in ("auto", *BACKEND_NAMES):
+        raise InputError(
+            f"backend={backend!r} is not a backend; use 'auto', "
+            f"{', '.join(map(repr, BACKEND_NAMES))}."
+        )
+    if backend != "openvino":
+        return
+    device = options.device if isinstance(options.device, str) else str(options.device)
+    if device not in ("auto", "cpu"):
+        raise InputError(
+            f"backend='openvino' runs on the CPU, not on device={device!r}: pass device='cpu' "
+            "(or 'auto'), or backend='torch' to run on that device."
+        )
+    computes_in = str(options.dtype).removeprefix("torch.")
+    if computes_in not in ("auto", "float32", "fp32"):
+        raise InputError(
+            f"backend='openvino' computes in float32 (or int8 with quantize='int8'), not "
+            f"dtype={options.dtype!r}: drop dtype (or pass dtype='float32'), or use "
+            "backend='torch' for that dtype."
+        )
+    if options.attention == "flex":
+        raise InputError(
+            "attention='flex' packs texts into rows, which only the torch backend runs; "
+            "backend='openvino' runs padded rows (attention 'auto', 'sdpa' or 'eager'), or "
+            "pass backend='torch' to use flex."
+        )
 
 
 def _check_max_length(max_length: Any) -> int | None:

@@ -166,6 +166,7 @@ EVERY_OPTION = {
     "max_batch_tokens": 256,
     "attention": "eager",
     "num_threads": 1,
+    "backend": "torch",
 }
 
 
@@ -184,6 +185,7 @@ def test_load_options_fields_defaults_and_exports():
         "quantize",
         "attention",
         "num_threads",
+        "backend",
     )
     # quantize="int8" computes from float32, so it has a test of its own (test_engine.py).
     assert set(LoadOptions.names()) - set(EVERY_OPTION) == {"quantize"}
@@ -197,6 +199,7 @@ def test_load_options_fields_defaults_and_exports():
         "quantize": None,
         "attention": "auto",
         "num_threads": None,
+        "backend": "auto",
     }
 
 
@@ -239,6 +242,8 @@ def test_load_options_from_dict_refuses_unknown_keys_and_non_mappings():
         ("local_files_only", "yes", "'yes'"),
         ("max_batch_tokens", 0, "max_batch_tokens"),
         ("max_batch_tokens", -5, "-5"),
+        ("backend", "onnx", "backend='onnx'"),
+        ("backend", None, "backend=None"),
     ],
 )
 def test_bad_option_values_are_refused_when_the_options_are_built(field, bad, named):

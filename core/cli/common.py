@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_COLLECTION",
     "DEFAULT_STORE",
+    "add_backend_option",
     "add_json_option",
     "add_max_length_option",
     "add_model_option",
@@ -31,6 +32,7 @@ __all__ = [
     "count",
     "load_embedder",
     "load_reranker",
+    "loading_options",
     "note",
     "open_index",
     "print_json",
@@ -63,6 +65,25 @@ def add_reranker_option(
     parser.add_argument("--reranker", help=help)
 
 
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: what runs the models (:attr:`jinarag.LoadOptions.backend`)."""
+    from jinarag.options import BACKEND_NAMES
+
+    parser.add_argument(
+        "--backend",
+        choices=("auto", *BACKEND_NAMES),
+        help="what runs the models: torch, or openvino on the CPU (pip install "
+        "'jinarag[openvino]'; exported once, then cached); default auto",
+    )
+
+
+def loading_options(args: argparse.Namespace) -> dict[str, object]:
+    """The loading options the command line set (``--backend``), as keywords for
+    ``from_pretrained``; the ones left out keep their defaults."""
+    backend = getattr(args, "backend", None)
+    return {"backend": backend} if backend is not None else {}
+
+
 def add_max_length_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=count, help="embedder token limit")
 
@@ -81,6 +102,7 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chroma-url", help="a Chroma server instead, e.g. http://127.0.0.1:8000")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name")
     add_model_option(parser)
+    add_backend_option(parser)
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
@@ -112,11 +134,11 @@ def load_embedder(name: str | None, **options: object) -> Embedder:
     return embedder
 
 
-def load_reranker(name: str | None) -> Reranker | None:
+def load_reranker(name: str | None, **options: object) -> Reranker | None:
     """:func:`jinarag.inference.defaults.load_reranker`, its note printed (None: skipped)."""
     from jinarag.inference import defaults
 
-    reranker, text = defaults.load_reranker(name)
+    reranker, text = defaults.load_reranker(name, **options)
     note(text)
     return reranker
 
@@ -130,7 +152,7 @@ def open_index(args: argparse.Namespace, *, must_exist: bool) -> HybridIndex:
         raise InputError(
             f"no index at {str(store)!r}; build one first: jinarag index PATH --store {store}"
         )
-    embedder = load_embedder(args.model)
+    embedder = load_embedder(args.model, **loading_options(args))
     if args.chroma_url is not None:
         # The BM25 snapshot still lives on this machine, in --store when given.
         return HybridIndex(

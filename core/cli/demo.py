@@ -13,11 +13,13 @@ from importlib import resources
 from pathlib import Path
 
 from jinarag.cli.common import (
+    add_backend_option,
     add_model_option,
     add_reranker_option,
     count,
     load_embedder,
     load_reranker,
+    loading_options,
     note,
 )
 from jinarag.errors import TruncationWarning
@@ -47,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo", help="embed, retrieve and rerank over a small bundled corpus"
     )
     add_model_option(parser)
+    add_backend_option(parser)
     add_reranker_option(parser)
     parser.add_argument("--query", action="append", help="a query (repeatable)")
     parser.add_argument(
@@ -72,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     started = time.perf_counter()
-    embedder = load_embedder(args.model)
-    reranker = load_reranker(args.reranker)
+    embedder = load_embedder(args.model, **loading_options(args))
+    reranker = load_reranker(args.reranker, **loading_options(args))
     if reranker is None:
         note(MAKE_A_RERANKER)
     load_seconds = time.perf_counter() - started

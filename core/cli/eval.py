@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinarag.cli.common import (
+    add_backend_option,
     add_max_length_option,
     add_model_option,
     add_reranker_option,
     count,
     load_embedder,
     load_reranker,
+    loading_options,
     note,
 )
 from jinarag.errors import InputError, TruncationWarning
@@ -55,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("dataset", type=Path, nargs="+", metavar="DATASET_DIR")
     add_model_option(parser)
     add_max_length_option(parser)
+    add_backend_option(parser)
     add_reranker_option(parser, help="reranker for the 'hybrid + rerank' row (default: Jina turbo)")
     parser.add_argument("--no-rerank", action="store_true", help="leave the rerank row out")
     parser.add_argument(
@@ -127,8 +130,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"the dataset folders must have different names, got {names}")
     which = args.queries if args.queries is not None else ("odd" if args.tune else "all")
     options = {"max_length": args.max_length} if args.max_length is not None else {}
-    embedder = load_embedder(args.model, **options)
-    reranker = None if args.tune or args.no_rerank else load_reranker(args.reranker)
+    embedder = load_embedder(args.model, **options, **loading_options(args))
+    reranker = (
+        None
+        if args.tune or args.no_rerank
+        else load_reranker(args.reranker, **loading_options(args))
+    )
     several = len(datasets) > 1
     headers: list[str] = []
     result: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from jinarag.cli.common import (
     add_store_options,
     count,
     load_reranker,
+    loading_options,
     open_index,
     print_json,
 )
@@ -95,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     index = open_index(args, must_exist=True)
     reranker = None
     if args.rerank is not None:  # --rerank alone (const "") asks for the default reranker
-        reranker = load_reranker(args.rerank if args.rerank != "" else None)
+        name = args.rerank if args.rerank != "" else None
+        reranker = load_reranker(name, **loading_options(args))
     started = time.perf_counter()
     hits = index.search(
         args.query,

@@ -15,7 +15,13 @@ import argparse
 import os
 from typing import Any
 
-from jinarag.cli.common import count, load_embedder, load_reranker
+from jinarag.cli.common import (
+    add_backend_option,
+    count,
+    load_embedder,
+    load_reranker,
+    loading_options,
+)
 from jinarag.errors import InputError
 from jinarag.serving.limits import (
     DEFAULT_CHARS_PER_TOKEN,
@@ -53,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="serve no reranker (by default Jina turbo is served when it can be had)",
     )
+    add_backend_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument(
@@ -155,10 +162,11 @@ def run(args: argparse.Namespace) -> int:
     # Every name is checked before the first model loads: a mistake fails fast.
     embedder_names = _named(args.model or [None], "--model")
     reranker_names = _named([] if args.no_reranker else (args.reranker or [None]), "--reranker")
-    embedders = {name: load_embedder(model) for name, model in embedder_names}
+    options = loading_options(args)
+    embedders = {name: load_embedder(model, **options) for name, model in embedder_names}
     rerankers = {}
     for name, model in reranker_names:
-        reranker = load_reranker(model)
+        reranker = load_reranker(model, **options)
         if reranker is not None:
             rerankers[name] = reranker
     app = create_app(

@@ -18,7 +18,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from jinarag.cli.common import add_max_length_option, add_model_option, count, load_embedder, note
+from jinarag.cli.common import (
+    add_backend_option,
+    add_max_length_option,
+    add_model_option,
+    count,
+    load_embedder,
+    loading_options,
+    note,
+)
 from jinarag.errors import InputError
 from jinarag.evaluation import QUERY_SETS  # light: the index and models load in run()
 
@@ -46,6 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, help="write the settings here instead")
     add_model_option(parser)
     add_max_length_option(parser)
+    add_backend_option(parser)
     parser.add_argument(
         "--queries", choices=QUERY_SETS, default="all", help="which judged queries to fit on"
     )
@@ -83,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if not qids:
         raise InputError(f"no judged queries to tune on in {str(args.dataset)!r}")
     options = {"max_length": args.max_length} if args.max_length is not None else {}
-    embedder = load_embedder(args.model, **options)
+    embedder = load_embedder(args.model, **options, **loading_options(args))
     index = HybridIndex(args.store, collection=args.collection, embedder=embedder)
     ids, texts, metas = dataset.records()
     if not set(ids) <= set(index.bm25_index.ids):

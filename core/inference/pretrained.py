@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -19,11 +19,19 @@ from jinarag.inference.pipeline import Head, RunSpec
 from jinarag.models.checkpoint import Kind, load_encoder, repo_id_for, resolve_checkpoint
 from jinarag.models.config import EncoderConfig, read_json_object
 from jinarag.models.encoder import Encoder
-from jinarag.models.placement import resolve_attention, resolve_device, resolve_dtype
+from jinarag.models.placement import (
+    resolve_attention,
+    resolve_backend,
+    resolve_device,
+    resolve_dtype,
+)
 from jinarag.models.quantization import quantize_linears
 from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
 from jinarag.options import LoadOptions
 from jinarag.validation import positive_int
+
+if TYPE_CHECKING:
+    from jinarag.models.openvino_runtime import OpenVINOEncoder
 
 __all__ = ["PretrainedModel"]
 
@@ -53,7 +61,9 @@ class PretrainedModel:
 
     ``options`` are the :class:`~jinarag.LoadOptions` it was loaded with; ``max_length`` and
     ``max_batch_tokens`` are the limits in force (the checkpoint's and the engine's defaults
-    filled in), and may be changed on a loaded model.
+    filled in), and may be changed on a loaded model. ``runtime`` runs the encoder instead of
+    ``model`` (``backend="openvino"``: an exported copy of it; ``model`` still runs the rows
+    it leaves to torch and the reranker's head); None: ``model`` runs everything.
     """
 
     kind: ClassVar[Kind]
@@ -69,8 +79,10 @@ class PretrainedModel:
         source: Path,
         max_length: int,
         options: LoadOptions | None = None,
+        runtime: OpenVINOEncoder | None = None,
     ) -> None:
         self.model = model
+        self.runtime = runtime
         self.tokenizer = tokenizer
         self.name = name
         self.source = source
@@ -85,6 +97,11 @@ class PretrainedModel:
     @property
     def config(self) -> EncoderConfig:
         return self.model.config
+
+    @property
+    def backend(self) -> str:
+        """What runs the encoder: ``"torch"`` or ``"openvino"`` (``backend="auto"`` resolved)."""
+        return "torch" if self.runtime is None else self.runtime.name
 
     @property
     def device(self) -> torch.device:
@@ -105,19 +122,22 @@ class PretrainedModel:
 
         Loading options come as a :class:`~jinarag.LoadOptions`, as keywords (``device=``,
         ``dtype=``, ``max_length=``, ``revision=``, ``local_files_only=``,
-        ``max_batch_tokens=``, ``quantize=``, ``attention=``, ``num_threads=``), or both:
-        keywords override the fields of ``options``. A subclass's own keywords (``Embedder``:
-        ``query_prefix=``, ``document_prefix=``) go to its constructor; any other keyword is an
-        InputError listing the accepted ones.
+        ``max_batch_tokens=``, ``quantize=``, ``attention=``, ``num_threads=``, ``backend=``),
+        or both: keywords override the fields of ``options``. A subclass's own keywords
+        (``Embedder``: ``query_prefix=``, ``document_prefix=``) go to its constructor; any other
+        keyword is an InputError listing the accepted ones.
 
         ``dtype="auto"`` computes in float32 on CPU whatever the stored precision, and in
         float16 on GPU. ``max_length`` defaults to the checkpoint's own limit. ``quantize``,
-        ``attention`` and ``num_threads`` are described on :class:`~jinarag.LoadOptions`.
+        ``attention``, ``num_threads`` and ``backend`` are described on
+        :class:`~jinarag.LoadOptions`.
         """
         options = cls.loading_options(f"{cls.__name__}.from_pretrained", options, kwargs)
-        # Device and dtype first: a missing GPU is reported before any download or read.
-        torch_device = resolve_device(options.device)
+        # Device, dtype and backend first: a missing GPU or runtime is reported before any
+        # download or read. OpenVINO runs on the CPU (LoadOptions allows no other device).
+        torch_device = resolve_device("cpu" if options.backend == "openvino" else options.device)
         torch_dtype = resolve_dtype(options.dtype, torch_device)
+        backend = resolve_backend(options, torch_device)
         directory = resolve_checkpoint(
             name_or_path,
             kind=cls.kind,
@@ -128,11 +148,14 @@ class PretrainedModel:
             directory, kind=cls.kind, device=torch_device, dtype=torch_dtype
         )
         model.attn_implementation = resolve_attention(options.attention, torch_device)
-        if options.quantize is not None:
-            quantize_linears(model.encoder, options.quantize, torch_device)
         tokenizer = TextTokenizer.from_dir(
             directory, pad_token_id=config.pad_token_id, vocab_size=config.vocab_size
         )
+        runtime = None
+        if backend == "openvino":  # exported from the float32 model, before torch's int8
+            runtime = _openvino_runtime(model, directory, tokenizer, cls.kind, options)
+        if options.quantize is not None:  # torch's own int8 (under openvino: its long rows)
+            quantize_linears(model.encoder, options.quantize, torch_device)
         limit = None if config.alibi else config.max_position_embeddings
         max_length = options.max_length
         if max_length is None:
@@ -152,6 +175,7 @@ class PretrainedModel:
             source=directory,
             max_length=max_length,
             options=options,
+            runtime=runtime,
             **init,
         )
 
@@ -170,14 +194,14 @@ class PretrainedModel:
     @property
     def packed(self) -> bool:
         """Whether batches pack several inputs into a row (the flex backend) or pad one per row."""
-        return self.model.attn_implementation == "flex"
+        return self.runtime is None and self.model.attn_implementation == "flex"
 
     def run_spec(self, max_tokens: int | None = None) -> RunSpec:
         """What the pipeline needs of this model, as it is now (``max_length`` and
         ``max_batch_tokens`` may change on a loaded model); ``max_tokens``: a pass's token
         budget instead of ``max_batch_tokens``."""
         return RunSpec(
-            encoder=self.model,
+            encoder=self.runtime if self.runtime is not None else self.model,
             device=self.device,
             pad_token_id=self.tokenizer.pad_token_id,
             max_length=self.max_length,
@@ -266,7 +290,29 @@ class PretrainedModel:
         return out
 
     def __repr__(self) -> str:
+        backend = f", backend={self.backend}" if self.runtime is not None else ""
         return (
             f"{type(self).__name__}(name={self.name!r}, max_length={self.max_length}, "
-            f"device={self.device.type}, dtype={str(self.dtype).removeprefix('torch.')})"
+            f"device={self.device.type}, dtype={str(self.dtype).removeprefix('torch.')}"
+            f"{backend})"
         )
+
+
+def _openvino_runtime(
+    model: Encoder, directory: Path, tokenizer: TextTokenizer, kind: Kind, options: LoadOptions
+) -> OpenVINOEncoder:
+    """``model`` exported to OpenVINO (from the export cache when it is there), quantised by
+    NNCF on jinarag's calibration text when ``options.quantize`` asks for int8."""
+    from jinarag.models.calibration import shipped_calibration
+    from jinarag.models.openvino_runtime import load_openvino
+
+    calibration = shipped_calibration() if options.quantize is not None else None
+    limit = model.config.max_position_embeddings
+    return load_openvino(
+        model,
+        directory,
+        kind=kind,
+        attention=model.attn_implementation,
+        calibration=calibration,
+        samples=lambda: calibration.samples(tokenizer, kind=kind, max_length=limit),
+    )

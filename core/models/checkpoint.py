@@ -26,6 +26,7 @@ __all__ = [
     "load_encoder",
     "repo_id_for",
     "resolve_checkpoint",
+    "weights_path",
 ]
 
 Kind = Literal["embedder", "reranker"]
@@ -178,6 +179,14 @@ def _not_found_message(
         f"local_files_only=False, check the network). Known {kind} aliases: {aliases}."
     )
     return "\n".join(lines)
+
+
+def weights_path(directory: Path) -> Path:
+    """The weights file a checkpoint directory is loaded from (safetensors first)."""
+    for filename in WEIGHT_FILES:
+        if (directory / filename).is_file():
+            return directory / filename
+    raise CheckpointError(f"{directory} has no weights: expected {' or '.join(WEIGHT_FILES)}.")
 
 
 def _read_weights(directory: Path) -> dict[str, torch.Tensor]:

@@ -1,14 +1,27 @@
-"""Where and in what precision a model runs: the device and dtype a ``LoadOptions`` asks for,
-resolved against this machine before any file is read."""
+"""Where, in what precision and on what backend a model runs: the device, dtype, attention and
+execution backend a ``LoadOptions`` asks for, resolved against this machine before any file is
+read."""
 
 from __future__ import annotations
 
 import torch
 
 from jinarag.errors import InputError
-from jinarag.options import DTYPE_NAMES
+from jinarag.options import DTYPE_NAMES, LoadOptions
 
-__all__ = ["available_devices", "resolve_attention", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "AUTO_PREFERS_OPENVINO",
+    "available_devices",
+    "resolve_attention",
+    "resolve_backend",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+# Whether backend="auto" runs on OpenVINO where it can (CPU, float32 or int8, padded rows, the
+# runtime installed). Off until it is measured faster than torch on a quiet machine with the same
+# vectors (docs/performance.md, benchmarks/cpu_peers.py): until then "auto" means torch.
+AUTO_PREFERS_OPENVINO = False
 
 
 def available_devices() -> list[str]:
@@ -73,3 +86,33 @@ def resolve_attention(attention: str, device: torch.device) -> str:
     if attention != "auto":
         return attention
     return "flex" if device.type == "cuda" else "sdpa"
+
+
+def resolve_backend(options: LoadOptions, device: torch.device) -> str:
+    """What runs the encoder, ``"torch"`` or ``"openvino"``: the one place that decides what
+    ``backend="auto"`` means. An explicit ``"openvino"`` whose runtime is not installed is an
+    InputError naming the extra (``LoadOptions`` has already refused what it cannot run:
+    a GPU, float16/bfloat16, flex attention). ``"auto"`` picks OpenVINO only where it gives
+    torch float32's vectors (cosine >= 0.9999): on CPU, in float32 (or int8 when asked),
+    on padded rows, with the runtime installed, and when :data:`AUTO_PREFERS_OPENVINO`."""
+    if options.backend == "openvino":
+        from jinarag.models.openvino_runtime import require_openvino
+
+        require_openvino(int8=options.quantize is not None)
+        return "openvino"
+    if options.backend == "torch" or not AUTO_PREFERS_OPENVINO:
+        return "torch"
+    eligible = (
+        device.type == "cpu"
+        and options.attention != "flex"
+        and str(options.dtype).removeprefix("torch.") in ("auto", "float32", "fp32")
+    )
+    if eligible:
+        from jinarag.models.openvino_runtime import require_openvino
+
+        try:
+            require_openvino(int8=options.quantize is not None)
+        except InputError:
+            return "torch"
+        return "openvino"
+    return "torch"
