@@ -1,12 +1,12 @@
 """The one path every model call takes: tokenise → schedule → encode → pool.
 
-Inputs (texts, or query-document pairs) are tokenised a window at a time on a background
-thread, so the next window's tokens are ready while the model runs on this one. Each window
-is scheduled into batches under the token budget (:mod:`jinarag.inference.batching`), each
-batch is laid out in rows with numpy, moved to the device (pinned memory on a GPU), run
-through the encoder to its last hidden states, and reduced by a pooling head
-(:mod:`jinarag.inference.heads`). Pooled rows stay on the device until the call ends: one
-transfer back, not one per batch.
+Inputs (texts, or query-document pairs) are tokenised a window at a time, the windows after
+the first on a background thread, so the next window's tokens are ready while the model runs
+on this one. Each window is scheduled into batches under the token budget
+(:mod:`jinarag.inference.batching`), each batch is laid out in rows with numpy, moved to the
+device (pinned memory on a GPU), run through the encoder to its last hidden states, and
+reduced by a pooling head (:mod:`jinarag.inference.heads`). Pooled rows stay on the device
+until the call ends: one transfer back, not one per batch.
 
 On a device out-of-memory error the budget halves and the rest of the window is scheduled
 again; when even one input alone does not fit, :class:`~jinarag.errors.DeviceMemoryError`
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,13 +166,21 @@ def run(
     windows = list(_windows(count))
     with (
         torch.inference_mode(),
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="jinarag-tokenize") as pool,
+        ExitStack() as stack,
         tqdm(total=count, disable=not show_progress, desc=what, unit=what.split()[-1]) as bar,
     ):
-        upcoming: Future[Encoded] = pool.submit(encode, *windows[0])
-        for number, (start, _) in enumerate(windows):
-            encoded = upcoming.result()
+        # The first window is tokenised here (nothing runs meanwhile that it could overlap),
+        # each next one on a background thread while the model runs on this one; a call of one
+        # window (a query, a small batch) hands nothing to another thread.
+        pool: ThreadPoolExecutor | None = None
+        upcoming: Future[Encoded] | None = None
+        for number, (start, stop) in enumerate(windows):
+            encoded = encode(start, stop) if upcoming is None else upcoming.result()
             if number + 1 < len(windows):
+                if pool is None:
+                    pool = stack.enter_context(
+                        ThreadPoolExecutor(max_workers=1, thread_name_prefix="jinarag-tokenize")
+                    )
                 upcoming = pool.submit(encode, *windows[number + 1])
             truncated += [start + i for i in encoded.truncated]
             lengths = [len(ids) for ids in encoded.input_ids]
