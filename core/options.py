@@ -98,12 +98,14 @@ class LoadOptions:
     timed for each size of pass and the faster used, which follows the machine's load; see
     docs/performance.md); or a number."""
     backend: str = "auto"
-    """What runs the encoder: ``"torch"``; ``"openvino"`` (CPU, float32 or
-    ``quantize="int8"``: the model is exported once to an OpenVINO IR, cached under
-    ``$JINARAG_CACHE_DIR`` or ``~/.cache/jinarag``, and run by OpenVINO's CPU plugin; needs
-    ``pip install 'jinarag[openvino]'``; rows longer than 2048 tokens run on torch, which
-    attends in blocks); or ``"auto"``, the fastest backend that gives the same vectors as
-    torch float32 on this device (torch for now, see docs/performance.md)."""
+    """What runs the encoder: ``"torch"``; ``"openvino"`` (CPU only: the model is exported
+    once to an OpenVINO IR, cached under ``$JINARAG_CACHE_DIR`` or ``~/.cache/jinarag``, and
+    run by OpenVINO's CPU plugin in float32, in bfloat16 with ``dtype="bfloat16"`` on CPUs
+    with bf16 units, or in int8 with ``quantize="int8"`` (NNCF, calibrated on text jinarag
+    ships); needs ``pip install 'jinarag[openvino]'``; rows longer than 2048 tokens run on
+    torch in float32, which attends in blocks; padded rows only, so not with
+    ``attention="flex"``); or ``"auto"``, the fastest backend that gives torch float32's
+    vectors on this device (torch for now; see docs/performance.md)."""
 
     def __post_init__(self) -> None:
         # Normalised copies (numpy integers become int); the dataclass is frozen.
@@ -256,11 +258,11 @@ def _check_backend(options: LoadOptions) -> None:
             "(or 'auto'), or backend='torch' to run on that device."
         )
     computes_in = str(options.dtype).removeprefix("torch.")
-    if computes_in not in ("auto", "float32", "fp32"):
+    if computes_in not in ("auto", "float32", "fp32", "bfloat16", "bf16"):
         raise InputError(
-            f"backend='openvino' computes in float32 (or int8 with quantize='int8'), not "
-            f"dtype={options.dtype!r}: drop dtype (or pass dtype='float32'), or use "
-            "backend='torch' for that dtype."
+            f"backend='openvino' computes in float32 or bfloat16 (or int8 with "
+            f"quantize='int8'), not dtype={options.dtype!r}: drop dtype (float32), pass "
+            "dtype='bfloat16', or use backend='torch' for that dtype."
         )
     if options.attention == "flex":
         raise InputError(

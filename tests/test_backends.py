@@ -331,7 +331,7 @@ def test_an_unwritable_cache_warns_and_still_runs(fresh, tmp_path, monkeypatch):
         ({"device": "cuda"}, "device='cpu'"),
         ({"device": "cuda:1"}, "backend='torch'"),
         ({"dtype": "float16"}, "dtype"),
-        ({"dtype": "bfloat16"}, "backend='torch'"),
+        ({"dtype": "fp16"}, "backend='torch'"),
         ({"attention": "flex"}, "backend='torch'"),
     ],
 )
@@ -370,6 +370,26 @@ def test_auto_is_torch_until_measured_and_decided_in_one_place(tiny_checkpoints,
     assert placement.resolve_backend(LoadOptions(backend="torch"), cpu) == "torch"
     monkeypatch.setitem(sys.modules, "openvino", None)
     assert placement.resolve_backend(LoadOptions(), cpu) == "torch"
+
+
+@needs_openvino
+def test_bfloat16_on_openvino_keeps_the_vectors_or_is_refused_where_it_would_be_slow(
+    tiny_checkpoints, minilm_dir, minilm_embedder
+):
+    import openvino
+
+    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "BF16" not in capabilities:
+        with pytest.raises(jinarag.InputError, match="bf16 units"):
+            _load(tiny_checkpoints["v2_geglu_8h"], dtype="bfloat16")
+        return
+    model = jinarag.Embedder.from_pretrained(
+        minilm_dir, device="cpu", max_length=256, backend="openvino", dtype="bfloat16"
+    )
+    assert model.runtime.dtype == torch.bfloat16 and model.dtype == torch.float32
+    assert "dtype=bfloat16, backend=openvino" in repr(model)
+    texts = ["lift of a wing in a slipstream", "heat flux at Mach 5", *TEXTS]
+    assert (model.embed(texts) * minilm_embedder.embed(texts)).sum(1).min() >= 0.9999
 
 
 # --------------------------------------------------------------------------- int8

@@ -138,6 +138,8 @@ class PretrainedModel:
         torch_device = resolve_device("cpu" if options.backend == "openvino" else options.device)
         torch_dtype = resolve_dtype(options.dtype, torch_device)
         backend = resolve_backend(options, torch_device)
+        if backend == "openvino":  # OpenVINO computes in torch_dtype; torch keeps float32
+            runtime_dtype, torch_dtype = torch_dtype, torch.float32
         directory = resolve_checkpoint(
             name_or_path,
             kind=cls.kind,
@@ -153,7 +155,9 @@ class PretrainedModel:
         )
         runtime = None
         if backend == "openvino":  # exported from the float32 model, before torch's int8
-            runtime = _openvino_runtime(model, directory, tokenizer, cls.kind, options)
+            runtime = _openvino_runtime(
+                model, directory, tokenizer, cls.kind, options, runtime_dtype
+            )
         if options.quantize is not None:  # torch's own int8 (under openvino: its long rows)
             quantize_linears(model.encoder, options.quantize, torch_device)
         limit = None if config.alibi else config.max_position_embeddings
@@ -290,19 +294,25 @@ class PretrainedModel:
         return out
 
     def __repr__(self) -> str:
+        dtype = self.dtype if self.runtime is None else self.runtime.dtype
         backend = f", backend={self.backend}" if self.runtime is not None else ""
         return (
             f"{type(self).__name__}(name={self.name!r}, max_length={self.max_length}, "
-            f"device={self.device.type}, dtype={str(self.dtype).removeprefix('torch.')}"
-            f"{backend})"
+            f"device={self.device.type}, dtype={str(dtype).removeprefix('torch.')}{backend})"
         )
 
 
 def _openvino_runtime(
-    model: Encoder, directory: Path, tokenizer: TextTokenizer, kind: Kind, options: LoadOptions
+    model: Encoder,
+    directory: Path,
+    tokenizer: TextTokenizer,
+    kind: Kind,
+    options: LoadOptions,
+    dtype: torch.dtype,
 ) -> OpenVINOEncoder:
-    """``model`` exported to OpenVINO (from the export cache when it is there), quantised by
-    NNCF on jinarag's calibration text when ``options.quantize`` asks for int8."""
+    """``model`` exported to OpenVINO (from the export cache when it is there), computing in
+    ``dtype``, quantised by NNCF on jinarag's calibration text when ``options.quantize`` asks
+    for int8."""
     from jinarag.models.calibration import shipped_calibration
     from jinarag.models.openvino_runtime import load_openvino
 
@@ -315,4 +325,5 @@ def _openvino_runtime(
         attention=model.attn_implementation,
         calibration=calibration,
         samples=lambda: calibration.samples(tokenizer, kind=kind, max_length=limit),
+        dtype=dtype,
     )

@@ -15,11 +15,13 @@ key of its own.
 
 Running: :class:`OpenVINOEncoder` takes the pipeline's padded batch and returns the last hidden
 states as a torch float32 tensor (rows, length, hidden), so pooling, late chunking and the
-reranker's head run unchanged. It is compiled for the thread count of each pass (the engine's
-thread policy sets torch's count; a compiled model per count). The exported graph materialises
-the ALiBi bias (rows x heads x length² floats), so a batch is run a few rows at a time within
-:data:`BIAS_BYTES`, and rows longer than :data:`LONG_ROW_TOKENS` run on the torch encoder,
-which attends in blocks and keeps memory flat up to 8192 tokens.
+reranker's head run unchanged. It computes in float32 (``INFERENCE_PRECISION_HINT`` f32: the
+plugin's own default is bf16 on CPUs with bf16 units), or in bf16 when asked. It is compiled
+for the thread count of each pass (the engine's thread policy sets torch's count; a compiled
+model per count). The exported graph materialises the ALiBi bias (rows x heads x length²
+floats), so a batch is run a few rows at a time within :data:`BIAS_BYTES`, and rows longer
+than :data:`LONG_ROW_TOKENS` run on the torch encoder (float32), which attends in blocks and
+keeps memory flat up to 8192 tokens.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ EXPORT_FORMAT = 1
 LONG_ROW_TOKENS = 2048
 # Bytes of materialised attention bias one OpenVINO call may hold; a batch is split by rows.
 BIAS_BYTES = TokenLayout.BLOCK_BYTES
+# The plugin's inference precision for each compute dtype.
+PRECISION_HINTS = {torch.float32: "f32", torch.bfloat16: "bf16"}
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
 IR_FILES = ("model.xml", "model.bin")
 _HASHES: dict[tuple, str] = {}  # a weights file's SHA-256, per (path, inode, size, times)
@@ -144,12 +148,20 @@ class OpenVINOEncoder:
     name = "openvino"
 
     def __init__(
-        self, model: Any, *, fallback: Encoder, heads: int, int8: bool, reload: Callable | None
+        self,
+        model: Any,
+        *,
+        fallback: Encoder,
+        heads: int,
+        int8: bool,
+        reload: Callable | None,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         self.ov = require_openvino()
         self.fallback = fallback
         self.heads = heads
         self.int8 = int8
+        self.dtype = dtype  # what the plugin computes in (besides int8 layers)
         self._model = model  # dropped after the first compile when it can be reloaded
         self._reload = reload
         self._compiled: dict[int, Any] = {}
@@ -163,7 +175,7 @@ class OpenVINOEncoder:
             model = self._model if self._model is not None else self._reload()
             config = {
                 "INFERENCE_NUM_THREADS": threads,
-                "INFERENCE_PRECISION_HINT": "f32",
+                "INFERENCE_PRECISION_HINT": PRECISION_HINTS[self.dtype],
                 "PERFORMANCE_HINT": "LATENCY",
                 "NUM_STREAMS": 1,
             }
@@ -199,7 +211,10 @@ class OpenVINOEncoder:
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
     def __repr__(self) -> str:
-        return f"OpenVINOEncoder(int8={self.int8}, compiled for threads {sorted(self._compiled)})"
+        return (
+            f"OpenVINOEncoder(int8={self.int8}, dtype={self.dtype}, compiled for threads "
+            f"{sorted(self._compiled)})"
+        )
 
 
 def _has_input(model: Any, name: str) -> bool:
@@ -266,9 +281,13 @@ def load_openvino(
     calibration: Calibration | None = None,
     samples: Callable[[], list[dict[str, np.ndarray]]] | None = None,
     cache: ExportCache | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> OpenVINOEncoder:
-    """``encoder`` (loaded from ``directory``) on OpenVINO: from the export cache, or exported
-    (and with ``calibration``, quantised to int8 on ``samples()``) and stored there."""
+    """``encoder`` (loaded from ``directory``) on OpenVINO, computing in ``dtype``: from the
+    export cache, or exported (and with ``calibration``, quantised to int8 on ``samples()``)
+    and stored there."""
+    if dtype == torch.bfloat16:
+        check_bf16(require_openvino())
     cache = cache if cache is not None else ExportCache("openvino", IR_FILES)
     fp32_inputs = cache_inputs(directory, kind=kind, attention=attention, calibration=None)
     model, reload = _read_or_export(cache, fp32_inputs, lambda: export_encoder(encoder, attention))
@@ -284,5 +303,22 @@ def load_openvino(
         )
     heads = encoder.config.num_attention_heads if encoder.config.alibi else 0
     return OpenVINOEncoder(
-        model, fallback=encoder, heads=heads, int8=calibration is not None, reload=reload
+        model,
+        fallback=encoder,
+        heads=heads,
+        int8=calibration is not None,
+        reload=reload,
+        dtype=dtype,
     )
+
+
+def check_bf16(ov: Any) -> None:
+    """InputError unless OpenVINO's CPU plugin computes bf16 natively here (AVX512_BF16 or
+    AMX): elsewhere it would emulate it, slower than float32."""
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "BF16" not in capabilities:
+        raise InputError(
+            "backend='openvino' with dtype='bfloat16' needs a CPU with bf16 units (AVX512_BF16 "
+            f"or AMX); this one offers {', '.join(capabilities)}. Drop dtype (float32) or use "
+            "quantize='int8' for speed."
+        )
