@@ -88,7 +88,13 @@ def load_cross_encoder(
     such as MiniLM or jina-embeddings-v2) gets a new pooler and one-logit classifier, seeded.
     """
     directory = resolve_base(name_or_path)
-    options: dict[str, Any] = {"device": device, "dtype": "float32", "attention": "sdpa"}
+    # torch: training changes the weights in place, which an exported copy would not follow.
+    options: dict[str, Any] = {
+        "device": device,
+        "dtype": "float32",
+        "attention": "sdpa",
+        "backend": "torch",
+    }
     if max_length is not None:
         options["max_length"] = max_length
     try:
