@@ -146,19 +146,44 @@ def test_the_exported_graph_takes_any_row_count_and_length(pair, name):
         torch.testing.assert_close(actual[kept], expected[kept], rtol=0, atol=ATOL)
 
 
-@needs_openvino
-def test_rows_over_the_long_row_limit_run_on_torch(pair, monkeypatch):
-    reference, model = pair("v2_geglu_8h")
+def _spy_on_fallback(model, monkeypatch) -> list:
     calls = []
     fallback = model.runtime.fallback
     monkeypatch.setattr(
         model.runtime, "fallback", lambda *a: calls.append(a[0].shape) or fallback(*a)
     )
+    return calls
+
+
+@needs_openvino
+def test_rows_over_the_long_row_limit_run_on_torch(pair, monkeypatch):
+    reference, model = pair("v2_geglu_8h")
+    calls = _spy_on_fallback(model, monkeypatch)
     long_text = " ".join(["wing slipstream lift"] * 800)  # over 2048 tokens
     texts = [long_text, "flutter"]
     assert len(reference.tokenize([long_text]).input_ids[0]) > openvino_runtime.LONG_ROW_TOKENS
     assert_same_vectors(model.embed(texts), reference.embed(texts))
     assert calls and all(shape[1] > openvino_runtime.LONG_ROW_TOKENS for shape in calls)
+
+
+@needs_openvino
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_gives_torch_s_results_past_the_long_row_limit(pair, monkeypatch, name):
+    """The same rule at a limit of 16 tokens, so every variant's long rows go to torch
+    (classic BERT has only 64 positions) while its short ones stay on OpenVINO."""
+    reference, model = pair(name)
+    monkeypatch.setattr(openvino_runtime, "LONG_ROW_TOKENS", 16)
+    calls = _spy_on_fallback(model, monkeypatch)
+    if VARIANTS[name].head == "reranker":
+        pairs = [("flutter", "wing"), (TEXTS[0], TEXTS[3])]  # under and over 16 tokens
+        expected = reference.score_pairs(pairs, activation=None, batch_size=1)
+        actual = model.score_pairs(pairs, activation=None, batch_size=1)
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=ATOL)
+    else:
+        texts = [TEXTS[0], TEXTS[3]]
+        actual = quietly(model.embed, texts, batch_size=1)
+        assert_same_vectors(actual, quietly(reference.embed, texts, batch_size=1))
+    assert len(calls) == 1 and calls[0][1] > 16
 
 
 @needs_openvino
