@@ -290,16 +290,20 @@ def load_openvino(
         check_bf16(require_openvino())
     cache = cache if cache is not None else ExportCache("openvino", IR_FILES)
     fp32_inputs = cache_inputs(directory, kind=kind, attention=attention, calibration=None)
-    model, reload = _read_or_export(cache, fp32_inputs, lambda: export_encoder(encoder, attention))
-    if calibration is not None:
+
+    def float_model() -> tuple[Any, Callable | None]:
+        return _read_or_export(cache, fp32_inputs, lambda: export_encoder(encoder, attention))
+
+    if calibration is None:
+        model, reload = float_model()
+    else:  # the float IR is read (or exported) only when the int8 one is not cached
         assert samples is not None, "int8 needs calibration samples"
         require_openvino(int8=True)
-        float_model = model
         int8_inputs = cache_inputs(
             directory, kind=kind, attention=attention, calibration=calibration
         )
         model, reload = _read_or_export(
-            cache, int8_inputs, lambda: quantize_int8(float_model, samples())
+            cache, int8_inputs, lambda: quantize_int8(float_model()[0], samples())
         )
     heads = encoder.config.num_attention_heads if encoder.config.alibi else 0
     return OpenVINOEncoder(
