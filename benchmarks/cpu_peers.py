@@ -62,6 +62,7 @@ import warnings
 from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -144,17 +145,20 @@ def onnx_preset() -> str:
 
 
 def interleaved(
-    sides: dict[str, Callable[[], object]], runs: int
-) -> tuple[dict[str, float], dict[str, object]]:
-    """Best seconds of each side over ``runs`` rotating turns, after one warm-up call each."""
-    outputs = {name: call() for name, call in sides.items()}  # warm-up
+    sides: dict[str, Callable[[Any], np.ndarray]], items: Any, warm: Any, runs: int
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Best seconds of each side on ``items`` over ``runs`` rotating turns, after a warm-up
+    call on ``warm`` (a few of the items) each."""
+    for call in sides.values():
+        call(warm)
     best = dict.fromkeys(sides, float("inf"))
+    outputs = {}
     names = list(sides)
-    for run in range(runs):
+    for run in range(max(1, runs)):
         shift = run % len(names)
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            outputs[name] = sides[name]()
+            outputs[name] = sides[name](items)
             best[name] = min(best[name], time.perf_counter() - start)
     return best, outputs
 
@@ -272,9 +276,9 @@ def part_embed(args, models: tuple[dict, dict]) -> None:
 
     _, texts, _ = load_beir(CRANFIELD).records(limit=args.limit, title_in_text=False)
     peers, ours = models
-    sides = {name: _st_embed(model, texts) for name, model in peers.items()}
-    sides |= {name: (lambda m=model: m.embed(texts, batch_size=32)) for name, model in ours.items()}
-    best, out = interleaved(sides, args.runs)
+    sides = {name: _st_embed(model) for name, model in peers.items()}
+    sides |= {name: (lambda x, m=model: m.embed(x, batch_size=32)) for name, model in ours.items()}
+    best, out = interleaved(sides, texts, texts[:64], args.runs)
     closeness = {name: min_cosine(out[name], out[REFERENCE]) for name in sides}
     report(
         f"(a) MiniLM embedding, {len(texts)} Cranfield abstracts",
@@ -286,8 +290,8 @@ def part_embed(args, models: tuple[dict, dict]) -> None:
     )
 
 
-def _st_embed(model, texts):
-    return lambda: model.encode(
+def _st_embed(model):
+    return lambda texts: model.encode(
         texts, batch_size=32, normalize_embeddings=True, show_progress_bar=False
     )
 
@@ -307,17 +311,17 @@ def part_rerank(args, tmp: Path, skipped: list[str]) -> None:
     identity = torch.nn.Identity()
     sides = {
         name: (
-            lambda m=model: np.asarray(
-                m.predict(pairs, batch_size=32, activation_fn=identity, show_progress_bar=False)
+            lambda x, m=model: np.asarray(
+                m.predict(x, batch_size=32, activation_fn=identity, show_progress_bar=False)
             )
         )
         for name, model in peers.items()
     }
     sides |= {
-        name: (lambda m=model: m.score_pairs(pairs, batch_size=32, activation=None))
+        name: (lambda x, m=model: m.score_pairs(x, batch_size=32, activation=None))
         for name, model in ours.items()
     }
-    best, out = interleaved(sides, args.runs)
+    best, out = interleaved(sides, pairs, pairs[:64], args.runs)
     closeness = {name: float(np.abs(out[name] - out[REFERENCE]).max()) for name in sides}
     report(
         f"(b) MiniLM cross-encoder, {args.queries} queries x {args.top} BM25 candidates",
@@ -337,11 +341,12 @@ def part_long(args, tmp: Path, skipped: list[str]) -> None:
     ours = jinarag_models(jinarag.Embedder, path, skipped)
     rng = np.random.default_rng(0)
     reference = "jinarag torch fp32"
+    warm = Encoded([[100] * 512], [[0] * 512], truncated=[])
     for tokens, count in ((args.short_tokens, 32), (args.long_tokens, 1)):
         ids = rng.integers(100, 30000, (count, tokens)).tolist()
         encoded = Encoded(ids, [[0] * tokens] * count, truncated=[])
-        sides = {name: (lambda m=m, e=encoded: m.embed_tokens(e)) for name, m in ours.items()}
-        best, out = interleaved(sides, args.runs if tokens < 4096 else min(args.runs, 2))
+        sides = {name: (lambda x, m=m: m.embed_tokens(x)) for name, m in ours.items()}
+        best, out = interleaved(sides, encoded, warm, args.runs)
         closeness = {name: min_cosine(out[name], out[reference]) for name in sides}
         report(
             f"(c) JinaBERT-v2-small shape, {count} text(s) of {tokens} tokens",

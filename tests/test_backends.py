@@ -187,6 +187,14 @@ def test_every_variant_gives_torch_s_results_past_the_long_row_limit(pair, monke
 
 
 @needs_openvino
+@pytest.mark.parametrize("name", ["v2_geglu_12h", "code"])
+def test_eager_attention_exports_too(pair, name):
+    reference, model = pair(name, attention="eager")
+    assert model.model.attn_implementation == "eager"
+    assert_same_vectors(model.embed(TEXTS), reference.embed(TEXTS))
+
+
+@needs_openvino
 @pytest.mark.parametrize("threads", [1, "auto"])
 def test_the_thread_policy_sets_the_runtime_threads(pair, threads):
     reference, model = pair("v2_geglu_12h", num_threads=threads)
