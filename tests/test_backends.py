@@ -187,6 +187,7 @@ def test_every_variant_gives_torch_s_results_past_the_long_row_limit(pair, monke
 
 
 @needs_openvino
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["v2_geglu_12h", "code"])
 def test_eager_attention_exports_too(pair, name):
     reference, model = pair(name, attention="eager")
@@ -269,6 +270,7 @@ def test_the_second_load_reads_the_cache(fresh):
 
 
 @needs_openvino
+@pytest.mark.slow
 def test_a_changed_checkpoint_is_exported_again(fresh):
     checkpoint, cache, exports = fresh
     _load(checkpoint)
@@ -284,9 +286,9 @@ def test_a_changed_checkpoint_is_exported_again(fresh):
     ("damaged", "how"),
     [
         ("model.bin", "flip"),
-        ("model.xml", "truncate"),
-        ("meta.json", "garbage"),
-        ("meta.json", "other-hash"),
+        pytest.param("model.xml", "truncate", marks=pytest.mark.slow),
+        pytest.param("meta.json", "garbage", marks=pytest.mark.slow),
+        pytest.param("meta.json", "other-hash", marks=pytest.mark.slow),
     ],
 )
 def test_a_damaged_cache_is_rebuilt_never_used(fresh, damaged, how):
@@ -345,6 +347,7 @@ def test_nothing_in_the_cache_or_the_checkpoint_is_executed(fresh, tmp_path):
 
 
 @needs_openvino
+@pytest.mark.slow
 def test_an_unwritable_cache_warns_and_still_runs(fresh, tmp_path, monkeypatch):
     checkpoint, _, exports = fresh
     blocker = tmp_path / "a-file"
@@ -406,6 +409,7 @@ def test_auto_is_torch_until_measured_and_decided_in_one_place(tiny_checkpoints,
 
 
 @needs_openvino
+@pytest.mark.slow
 def test_bfloat16_on_openvino_keeps_the_vectors_or_is_refused_where_it_would_be_slow(
     tiny_checkpoints, minilm_dir, minilm_embedder
 ):
