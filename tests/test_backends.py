@@ -392,6 +392,22 @@ def test_a_missing_runtime_is_an_input_error_naming_the_extra(
     assert missing in str(info.value)
 
 
+@pytest.mark.slow  # a fresh interpreter
+def test_openvino_and_nncf_are_imported_only_when_the_backend_is_used():
+    import subprocess
+
+    code = (
+        "import sys, jinarag; jinarag.Embedder, jinarag.Reranker; "
+        "jinarag.LoadOptions(backend='openvino', quantize='int8'); "
+        "import jinarag.models.openvino_runtime, jinarag.cli.common; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openvino', 'nncf')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_auto_is_torch_until_measured_and_decided_in_one_place(tiny_checkpoints, monkeypatch):
     from jinarag.models import placement
 
