@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pickle
 import shutil
 import sys
@@ -390,6 +391,32 @@ def test_a_missing_runtime_is_an_input_error_naming_the_extra(
         )
     assert "pip install 'jinarag[openvino]'" in str(info.value)
     assert missing in str(info.value)
+
+
+@needs_openvino
+@pytest.mark.slow  # a fresh interpreter
+def test_an_export_reports_no_usage_to_intel(tiny_checkpoints, tmp_path):
+    """OpenVINO's converter reports usage unless the user opted out; jinarag's exports do not
+    (only reports the reporter would send, with consent, are counted)."""
+    import subprocess
+
+    code = f"""
+import json, os
+import openvino_telemetry.main as reporter
+sent = []
+reporter.Telemetry.send_event = lambda self, *a, **k: sent.append(a[:2]) if self.consent else None
+import jinarag
+os.environ["JINARAG_CACHE_DIR"] = {str(tmp_path)!r}
+path = {str(tiny_checkpoints["v2_geglu_8h"])!r}
+jinarag.Embedder.from_pretrained(path, device="cpu", backend="openvino").embed(["wing"])
+print(json.dumps([sent, os.environ.get("CI")]))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [[], None]
 
 
 @pytest.mark.slow  # a fresh interpreter

@@ -27,9 +27,13 @@ keeps memory flat up to 8192 tokens.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import os
+import sys
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -70,11 +74,11 @@ def require_openvino(int8: bool = False) -> Any:
     """The ``openvino`` module (and NNCF for int8), or an InputError naming the extra."""
     needed = "openvino"
     try:
-        import openvino
+        openvino = _import_quietly("openvino")
 
         if int8:
             needed = "nncf"
-            import nncf  # noqa: F401
+            _import_quietly("nncf")
     except ImportError as exc:
         what = "backend='openvino'" + (" with quantize='int8'" if int8 else "")
         raise InputError(
@@ -82,6 +86,54 @@ def require_openvino(int8: bool = False) -> Any:
             f"{BACKEND_EXTRAS['openvino']} (or pass backend='torch')."
         ) from exc
     return openvino
+
+
+def _import_quietly(name: str) -> Any:
+    """``import name``; for OpenVINO, whose first import reports itself to Intel unless the user
+    opted out (see :func:`_no_usage_reports`), as if in CI, where the reporter declines (the
+    variable is set for the import only)."""
+    if sys.modules.get(name) is not None:
+        return sys.modules[name]
+    ci = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        return importlib.import_module(name)
+    finally:
+        if ci is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = ci
+
+
+@contextmanager
+def _no_usage_reports() -> Iterator[None]:
+    """OpenVINO's converter and NNCF report usage to Intel (through Google Analytics) unless the
+    user has opted out; jinarag's exports report nothing, as its Chroma client reports nothing.
+    While jinarag converts and quantises, their telemetry objects are the packages' own stubs
+    (best effort: what a version lacks is left alone)."""
+    swaps: list[tuple[Any, str, Any]] = []
+    try:
+        from openvino.tools.ovc import convert_impl, telemetry_stub, telemetry_utils
+
+        swaps += [(module, "tm", telemetry_stub) for module in (convert_impl, telemetry_utils)]
+    except ImportError:
+        pass
+    if "nncf" in sys.modules:
+        try:
+            from nncf.telemetry import decorator, wrapper
+
+            swaps.append((decorator, "telemetry", wrapper.NNCFTelemetryStub()))
+        except (ImportError, AttributeError):
+            pass
+    swaps = [(owner, name, stub) for owner, name, stub in swaps if hasattr(owner, name)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in swaps]
+    try:
+        for owner, name, stub in swaps:
+            setattr(owner, name, stub)
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
 
 
 class _Traced(torch.nn.Module):
@@ -108,7 +160,7 @@ def export_encoder(encoder: Encoder, attention: str) -> Any:
     previous = encoder.attn_implementation
     encoder.attn_implementation = attention
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _no_usage_reports():
             warnings.simplefilter("ignore")  # the tracer's notes on Python values it records
             model = ov.convert_model(
                 _Traced(encoder.eval()),
@@ -128,7 +180,7 @@ def quantize_int8(model: Any, samples: list[dict[str, np.ndarray]]) -> Any:
     import nncf
 
     nncf.set_log_level(logging.ERROR)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _no_usage_reports():
         warnings.simplefilter("ignore")
         return nncf.quantize(
             model,
