@@ -1,4 +1,9 @@
-"""Shared fixtures: offline settings, the real MiniLM weights, checkpoints built at test time."""
+"""Shared fixtures: offline settings, the real MiniLM weights, checkpoints built at test time.
+
+Tiers: `./dev test --fast` runs the tests not marked ``slow``; `./dev test` runs them all. A test
+is fast unless it is marked ``slow`` (a server, a subprocess, Ray, training, seconds of work),
+marked ``server``, or uses the Cranfield or CACM index (both marked here).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,18 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 DATA_DIR = Path(__file__).parent / "data"
+# Fixtures that take a test out of the fast tier: each embeds a whole collection with MiniLM.
+SLOW_FIXTURES = frozenset({"cranfield_index", "cacm_index"})
 CRANFIELD_DIR = DATA_DIR / "cranfield"
 CACM_DIR = DATA_DIR / "cacm"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests with a `chroma run` server or a whole-collection index are slow, whatever their
+    own markers say."""
+    for item in items:
+        if item.get_closest_marker("server") or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +84,20 @@ def minilm_reranker(minilm_reranker_dir):
     import jinarag
 
     return jinarag.Reranker.from_pretrained(minilm_reranker_dir, max_length=256)
+
+
+@pytest.fixture(scope="session")
+def minilm_server(minilm_dir, minilm_reranker_dir, tmp_path_factory):
+    """One `jinarag serve --model MiniLM --reranker MiniLM-cross-encoder` for the session, on a
+    free port of 127.0.0.1, stopped by its PID at the end. Requests may not change it."""
+    from serving_helpers import Server
+
+    server = Server(
+        ["--model", str(minilm_dir), "--reranker", str(minilm_reranker_dir)],
+        tmp_path_factory.mktemp("serve") / "log",
+    )
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

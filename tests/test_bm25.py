@@ -249,6 +249,7 @@ def test_search_results_are_python_floats():
     assert isinstance(doc_id, str) and type(score) is float and np.isfinite(score)
 
 
+@pytest.mark.slow
 def test_backend_benchmark_runs(tmp_path):
     pytest.importorskip("bm25s")
     import subprocess

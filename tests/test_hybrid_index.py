@@ -56,6 +56,7 @@ def store(minilm_embedder, tmp_path_factory):
     return index
 
 
+@pytest.mark.slow
 def test_import_jinarag_stays_light():
     code = (
         "import sys, jinarag; "
@@ -330,6 +331,7 @@ def test_bm25s_backend_in_the_index(minilm_embedder):
         assert hits[0].id == "doc-10" and hits[0].score_space == "bm25"
 
 
+@pytest.mark.slow
 def test_chroma_clients_opened_first_with_default_settings(minilm_dir, tmp_path):
     # Chroma allows one set of settings per store and process; the index must cope with an
     # application that opened Chroma its own way before (a fresh process, to start clean).

@@ -6,6 +6,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test starts a fresh interpreter
+
 HEAVY = [
     "langchain",
     "langchain_core",

@@ -227,6 +227,7 @@ sys.exit(main(["index", sys.argv[1], "--store", sys.argv[2], "--model", sys.argv
 """
 
 
+@pytest.mark.slow
 def test_two_indexing_runs_at_once_lose_nothing(tmp_path, minilm_dir, minilm_embedder):
     store = tmp_path / "store"
     folders = []

@@ -28,6 +28,8 @@ from jinarag.inference.remote import RemoteEmbedder, RemoteReranker
 from jinarag.langchain import JinaEmbeddings, JinaReranker
 from jinarag.llama_index import JinaEmbedding, JinaLateChunker, JinaRerank
 
+pytestmark = pytest.mark.slow  # `jinarag serve` processes
+
 TEXTS = [
     "Lift grows with the angle of attack until the wing stalls.",
     "A swept wing delays the shock wave at high subsonic speed.",
@@ -42,18 +44,8 @@ KEY = "s3cret-key"
 
 
 @pytest.fixture(scope="module")
-def server(minilm_dir, minilm_reranker_dir, tmp_path_factory):
-    served = Server(
-        ["--model", str(minilm_dir), "--reranker", str(minilm_reranker_dir)],
-        tmp_path_factory.mktemp("serve") / "log",
-    )
-    yield served
-    served.stop()
-
-
-@pytest.fixture(scope="module")
-def url(server) -> str:
-    return server.url
+def url(minilm_server) -> str:
+    return minilm_server.url
 
 
 @pytest.fixture(scope="module")

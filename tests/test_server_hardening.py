@@ -382,11 +382,8 @@ def test_a_run_stops_between_batches_when_asked(minilm_embedder, minilm_reranker
 
 
 @pytest.fixture(scope="module")
-def server(minilm_dir, minilm_reranker_dir, tmp_path_factory):
-    args = ["--model", str(minilm_dir), "--reranker", str(minilm_reranker_dir)]
-    running = Server(args, tmp_path_factory.mktemp("serve") / "log")
-    yield running
-    running.stop()
+def server(minilm_server):
+    return minilm_server
 
 
 # 2000 texts of about 60 tokens (120k tokens, under the default limit): tens of seconds of
@@ -581,6 +578,7 @@ def test_serve_takes_several_named_models_and_no_reranker(minilm_dir, tmp_path):
         server.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, piece",
     [

@@ -414,6 +414,7 @@ _HOLDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_writer_waits_then_names_the_holder(store, minilm_embedder, caplog):
     index = HybridIndex(store, embedder=minilm_embedder, lock_timeout=0.5)
     holder = subprocess.Popen(

@@ -19,6 +19,8 @@ from jinarag.errors import InputError
 from jinarag.training import Cancelled, distill, pair_logits, train_reranker
 from jinarag.training.models import load_cross_encoder, state_path
 
+pytestmark = pytest.mark.slow  # training runs
+
 PAIRS = [
     ("heat transfer in hypersonic flow", "heat transfer at high mach number in a boundary layer"),
     ("heat transfer in hypersonic flow", "panel flutter of a thin shell structure"),
