@@ -38,6 +38,21 @@ for _key, _value in QUIET.items():
     os.environ.setdefault(_key, _value)
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for this module's in-process runs, started as RayExecutor starts one. A
+    RayExecutor leaves a Ray it did not start running, so the runs share it instead of each
+    starting and stopping their own (seconds apiece); the runs in a fresh process below still
+    start theirs."""
+    import ray
+
+    from jinarag.retrieval.ingest.ray_executor import _local_cpus
+
+    ray.init(num_cpus=_local_cpus(), include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def chroma_url(tmp_path, request):
     """A `chroma run` server on 127.0.0.1 for the test, stopped by its PID."""
@@ -70,6 +85,7 @@ def _stored(index: HybridIndex) -> tuple[list[str], np.ndarray, dict[str, dict]]
     return ids, np.asarray(vectors, dtype=np.float32)[order], metas
 
 
+@pytest.mark.usefixtures("local_ray")
 def test_ray_ingest_matches_the_local_executor_on_a_chroma_server(
     chroma_url, minilm_embedder, minilm_dir, tmp_path, capsys
 ):
@@ -221,6 +237,7 @@ def test_sigkill_in_the_middle_of_a_ray_ingest_is_finished_by_a_rerun(minilm_dir
     index.close()
 
 
+@pytest.mark.usefixtures("local_ray")
 def test_ray_late_chunking_matches_the_local_executor(minilm_embedder, tmp_path):
     corpus = _corpus(tmp_path / "corpus")
     local = HybridIndex(tmp_path / "local", embedder=minilm_embedder)
@@ -237,6 +254,7 @@ def test_ray_late_chunking_matches_the_local_executor(minilm_embedder, tmp_path)
     assert metas == want_metas and sorted(index.bm25_index.ids) == ids
 
 
+@pytest.mark.usefixtures("local_ray")
 def test_a_bad_file_read_on_ray_is_the_same_input_error(minilm_embedder, tmp_path):
     corpus = _corpus(tmp_path / "corpus")
     (corpus / "broken.jsonl").write_text('{"_id": "x", "text": "fine"}\n{"_id": "y", "text": \n')
