@@ -9,10 +9,11 @@ written):
   alias stands for, the all-MiniLM-L6-v2 weights (embedders) or the MiniLM cross-encoder
   (rerankers). With ``HF_HUB_OFFLINE=1`` jinarag's loader finds them there, as it would find a
   model downloaded earlier.
-- Files: each page runs in a fresh temporary directory holding copies of docs/ and cookbooks/, the
+- Files: each page runs in a fresh temporary directory holding a copy of cookbooks/, the
   first 20 Cranfield documents (and 2 queries judged on them) as tests/data/cranfield, so
   that `jinarag eval` and the cookbooks fit the test budget, and the user's own files that the
-  commands name (notes.md, corpus.jsonl). Nothing is written into the repository.
+  commands name (notes.md, corpus.jsonl, and a docs/ folder of two short pages of this
+  repository's docs, for the same reason). Nothing is written into the repository.
 - Ports and absolute paths: a documented port (``--port 8080``, ``127.0.0.1:8000``) is replaced by
   a free one, and an absolute path (``/srv/chroma``) is moved under the temporary directory.
 
@@ -41,13 +42,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -55,6 +55,9 @@ VENV_BIN = Path(sys.executable).parent
 HAYSTACK2_PYTHON = REPO / ".venv-haystack2" / "bin" / "python"
 CRANFIELD = REPO / "tests" / "data" / "cranfield"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"  # the fake snapshot's revision
+# The user's docs/ folder that `jinarag index docs/ ...` reads: two short pages of ours (all of
+# docs/ took each page that indexes it half a minute of embedding, and grows with the docs).
+USER_DOCS = ("late-chunking.md", "chroma.md")
 
 # Command prefixes the docs show that are not run here, and why.
 NOT_RUN = {
@@ -74,6 +77,9 @@ OUTCOMES = {
 # and keeps its index in memory: a second page showing the same line is not run again.
 PURE_COMMANDS_RUN: dict[str, str] = {}  # the command line -> where it ran
 PYTHON_TIMEOUT = 600
+# Pages run this many at a time (see page_runs): a page's time goes mostly to starting
+# single-threaded processes one after another, so a second page keeps the second core busy.
+PAGES_AT_ONCE = 2
 COMMAND_TIMEOUT = 300
 SERVER_START_TIMEOUT = 180
 
@@ -230,7 +236,9 @@ def workdir(tmp_path: Path) -> Path:
     """A fresh working directory with what the commands read."""
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copytree(REPO / "docs", work / "docs")
+    (work / "docs").mkdir()
+    for name in USER_DOCS:
+        shutil.copy(REPO / "docs" / name, work / "docs" / name)
     shutil.copytree(
         REPO / "cookbooks", work / "cookbooks", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -414,6 +422,7 @@ def entries_written_into_repo(work: Path, seeded: set[str], before: set[str]) ->
 # The tests
 
 
+@pytest.mark.slow
 def test_hub_cache_resolves_through_jinarag(hub_cache, tmp_path):
     """Each alias resolves, through jinarag's own loader, to its snapshot in the test cache."""
     code = """
@@ -446,9 +455,35 @@ print(json.dumps({"paths": paths, "dim": embedder.dim,
         assert snapshot.is_relative_to(hub_cache), (key, path)
 
 
+@pytest.fixture(scope="session")
+def page_runs(request, hub_cache, tmp_path_factory) -> Iterator[dict[Path, Future]]:
+    """The pages of the selected test_page_runs tests, started PAGES_AT_ONCE at a time when the
+    first of those tests runs; each test waits for its own page (and fails with its error)."""
+    pages = [
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_page_runs"
+    ]
+    pool = ThreadPoolExecutor(PAGES_AT_ONCE, thread_name_prefix="page")
+    try:
+        yield {
+            page: pool.submit(run_page, page, hub_cache, tmp_path_factory.mktemp(page.stem))
+            for page in pages
+        }
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
-def test_page_runs(page, hub_cache, tmp_path):
+def test_page_runs(page, page_runs):
     """Every Python and bash block of the page, as a new user would run it."""
+    outcomes = page_runs[page].result()
+    print("\n".join(f"{where}  {outcome}" for where, outcome in outcomes))
+
+
+def run_page(page: Path, hub_cache: Path, tmp_path: Path) -> list[tuple[str, str]]:
+    """Run the page's blocks in a fresh working directory under tmp_path; what was done where."""
     work = workdir(tmp_path)
     seeded = {p.name for p in work.iterdir()}
     before = {p.name for p in REPO.iterdir()}
@@ -471,7 +506,7 @@ def test_page_runs(page, hub_cache, tmp_path):
             outcomes.append((command.where, f"{do(command, rewrite, env)}: {command.text}"))
 
     assert not entries_written_into_repo(work, seeded, before)
-    print("\n".join(f"{where}  {outcome}" for where, outcome in outcomes))
+    return outcomes
 
 
 @contextmanager
@@ -502,6 +537,7 @@ def check_python_outputs(page: Path, outputs: dict[str, str]) -> None:
         assert sum(line.count("SourceScore(") == 2 for line in hits) >= 2, quickstart
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAYSTACK2_PYTHON.exists(), reason="no .venv-haystack2 (./dev env makes it)")
 def test_haystack_page_runs_on_haystack2(hub_cache, tmp_path):
     """docs/haystack.md says the same code runs on haystack-ai 2.x: run its blocks there too."""
