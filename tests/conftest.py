@@ -28,28 +28,10 @@ CACM_DIR = DATA_DIR / "cacm"
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests with a `chroma run` server or a whole-collection index are slow, whatever their
-    own markers say; `background` tests go last."""
+    own markers say."""
     for item in items:
         if item.get_closest_marker("server") or SLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.slow)
-    # `background` tests run last: their work started with the session (see background_work).
-    items.sort(key=lambda item: item.get_closest_marker("background") is not None)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def background_work(request: pytest.FixtureRequest):
-    """What the selected `background` tests check runs from the start of the session, beside
-    the other tests, on the core they leave idle: each module holding such tests gets
-    ``start_in_background(request, its selected tests)`` now and ``stop_in_background()`` at
-    the end (tests/test_docs.py: the documentation pages)."""
-    items = request.session.items
-    marked = [item for item in items if item.get_closest_marker("background")]
-    modules = list(dict.fromkeys(item.module for item in marked))
-    for module in modules:
-        module.start_in_background(request, [item for item in items if item.module is module])
-    yield
-    for module in modules:
-        module.stop_in_background()
 
 
 @pytest.fixture(scope="session")

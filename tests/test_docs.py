@@ -23,9 +23,6 @@ Bash lines: `jinarag`, `python` and `curl` run with the .venv's executables; `ch
 PID; `pip` lines are checked, not run (they must install from a checkout or a built wheel, with
 extras that exist); `export X=Y` applies to the rest of its block; `./dev` lines are not run
 (see NOT_RUN). The Haystack page runs on haystack-ai 2.x too, when .venv-haystack2 exists.
-
-What runs processes runs in the background from the start of the session, beside the other
-tests; those tests come last and collect the outcomes (see start_in_background).
 """
 
 from __future__ import annotations
@@ -44,12 +41,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -81,16 +77,11 @@ OUTCOMES = {
 # and keeps its index in memory: a second page showing the same line is not run again.
 PURE_COMMANDS_RUN: dict[str, str] = {}  # the command line -> where it ran
 PYTHON_TIMEOUT = 600
+# Pages run this many at a time (see page_runs): a page's time goes mostly to starting
+# single-threaded processes one after another, so a second page keeps the second core busy.
+PAGES_AT_ONCE = 2
 COMMAND_TIMEOUT = 300
 SERVER_START_TIMEOUT = 180
-# The `background` tests' work (the pages, the cache check) runs from the start of the session
-# beside the other tests (start_in_background, called by conftest's background_work), one at
-# a time, or two when only this module runs; the tests run last and collect it. It goes mostly
-# to starting single-threaded processes one after another: the other tests keep the other core.
-_RUNS: dict[str, Future] = {}  # test id -> its work
-_POOLS: list[ThreadPoolExecutor] = []
-_HUB: list[Path] = []  # the session's hub cache, once made
-T = TypeVar("T")
 
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 INLINE_CODE = re.compile(r"`([^`\n]+)`")
@@ -188,17 +179,6 @@ def prose(page: Path) -> str:
 @pytest.fixture(scope="session")
 def hub_cache(minilm_dir, minilm_reranker_dir, tmp_path_factory) -> Path:
     """A Hugging Face hub cache whose Jina snapshots hold MiniLM files (symlinks)."""
-    return shared_hub_cache(minilm_dir, minilm_reranker_dir, tmp_path_factory)
-
-
-def shared_hub_cache(minilm_dir: Path, minilm_reranker_dir: Path, tmp_path_factory) -> Path:
-    """The session's hub cache (see hub_cache), made on the first call."""
-    if not _HUB:
-        _HUB.append(make_hub_cache(minilm_dir, minilm_reranker_dir, tmp_path_factory))
-    return _HUB[0]
-
-
-def make_hub_cache(minilm_dir: Path, minilm_reranker_dir: Path, tmp_path_factory) -> Path:
     from jinarag.models.checkpoint import EMBEDDER_ALIASES, RERANKER_ALIASES
 
     hub = tmp_path_factory.mktemp("hf") / "hub"
@@ -443,13 +423,8 @@ def entries_written_into_repo(work: Path, seeded: set[str], before: set[str]) ->
 
 
 @pytest.mark.slow
-@pytest.mark.background
-def test_hub_cache_resolves_through_jinarag(request, hub_cache, tmp_path):
+def test_hub_cache_resolves_through_jinarag(hub_cache, tmp_path):
     """Each alias resolves, through jinarag's own loader, to its snapshot in the test cache."""
-    outcome(request, lambda: check_hub_cache(hub_cache, tmp_path))
-
-
-def check_hub_cache(hub_cache: Path, tmp_path: Path) -> None:
     code = """
 import json
 import jinarag
@@ -480,48 +455,30 @@ print(json.dumps({"paths": paths, "dim": embedder.dim,
         assert snapshot.is_relative_to(hub_cache), (key, path)
 
 
-def start_in_background(request: pytest.FixtureRequest, items: list[pytest.Item]) -> None:
-    """Start the work of this module's selected `background` tests (``items``); conftest calls
-    this when the session starts."""
-    factory = request.getfixturevalue("tmp_path_factory")
-    hub = shared_hub_cache(
-        request.getfixturevalue("minilm_dir"),
-        request.getfixturevalue("minilm_reranker_dir"),
-        factory,
-    )
-    here = sys.modules[__name__]
-    alone = all(getattr(item, "module", None) is here for item in request.session.items)
-    pool = ThreadPoolExecutor(2 if alone else 1, thread_name_prefix="docs")
-    _POOLS.append(pool)
-    for item in items:
-        name = getattr(item, "originalname", None)
-        if name == "test_page_runs":
-            page = item.callspec.params["page"]
-            _RUNS[item.nodeid] = pool.submit(run_page, page, hub, factory.mktemp(page.stem))
-        elif name == "test_haystack_page_runs_on_haystack2" and HAYSTACK2_PYTHON.exists():
-            _RUNS[item.nodeid] = pool.submit(run_haystack_page_on_2x, hub, factory.mktemp("hs2"))
-        elif name == "test_hub_cache_resolves_through_jinarag":
-            _RUNS[item.nodeid] = pool.submit(check_hub_cache, hub, factory.mktemp("hub"))
-
-
-def stop_in_background() -> None:
-    """Drop the work not started yet; wait for what is running (conftest, at the end)."""
-    for pool in _POOLS:
+@pytest.fixture(scope="session")
+def page_runs(request, hub_cache, tmp_path_factory) -> Iterator[dict[Path, Future]]:
+    """The pages of the selected test_page_runs tests, started PAGES_AT_ONCE at a time when the
+    first of those tests runs; each test waits for its own page (and fails with its error)."""
+    pages = [
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_page_runs"
+    ]
+    pool = ThreadPoolExecutor(PAGES_AT_ONCE, thread_name_prefix="page")
+    try:
+        yield {
+            page: pool.submit(run_page, page, hub_cache, tmp_path_factory.mktemp(page.stem))
+            for page in pages
+        }
+    finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def outcome(request: pytest.FixtureRequest, run_now: Callable[[], T]) -> T:
-    """The test's work: its run in the background (its error, if it failed), or run now."""
-    run = _RUNS.get(request.node.nodeid)
-    return run.result() if run is not None else run_now()
-
-
 @pytest.mark.slow
-@pytest.mark.background
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
-def test_page_runs(request, page, hub_cache, tmp_path):
+def test_page_runs(page, page_runs):
     """Every Python and bash block of the page, as a new user would run it."""
-    outcomes = outcome(request, lambda: run_page(page, hub_cache, tmp_path))
+    outcomes = page_runs[page].result()
     print("\n".join(f"{where}  {outcome}" for where, outcome in outcomes))
 
 
@@ -581,14 +538,9 @@ def check_python_outputs(page: Path, outputs: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.background
 @pytest.mark.skipif(not HAYSTACK2_PYTHON.exists(), reason="no .venv-haystack2 (./dev env makes it)")
-def test_haystack_page_runs_on_haystack2(request, hub_cache, tmp_path):
+def test_haystack_page_runs_on_haystack2(hub_cache, tmp_path):
     """docs/haystack.md says the same code runs on haystack-ai 2.x: run its blocks there too."""
-    print("\n".join(outcome(request, lambda: run_haystack_page_on_2x(hub_cache, tmp_path))))
-
-
-def run_haystack_page_on_2x(hub_cache: Path, tmp_path: Path) -> list[str]:
     page = REPO / "docs" / "haystack.md"
     work = workdir(tmp_path)
     env = user_env(hub_cache, HAYSTACK2_PYTHON.parent)
@@ -606,7 +558,7 @@ def run_haystack_page_on_2x(hub_cache: Path, tmp_path: Path) -> list[str]:
     page_commands = [c for b in blocks(page, "bash") for c in commands(b)]
     with page_servers(page_commands, rewrite, user_env(hub_cache, VENV_BIN)):
         outputs = run_python_blocks(HAYSTACK2_PYTHON, page, rewrite, env, tmp_path)
-    return [f"{where}  ran on haystack-ai {version.strip()}" for where in outputs]
+    print("\n".join(f"{where}  ran on haystack-ai {version.strip()}" for where in outputs))
 
 
 def install_commands() -> Iterator[tuple[str, list[str]]]:
