@@ -743,6 +743,36 @@ def test_error_table_maps_the_os_errors_themselves(minilm_embedder, tmp_path):
         store.call("read", (tmp_path / "s").read_bytes)
 
 
+# Chroma's Rust core reports sqlite's SQLITE_BUSY in these words.
+_LOCKED = "Query error: Database error: error returned from database: (code: 5) database is locked"
+
+
+def test_a_call_that_finds_the_database_locked_is_tried_again(tmp_path, monkeypatch):
+    # Two processes creating one store at once: one of them meets sqlite's lock, which its
+    # busy handler does not wait out. The call is repeated, then named with its fix.
+    from chromadb.errors import InternalError
+
+    from jinarag.retrieval.store import collection
+
+    store = collection.ChromaStore(tmp_path / "s", None, "jinarag", embedder="e", dim=3)
+    tries = []
+
+    def locked_twice() -> str:
+        tries.append(1)
+        if len(tries) <= 2:
+            raise InternalError(_LOCKED)
+        return "done"
+
+    assert store.call("open the store", locked_twice) == "done" and len(tries) == 3
+
+    def always_locked() -> None:
+        raise InternalError(_LOCKED)
+
+    monkeypatch.setattr(collection, "BUSY_WAIT", 0.2)
+    with pytest.raises(StoreBusyError, match=r"locked by another process .*repeat the call"):
+        store.call("open the store", always_locked)
+
+
 # -- jinarag verify -----------------------------------------------------------------------------
 
 

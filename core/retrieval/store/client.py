@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import chromadb
+from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings
 
 from jinarag.errors import EmbedderMismatchError, InputError, StoreError
@@ -82,7 +83,16 @@ def connect(path: Path, call: Callable[..., Any]) -> Any:
     where = str(path)
 
     def make(settings: Settings) -> Any:
-        return chromadb.PersistentClient(path=where, settings=settings)
+        fresh = where not in SharedSystemClient._identifier_to_system
+        try:
+            return chromadb.PersistentClient(path=where, settings=settings)
+        except Exception:
+            # Chroma caches a folder's system before starting it: forget one that failed to
+            # start, so that trying again starts it anew rather than use it half-made.
+            if fresh:
+                SharedSystemClient._identifier_to_system.pop(where, None)
+                SharedSystemClient._identifier_to_refcount.pop(where, None)
+            raise
 
     client, _ = call("open the store", _local, make, where)
     return client
@@ -188,8 +198,6 @@ def drop_system(client: Any) -> None:
     """Forget this process's Chroma system for ``client``'s store folder, so the next client
     opened on it reads the folder anew. Clients still holding the old system keep it until
     they are collected; nothing is stopped under them."""
-    from chromadb.api.shared_system_client import SharedSystemClient
-
     identifier = getattr(client, "_identifier", None)
     if identifier is None:
         return

@@ -22,6 +22,7 @@ from chromadb.errors import InvalidArgumentError
 from jinarag.errors import (
     InputError,
     JinaragError,
+    StoreBusyError,
     StoreCorruptError,
     StoreError,
     StoreUnavailableError,
@@ -34,6 +35,8 @@ __all__ = [
     "Located",
     "bad_database",
     "bad_vectors",
+    "busy",
+    "database_busy",
     "failed",
     "lost",
     "no_permission",
@@ -71,6 +74,20 @@ def says(*parts: str) -> Callable[[BaseException], bool]:
 
 def detail(store: Located, exc: BaseException) -> str:
     return redact(f"{type(exc).__name__}: {exc}", store.url)
+
+
+# sqlite's SQLITE_BUSY: another process holds the database's lock. Its busy handler waits for
+# most holders, but not for two processes that set up a new store's tables at once.
+database_busy = says("database is locked")
+
+
+def busy(store: Located, what: str, exc: BaseException) -> JinaragError:
+    return StoreBusyError(
+        f"Chroma's database in {store.where} stayed locked by another process while this one "
+        f"tried to {what} ({detail(store, exc)}). Wait for the other process (another index "
+        "run, a chroma server on the folder) to finish and repeat the call; add() is an "
+        "upsert, so repeating it completes an interrupted write."
+    )
 
 
 def unreachable(store: Located, what: str, exc: BaseException) -> JinaragError:
@@ -144,6 +161,9 @@ ERRORS: tuple[tuple[_Match, _Make], ...] = (
     ((ConnectionError, TimeoutError), lost),
     # Damage: sqlite's own words, then the vector index's (a missing, cut or altered HNSW
     # segment; a write log Chroma cannot read back, e.g. after a NaN in a metadata list).
+    # Another process holds sqlite's lock (two processes creating one store at once): the
+    # caller retries this row for a while first (ChromaStore.call).
+    (database_busy, busy),
     (says("database disk image is malformed", "file is not a database"), bad_database),
     (
         says(
