@@ -752,9 +752,10 @@ def test_a_call_that_finds_the_database_locked_is_tried_again(tmp_path, monkeypa
     # busy handler does not wait out. The call is repeated, then named with its fix.
     from chromadb.errors import InternalError
 
-    from jinarag.retrieval.store import collection
+    from jinarag.retrieval.store import errors
+    from jinarag.retrieval.store.collection import ChromaStore
 
-    store = collection.ChromaStore(tmp_path / "s", None, "jinarag", embedder="e", dim=3)
+    store = ChromaStore(tmp_path / "s", None, "jinarag", embedder="e", dim=3)
     tries = []
 
     def locked_twice() -> str:
@@ -768,7 +769,7 @@ def test_a_call_that_finds_the_database_locked_is_tried_again(tmp_path, monkeypa
     def always_locked() -> None:
         raise InternalError(_LOCKED)
 
-    monkeypatch.setattr(collection, "BUSY_WAIT", 0.2)
+    monkeypatch.setattr(errors, "BUSY_WAIT", 0.2)
     with pytest.raises(StoreBusyError, match=r"locked by another process .*repeat the call"):
         store.call("open the store", always_locked)
 

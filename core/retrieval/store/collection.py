@@ -18,14 +18,13 @@ Example:
 from __future__ import annotations
 
 import logging
-import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from jinarag.errors import InputError, JinaragError
+from jinarag.errors import InputError
 from jinarag.retrieval.layout import HASH_KEY, visible
 from jinarag.retrieval.store.client import (
     META_DIM,
@@ -37,7 +36,7 @@ from jinarag.retrieval.store.client import (
     seen,
     server_client,
 )
-from jinarag.retrieval.store.errors import database_busy, translate, unreachable
+from jinarag.retrieval.store.errors import run, unreachable
 from jinarag.retrieval.store.paging import by_ids, listing, slices
 from jinarag.retrieval.store.redaction import redact_url
 
@@ -46,9 +45,6 @@ __all__ = ["ChromaStore", "Filter", "Records"]
 logger = logging.getLogger(__name__)
 
 _META_GENERATION = "jinarag:generation"
-# How long a call waits out sqlite's lock held by another process, and its first pause.
-BUSY_WAIT = 60.0
-_BUSY_PAUSE = 0.05
 # HNSW search breadth for new collections (Chroma's default is 100). At least as wide as the
 # candidate lists we ask for, so a shorter list is exactly the head of a longer one.
 _EF_SEARCH = 200
@@ -102,25 +98,9 @@ class ChromaStore:
     # -- calling Chroma -----------------------------------------------------------------------
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one Chroma call, turning its failures into our errors (the table
-        :data:`jinarag.retrieval.store.errors.ERRORS`). A call that finds sqlite locked by
-        another process is tried again for up to :data:`BUSY_WAIT` seconds: a failed sqlite
-        transaction changed nothing, and every call made here may be repeated."""
-        pause, deadline = _BUSY_PAUSE, time.monotonic() + BUSY_WAIT
-        while True:
-            try:
-                return fn(*args, **kwargs)
-            except JinaragError:
-                raise
-            except Exception as exc:
-                if database_busy(exc) and time.monotonic() < deadline:
-                    logger.info("%s is locked by another process; trying again", self.where)
-                    time.sleep(pause)
-                    pause = min(2 * pause, 1.0)
-                    continue
-                if (error := translate(self, what, exc)) is not None:
-                    raise error from exc
-                raise
+        """Run one Chroma call, turning its failures into ours (see
+        :func:`jinarag.retrieval.store.errors.run`)."""
+        return run(self, what, fn, *args, **kwargs)
 
     def slices(self, n: int | None = None) -> Iterator[slice]:
         """Consecutive slices of at most one Chroma batch covering ``range(n)``; endless when

@@ -12,9 +12,11 @@ Example:
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from chromadb.errors import InvalidArgumentError
@@ -34,6 +36,7 @@ __all__ = [
     "ERRORS",
     "Located",
     "bad_database",
+    "BUSY_WAIT",
     "bad_vectors",
     "busy",
     "database_busy",
@@ -44,10 +47,17 @@ __all__ = [
     "raised_by_chroma",
     "read_only",
     "rejected",
+    "run",
     "says",
     "translate",
     "unreachable",
 ]
+
+logger = logging.getLogger(__name__)
+
+# How long a call waits out sqlite's lock held by another process, and its first pause.
+BUSY_WAIT = 60.0
+_BUSY_PAUSE = 0.05
 
 
 class Located(Protocol):
@@ -199,3 +209,25 @@ def translate(store: Located, what: str, exc: BaseException) -> JinaragError | N
         if hit:
             return make(store, what, exc)
     return None
+
+
+def run(store: Located, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, a Chroma call made to ``what`` in ``store``, its failures
+    turned into ours by :data:`ERRORS`. A call that finds sqlite locked by another process is
+    tried again for up to :data:`BUSY_WAIT` seconds: a failed sqlite transaction changed
+    nothing, and every call the store makes may be repeated."""
+    pause, deadline = _BUSY_PAUSE, time.monotonic() + BUSY_WAIT
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except JinaragError:
+            raise
+        except Exception as exc:
+            if database_busy(exc) and time.monotonic() < deadline:
+                logger.info("%s is locked by another process; trying again", store.where)
+                time.sleep(pause)
+                pause = min(2 * pause, 1.0)
+                continue
+            if (error := translate(store, what, exc)) is not None:
+                raise error from exc
+            raise
