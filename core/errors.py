@@ -18,6 +18,8 @@ Every message names the bad value and says how to fix it. The tree::
     TruncationWarning (UserWarning) inputs longer than max_length were cut (a warning only)
     CheckpointWarning (UserWarning) a checkpoint loads, but likely not as meant (a cross-encoder
                                     loaded as an Embedder)
+    PerformanceWarning (UserWarning) results are right but a pass runs far slower than it should
+                                    (flex attention past torch's recompile limit)
 
 Catch ``JinaragError`` to handle them all; ``InputError`` is also a ``ValueError`` so code
 that already guards against ``ValueError`` keeps working.
@@ -141,6 +143,13 @@ class CheckpointWarning(UserWarning):
     """A checkpoint loaded, but probably not the way it was meant to be used (a cross-encoder
     loaded as an ``Embedder``). Filter it by category when the use is intended:
     ``warnings.simplefilter("ignore", jinarag.CheckpointWarning)``."""
+
+
+class PerformanceWarning(UserWarning):
+    """Results stay right, but passes run far slower than they should: compiled flex
+    attention met more shapes than torch's recompile limit allows, so new shapes run
+    uncompiled. The message names the fix (fewer distinct shapes, a higher limit, or
+    ``attention="sdpa"``)."""
 
 
 def warn(message: Warning | str, category: type[Warning] | None = None) -> None:

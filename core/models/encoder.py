@@ -17,25 +17,35 @@ Module names follow the Hugging Face state-dict keys so checkpoints load without
 
 from __future__ import annotations
 
+import inspect
+import logging
 import math
+import re
+import types
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from jinarag.errors import PerformanceWarning, warn
 from jinarag.models.config import EncoderConfig
 from jinarag.options import ATTENTION_NAMES
 
 __all__ = [
     "ATTENTION_BACKENDS",
+    "FLEX_COMPILE_BACKEND",
+    "FLEX_RECOMPILE_LIMIT",
     "Encoder",
     "TokenLayout",
     "alibi_slopes",
+    "flex_shape",
     "positions_from_sequence_ids",
 ]
 
 # "sdpa": blocked scaled_dot_product_attention with an additive bias (exact; the CPU default).
-# "flex": flex_attention with ALiBi as a score_mod and a block mask (compiled on CUDA).
+# "flex": flex_attention with ALiBi as a score_mod and a block mask (compiled on CUDA, in a
+# bounded set of shapes: see "compiled flex attention" below).
 # "eager": explicit softmax(QKᵀ/√D + bias)V, the reference.
 ATTENTION_BACKENDS = ATTENTION_NAMES
 
@@ -125,7 +135,7 @@ class TokenLayout:
         self.block_size = max(1, min(length, self.BLOCK_BYTES // max(1, bytes_per_query)))
         self._whole: torch.Tensor | None = None  # the one block of a short batch, reused
         self._scratch: torch.Tensor | None = None  # the buffer long batches' blocks reuse
-        self._block_mask = None
+        self._block_masks: dict[tuple[int, int], object] = {}  # flex's, per (rows, length)
 
     # -- the additive bias, in query blocks (sdpa and eager) ------------------------------
 
@@ -184,13 +194,18 @@ class TokenLayout:
 
     # -- flex attention: the same rule as a score_mod and a block mask --------------------
 
-    def flex_arguments(self) -> dict:
+    def flex_arguments(self, shape: tuple[int, int] | None = None) -> dict:
         """``score_mod`` (ALiBi on positions) and ``block_mask`` (own sequence only) for
         :func:`torch.nn.attention.flex_attention.flex_attention`; blocks of keys from other
-        sequences are skipped, not computed and masked."""
+        sequences are skipped, not computed and masked. ``shape``: (rows, length) to lay the
+        batch out in, larger than its own (the compiled path's buckets); the extra tokens are
+        sequence 0, padding, masked like a row's tail."""
         from torch.nn.attention.flex_attention import create_block_mask
 
         sequence_ids, positions, slopes = self.sequence_ids, self.position_ids, self.slopes
+        shape = shape or (sequence_ids.shape[0], sequence_ids.shape[1])
+        if shape != tuple(sequence_ids.shape):
+            sequence_ids, positions = _pad_rows(sequence_ids, shape), _pad_rows(positions, shape)
 
         def same_sequence(b, h, q, k):
             return (sequence_ids[b, q] == sequence_ids[b, k]) & (sequence_ids[b, k] > 0)
@@ -198,19 +213,25 @@ class TokenLayout:
         def alibi(score, b, h, q, k):
             return score - slopes[h] * (positions[b, q] - positions[b, k]).abs()
 
-        if self._block_mask is None:
-            batch, length = sequence_ids.shape
+        if shape not in self._block_masks:
             # Compiled on CUDA, so the mask is built block by block, never as S² booleans.
-            self._block_mask = create_block_mask(
+            self._block_masks[shape] = create_block_mask(
                 same_sequence,
-                batch,
+                shape[0],
                 None,
-                length,
-                length,
+                shape[1],
+                shape[1],
                 device=sequence_ids.device,
                 _compile=sequence_ids.device.type == "cuda",
             )
-        return {"score_mod": alibi if slopes is not None else None, "block_mask": self._block_mask}
+        block_mask = self._block_masks[shape]
+        return {"score_mod": alibi if slopes is not None else None, "block_mask": block_mask}
+
+
+def _pad_rows(tensor: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(R, L) -> shape, zeros after each row and in the added rows."""
+    rows, length = shape
+    return F.pad(tensor, (0, length - tensor.shape[1], 0, rows - tensor.shape[0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,8 +302,7 @@ class SelfAttention(nn.Module):
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)  # B,N,S,D
         length = x.shape[1]
         if implementation == "flex":
-            flex = _flex_attention(x.device)
-            context = flex(q, k, v, **layout.flex_arguments())
+            context = _flex(q, k, v, layout)  # B,N,S,D
             return context.transpose(1, 2).reshape(x.shape)  # B,S,H
         contexts = []
         for start, end in layout.blocks(length):
@@ -298,19 +318,132 @@ class SelfAttention(nn.Module):
         return context.transpose(1, 2).reshape(x.shape)  # B,S,H
 
 
-_COMPILED_FLEX: dict[str, object] = {}
+# -- compiled flex attention: a bounded set of graphs --------------------------------------
+#
+# torch.compile keeps its graphs per code object, and past the recompile limit (8 by
+# default) runs every new shape uncompiled for the rest of the process: 2-5x slower, with
+# one log line. So compiled calls go through regions, each its own copy of _call_flex's code
+# object (its own cache and count), one per (device, dtype, heads, head dim, ALiBi or not,
+# row length, grad mode), and a call's rows and row length are padded to powers of two (the
+# length to at least 128, flex's block; padding is masked). A region then meets one shape per
+# power-of-two row count: at most FLEX_RECOMPILE_LIMIT = 16 graphs (passes of up to 2^15
+# rows); a model has at most one region per power-of-two length up to its longest row (7 up
+# to 8192 tokens). Packed passes at the GPU default (65536-token budget, 2048-token rows)
+# meet at most 17 shapes per model: 6 row counts at 2048 and 4096 tokens, 5 at 8192.
+
+# The torch.compile backend of flex attention. None: inductor on CUDA, and no compiling
+# elsewhere (uncompiled flex is exact there, and faster than compiling for a test). Set, it
+# compiles on every device: tests pass torch._dynamo.testing.CompileCounter() or "eager".
+FLEX_COMPILE_BACKEND: str | Callable | None = None
+FLEX_RECOMPILE_LIMIT = 16  # graphs per region: row counts 1 .. 2^15
+FLEX_MIN_LENGTH = 128  # flex attention's block size
+_FLEX_REGIONS: dict[tuple, Callable] = {}
+_REGION_PREFIX = "jinarag_flex_"
 
 
-def _flex_attention(device: torch.device):
-    """flex_attention, compiled where the compiler makes it a fused kernel (CUDA); on CPU the
-    uncompiled form, which materialises scores (correct, for tests and reference)."""
+def flex_shape(rows: int, length: int) -> tuple[int, int]:
+    """The (rows, length) a compiled flex call runs at: each rounded up to a power of two,
+    the length to at least :data:`FLEX_MIN_LENGTH`."""
+    return 1 << (rows - 1).bit_length(), max(FLEX_MIN_LENGTH, 1 << (length - 1).bit_length())
+
+
+def _flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+    """Flex attention of (B, N, S, D) heads: compiled in a region at the bucketed shape, or
+    uncompiled at the batch's own shape (where nothing is compiled)."""
     from torch.nn.attention.flex_attention import flex_attention
 
-    if device.type != "cuda":
-        return flex_attention
-    if "cuda" not in _COMPILED_FLEX:
-        _COMPILED_FLEX["cuda"] = torch.compile(flex_attention, dynamic=False)
-    return _COMPILED_FLEX["cuda"]
+    if FLEX_COMPILE_BACKEND is None and q.device.type != "cuda":
+        return flex_attention(q, k, v, **layout.flex_arguments())
+    rows, heads, length, head_dim = q.shape
+    shape = flex_shape(rows, length)
+    arguments = layout.flex_arguments(shape)
+    alibi = arguments["score_mod"] is not None
+    # Grad mode is guarded too: a region per mode keeps it from costing recompiles.
+    mode = "grad" if q.requires_grad else "inference" if q.is_inference() else "nograd"
+    region = _flex_region((q.device, q.dtype, heads, head_dim, alibi, shape[1], mode))
+    if shape != (rows, length):
+        padding = (0, 0, 0, shape[1] - length, 0, 0, 0, shape[0] - rows)
+        q, k, v = F.pad(q, padding), F.pad(k, padding), F.pad(v, padding)
+    context = region(q, k, v, arguments["score_mod"], arguments["block_mask"])
+    if _LIMIT_WATCH.hits:
+        _report_recompile_limit()
+    return context[:rows, :, :length]
+
+
+def _call_flex(query, key, value, score_mod, block_mask):
+    # The body of every region: each region compiles its own copy of this code object.
+    return torch.nn.attention.flex_attention.flex_attention(
+        query, key, value, score_mod=score_mod, block_mask=block_mask
+    )
+
+
+def _flex_region(key: tuple) -> Callable:
+    region = _FLEX_REGIONS.get(key)
+    if region is not None:
+        return region
+    device, dtype, heads, head_dim, alibi, length, mode = key
+    name = (
+        f"{_REGION_PREFIX}{device.type}{device.index or 0}_{str(dtype).split('.')[-1]}_"
+        f"{heads}h_{head_dim}d_{'alibi' if alibi else 'plain'}_{length}_{mode}"
+    )
+    code = _call_flex.__code__.replace(co_name=name)  # a new code object: its own cache
+    function = types.FunctionType(code, _call_flex.__globals__, name)
+    options: dict = {}
+    if "recompile_limit" in inspect.signature(torch.compile).parameters:
+        options["recompile_limit"] = FLEX_RECOMPILE_LIMIT
+    else:
+        # Older torch has one limit for every code object: raise it to ours, never lower it.
+        config = torch._dynamo.config
+        config.cache_size_limit = max(config.cache_size_limit, FLEX_RECOMPILE_LIMIT)
+    backend = FLEX_COMPILE_BACKEND if FLEX_COMPILE_BACKEND is not None else "inductor"
+    region = torch.compile(function, backend=backend, dynamic=False, **options)
+    _LIMIT_WATCH.install()
+    _FLEX_REGIONS[key] = region
+    return region
+
+
+class _RecompileLimitWatch(logging.Filter):
+    """Notes torch's "hit config.recompile_limit" record when it names a region (the only
+    sign torch gives before running that region's new shapes uncompiled); passes every
+    record on unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hits: list[str] = []
+        self.warned = False
+        self._installed = False
+
+    def install(self) -> None:
+        if not self._installed:
+            logging.getLogger("torch._dynamo.convert_frame").addFilter(self)
+            self._installed = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "hit config." in record.msg:
+            found = re.search(rf"{_REGION_PREFIX}\w+", record.getMessage())
+            if found:
+                self.hits.append(found.group(0))
+        return True
+
+
+_LIMIT_WATCH = _RecompileLimitWatch()
+
+
+def _report_recompile_limit() -> None:
+    """One PerformanceWarning per process, however many regions reach the limit."""
+    region = _LIMIT_WATCH.hits[-1]
+    _LIMIT_WATCH.hits.clear()
+    if _LIMIT_WATCH.warned:
+        return
+    _LIMIT_WATCH.warned = True
+    warn(
+        f"Flex attention reached torch's recompile limit in {region}: from now on, passes of "
+        "shapes not compiled yet run flex attention uncompiled (2-5x slower) for the rest of "
+        "the process. Fix: fewer distinct shapes (one max_batch_tokens and max_length per "
+        "model), a higher jinarag.models.encoder.FLEX_RECOMPILE_LIMIT set before the first "
+        "call, or attention='sdpa'.",
+        PerformanceWarning,
+    )
 
 
 class AttentionOutput(nn.Module):
