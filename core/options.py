@@ -105,7 +105,8 @@ class LoadOptions:
     ships); needs ``pip install 'jinarag[openvino]'``; rows longer than 2048 tokens run on
     torch in float32, which attends in blocks; padded rows only, so not with
     ``attention="flex"``); or ``"auto"``, the fastest backend that gives torch float32's
-    vectors on this device (torch for now; see docs/performance.md)."""
+    vectors on this device: OpenVINO on CPU when its extra is installed (float32, or int8
+    when ``quantize="int8"``), else torch (see docs/performance.md)."""
 
     def __post_init__(self) -> None:
         # Normalised copies (numpy integers become int); the dataclass is frozen.

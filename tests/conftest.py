@@ -15,6 +15,17 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+# OpenVINO exports (what backend="auto" runs on CPU when the extra is installed) go to a folder
+# of this test run, shared with its subprocesses, never to the user's ~/.cache/jinarag.
+if "JINARAG_CACHE_DIR" not in os.environ:
+    _EXPORTS = tempfile.mkdtemp(prefix="jinarag-test-cache-")
+    os.environ["JINARAG_CACHE_DIR"] = _EXPORTS
+    atexit.register(shutil.rmtree, _EXPORTS, True)
+
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402

@@ -435,20 +435,43 @@ def test_openvino_and_nncf_are_imported_only_when_the_backend_is_used():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_auto_is_torch_until_measured_and_decided_in_one_place(tiny_checkpoints, monkeypatch):
+def test_auto_is_openvino_where_it_gives_torchs_vectors_decided_in_one_place(
+    tiny_checkpoints, monkeypatch
+):
     from jinarag.models import placement
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert jinarag.Embedder.from_pretrained(tiny_checkpoints["v2_geglu_8h"]).backend == "torch"
-    assert placement.resolve_backend(LoadOptions(), cpu) == "torch"
-    monkeypatch.setattr(placement, "AUTO_PREFERS_OPENVINO", True)
     expected = "openvino" if find_spec("openvino") is not None else "torch"
+    assert jinarag.Embedder.from_pretrained(tiny_checkpoints["v2_geglu_8h"]).backend == expected
     assert placement.resolve_backend(LoadOptions(), cpu) == expected
+    assert placement.resolve_backend(LoadOptions(quantize="int8"), cpu) == expected
+    # Where OpenVINO would not give torch float32's vectors, or cannot run: torch.
     assert placement.resolve_backend(LoadOptions(), cuda) == "torch"
     assert placement.resolve_backend(LoadOptions(dtype="bfloat16"), cpu) == "torch"
+    assert placement.resolve_backend(LoadOptions(attention="flex"), cpu) == "torch"
     assert placement.resolve_backend(LoadOptions(backend="torch"), cpu) == "torch"
-    monkeypatch.setitem(sys.modules, "openvino", None)
+    monkeypatch.setitem(sys.modules, "openvino", None)  # the extra not installed
     assert placement.resolve_backend(LoadOptions(), cpu) == "torch"
+
+
+@needs_openvino
+def test_auto_runs_on_torch_when_the_export_fails_and_says_why(tiny_checkpoints, monkeypatch):
+    from jinarag.models import openvino_runtime
+
+    def failing_export(*args, **kwargs):
+        raise RuntimeError("the converter met an operation it cannot export")
+
+    monkeypatch.setattr(openvino_runtime, "load_openvino", failing_export)
+    path = tiny_checkpoints["v2_geglu_8h"]
+    with pytest.warns(RuntimeWarning, match="cannot export.*runs on torch.*backend='torch'"):
+        model = jinarag.Embedder.from_pretrained(path, device="cpu")
+    assert model.backend == "torch" and model.runtime is None
+    expected = jinarag.Embedder.from_pretrained(path, device="cpu", backend="torch")
+    np.testing.assert_allclose(
+        model.embed(["wing flutter"]), expected.embed(["wing flutter"]), rtol=0, atol=1e-6
+    )
+    with pytest.raises(RuntimeError, match="cannot export"):  # asked for by name: the error
+        jinarag.Embedder.from_pretrained(path, device="cpu", backend="openvino")
 
 
 @needs_openvino

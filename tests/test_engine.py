@@ -58,6 +58,9 @@ PAIRS = [
 
 
 def _load(path, variant: str, **options):
+    # These tests look inside the torch engine (its passes, threads, memory, int8 layers);
+    # the OpenVINO backend, what "auto" picks on CPU when installed, has tests/test_backends.py.
+    options.setdefault("backend", "torch")
     cls = jinarag.Reranker if VARIANTS[variant].head == "reranker" else jinarag.Embedder
     return cls.from_pretrained(path, device="cpu", **options)
 
@@ -416,11 +419,13 @@ def test_quantize_reaches_the_model_through_every_adapter(tiny_checkpoints):
 
     path = tiny_checkpoints["v2_geglu_8h"]
     reference = jinarag.Embedder.from_pretrained(path, device="cpu").embed(["wing flutter"])[0]
-    langchain = JinaEmbeddings(str(path), device="cpu", quantize="int8")
-    llama_index = JinaEmbedding(str(path), device="cpu", quantize="int8")
-    haystack = JinaDocumentEmbedder(model=path, device="cpu", quantize="int8", progress_bar=False)
+    # backend="torch": the int8 layers counted below are torch modules.
+    torch_int8 = {"device": "cpu", "quantize": "int8", "backend": "torch"}
+    langchain = JinaEmbeddings(str(path), **torch_int8)
+    llama_index = JinaEmbedding(str(path), **torch_int8)
+    haystack = JinaDocumentEmbedder(model=path, progress_bar=False, **torch_int8)
     haystack.warm_up()
-    chroma = JinaEmbeddingFunction(str(path), device="cpu", quantize="int8")
+    chroma = JinaEmbeddingFunction(str(path), **torch_int8)
     vectors = {
         "langchain": (langchain.embedder, langchain.embed_query("wing flutter")),
         "llama_index": (llama_index.embedder, llama_index.get_text_embedding("wing flutter")),
@@ -437,6 +442,7 @@ def test_quantize_reaches_the_model_through_every_adapter(tiny_checkpoints):
         vector = np.asarray(vector, dtype=np.float32)
         assert float(vector @ reference) > 0.98, adapter
     assert chroma.get_config()["quantize"] == "int8"
+    assert chroma.get_config()["backend"] == "torch"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from jinarag.errors import InputError
+from jinarag.errors import InputError, warn
 from jinarag.inference import pipeline
 from jinarag.inference.batching import default_max_batch_tokens
 from jinarag.inference.pipeline import Head, RunSpec
@@ -309,21 +309,33 @@ def _openvino_runtime(
     kind: Kind,
     options: LoadOptions,
     dtype: torch.dtype,
-) -> OpenVINOEncoder:
+) -> OpenVINOEncoder | None:
     """``model`` exported to OpenVINO (from the export cache when it is there), computing in
     ``dtype``, quantised by NNCF on jinarag's calibration text when ``options.quantize`` asks
-    for int8."""
+    for int8. None when ``backend="auto"`` and the export failed: the model runs on torch."""
     from jinarag.models.calibration import shipped_calibration
     from jinarag.models.openvino_runtime import load_openvino
 
     calibration = shipped_calibration() if options.quantize is not None else None
     limit = model.config.max_position_embeddings
-    return load_openvino(
-        model,
-        directory,
-        kind=kind,
-        attention=model.attn_implementation,
-        calibration=calibration,
-        samples=lambda: calibration.samples(tokenizer, kind=kind, max_length=limit),
-        dtype=dtype,
-    )
+    try:
+        return load_openvino(
+            model,
+            directory,
+            kind=kind,
+            attention=model.attn_implementation,
+            calibration=calibration,
+            samples=lambda: calibration.samples(tokenizer, kind=kind, max_length=limit),
+            dtype=dtype,
+        )
+    except Exception as exc:
+        if options.backend != "auto":
+            raise
+        # "auto" never fails where torch runs: say why, then run on torch.
+        warn(
+            f"backend='auto' could not run {directory.name} on OpenVINO "
+            f"({type(exc).__name__}: {exc}); it runs on torch. Pass backend='torch' to skip "
+            "the attempt, or backend='openvino' to see the error.",
+            RuntimeWarning,
+        )
+        return None

@@ -10,18 +10,12 @@ from jinarag.errors import InputError
 from jinarag.options import DTYPE_NAMES, LoadOptions
 
 __all__ = [
-    "AUTO_PREFERS_OPENVINO",
     "available_devices",
     "resolve_attention",
     "resolve_backend",
     "resolve_device",
     "resolve_dtype",
 ]
-
-# Whether backend="auto" runs on OpenVINO where it can (CPU, float32 or int8, padded rows, the
-# runtime installed). Off until it is measured faster than torch on a quiet machine with the same
-# vectors (docs/performance.md, benchmarks/cpu_peers.py): until then "auto" means torch.
-AUTO_PREFERS_OPENVINO = False
 
 
 def available_devices() -> list[str]:
@@ -94,13 +88,14 @@ def resolve_backend(options: LoadOptions, device: torch.device) -> str:
     InputError naming the extra (``LoadOptions`` has already refused what it cannot run:
     a GPU, float16/bfloat16, flex attention). ``"auto"`` picks OpenVINO only where it gives
     torch float32's vectors (cosine >= 0.9999): on CPU, in float32 (or int8 when asked),
-    on padded rows, with the runtime installed, and when :data:`AUTO_PREFERS_OPENVINO`."""
+    on padded rows, with the runtime installed (measured 3-4x torch's speed there with the
+    same vectors: docs/performance.md, benchmarks/cpu_peers.py)."""
     if options.backend == "openvino":
         from jinarag.models.openvino_runtime import require_openvino
 
         require_openvino(int8=options.quantize is not None)
         return "openvino"
-    if options.backend == "torch" or not AUTO_PREFERS_OPENVINO:
+    if options.backend == "torch":
         return "torch"
     eligible = (
         device.type == "cpu"
