@@ -23,6 +23,8 @@ HEAVY = [
     "sentence_transformers",
     "transformers",
     "ray",
+    "openvino",  # backend="auto" imports it when a model is loaded, not before
+    "nncf",
 ]
 
 # One fresh interpreter: what `import jinarag` loads, then (to prove the probe can see a heavy
