@@ -44,6 +44,7 @@ __all__ = [
     "InputError",
     "JinaragError",
     "ModelNotFoundError",
+    "PerformanceWarning",
     "RemoteError",
     "StoreBusyError",
     "StoreCorruptError",
