@@ -18,7 +18,9 @@ from jinarag.errors import InputError
 __all__ = [
     "check_bool",
     "check_choice",
+    "check_instance",
     "check_keywords",
+    "check_number",
     "check_pairs",
     "check_text",
     "check_texts",
@@ -184,4 +186,45 @@ def check_choice(what: str, value: Any, choices: Sequence[Any]) -> Any:
     if value not in choices:
         listed = ", ".join(repr(c) if not isinstance(c, str) else c for c in choices)
         raise InputError(f"unknown {what} {value!r}; choose one of {listed}")
+    return value
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    allow_none: bool = False,
+) -> float | None:
+    """``value`` as a float when it is a real number (numpy's too; ``bool`` and NaN are not)
+    within ``[low, high]``; None when ``allow_none``; else InputError naming the range."""
+    if value is None and allow_none:
+        return None
+    bounds = (
+        f" between {low} and {high}"
+        if low is not None and high is not None
+        else f" of at least {low}"
+        if low is not None
+        else f" of at most {high}"
+        if high is not None
+        else ""
+    )
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        raise InputError(
+            f"{name} must be a number{bounds}, got {type(value).__name__} {value!r:.60}"
+        )
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InputError(f"{name} must be a number{bounds}, got {value!r}")
+    return float(value)
+
+
+def check_instance(name: str, value: Any, kinds: type | tuple[type, ...], fix: str) -> Any:
+    """``value`` when it is an instance of ``kinds``; else InputError naming what it is and
+    ``fix`` (how to make the right one)."""
+    if not isinstance(value, kinds):
+        wanted = " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+        raise InputError(
+            f"{name} must be a {wanted}, got {type(value).__name__} {value!r:.60}; {fix}"
+        )
     return value
