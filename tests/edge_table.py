@@ -58,3 +58,18 @@ def assert_refused(row: Refusal, env: SimpleNamespace) -> None:
     """The test of one row: the call ended as the row says."""
     word, detail = outcome(row, env)
     assert word == NAMED, f"{row.id}: {word}: {detail}"
+
+
+def probe_tables(
+    tables: dict[str, list[Refusal]], env: SimpleNamespace
+) -> list[tuple[str, str, str, str]]:
+    """``(surface, row id, word, detail)`` for every row of ``tables``: what
+    ``tests/edge_probe.py`` counts."""
+    return [
+        (surface, row.id, *outcome(row, env)) for surface, rows in tables.items() for row in rows
+    ]
+
+
+def rows_of(tables: dict[str, list[Refusal]]) -> list[Refusal]:
+    """Every row of ``tables``, for ``pytest.mark.parametrize``."""
+    return [row for rows in tables.values() for row in rows]
