@@ -27,6 +27,7 @@ from jinarag.errors import (
     StoreBusyError,
     StoreCorruptError,
     StoreError,
+    StoreMismatchError,
     StoreUnavailableError,
     TruncationWarning,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "SourceScore",
     "StoreBusyError",
     "StoreCorruptError",
+    "StoreMismatchError",
     "StoreError",
     "StoreUnavailableError",
     "TruncationWarning",

@@ -13,6 +13,7 @@ Every message names the bad value and says how to fix it. The tree::
         ├── StoreUnavailableError   the Chroma server cannot be reached
         ├── StoreBusyError          another process is writing to the same store
         ├── StoreCorruptError       the store on disk is damaged or incomplete (says how to repair)
+        │   └── StoreMismatchError  the database lacks records its BM25 snapshot lists (lost)
         └── EmbedderMismatchError   the collection was built with another embedder
 
     TruncationWarning (UserWarning) inputs longer than max_length were cut (a warning only)
@@ -49,6 +50,7 @@ __all__ = [
     "StoreBusyError",
     "StoreCorruptError",
     "StoreError",
+    "StoreMismatchError",
     "StoreUnavailableError",
     "TruncationWarning",
 ]
@@ -103,6 +105,20 @@ class StoreBusyError(StoreError):
 class StoreCorruptError(StoreError):
     """The store on disk (Chroma's files or the BM25 snapshot) is damaged, missing or altered;
     the message names the path and the repair (``jinarag verify STORE --repair``, or restore)."""
+
+
+class StoreMismatchError(StoreCorruptError):
+    """Chroma's database lacks records that the store's BM25 snapshot lists (the database was
+    emptied, replaced or cut): opening it would serve an index silently missing them.
+    ``snapshot`` is the snapshot's path; ``jinarag verify STORE --repair`` sets it aside and
+    keeps what the database holds."""
+
+    def __init__(self, message: str, snapshot: os.PathLike[str] | str | None = None) -> None:
+        super().__init__(message)
+        self.snapshot = snapshot
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across processes (Ray, verify)
+        return (type(self), (str(self), self.snapshot))
 
 
 class EmbedderMismatchError(StoreError):

@@ -586,7 +586,7 @@ def test_a_deleted_database_with_a_snapshot_is_not_an_empty_index(store, minilm_
         HybridIndex(store, embedder=minilm_embedder)
     message = str(info.value)
     assert str(store / "chroma.sqlite3") in message and str(snapshot) in message
-    assert f"{N} records" in message and "Restore the folder" in message
+    assert f"{N} records" in message and "restore the folder" in message and "--repair" in message
     assert snapshot.read_bytes() == saved and not (store / "chroma.sqlite3").exists()
 
 

@@ -21,10 +21,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinarag.cli.common import DEFAULT_COLLECTION, add_model_option, note
-from jinarag.errors import InputError, JinaragError, StoreCorruptError
+from jinarag.errors import InputError, JinaragError, StoreCorruptError, StoreMismatchError
+
+if TYPE_CHECKING:
+    from jinarag.inference.embedder import Embedder
 
 __all__ = ["add_parser", "child", "run"]
 
@@ -66,9 +69,15 @@ def run(args: argparse.Namespace) -> int:
         )
     if "error" in result:
         raise _error(result["error"], result["message"])
-    rebuilt = result.get("rebuilt", rebuilt)
+    if result.get("rebuilt") is not None:
+        rebuilt = result["rebuilt"]
     if rebuilt is not None:
         print(f"vector index: rebuilt from the {rebuilt} stored texts")
+    if result.get("set_aside"):
+        print(
+            f"BM25 snapshot: it listed records the database does not hold; set aside as "
+            f"{result['set_aside']} (restore the folder from a backup to get them back)"
+        )
     for line in result["report"]["lines"]:
         print(line)
     return 0 if result["report"]["healthy"] else 1
@@ -112,13 +121,13 @@ def child() -> None:
 
 def _work(task: dict[str, Any]) -> dict[str, Any]:
     from jinarag.cli.common import load_embedder
-    from jinarag.retrieval.index import HybridIndex
-    from jinarag.retrieval.store.files import collection_names, recorded_embedder
+    from jinarag.retrieval.store.files import collection_names, recorded_embedder, snapshot_path
     from jinarag.retrieval.write.rebuild import rebuild_vector_index
 
     store, collection = Path(task["store"]), task["collection"]
     names = collection_names(store)
-    if names and collection not in names and f"{collection}-rebuild" not in names:
+    lost = snapshot_path(store, collection).is_file()  # then opening names what was lost
+    if names and collection not in names and f"{collection}-rebuild" not in names and not lost:
         raise InputError(
             f"no collection {collection!r} in {store}; it holds {', '.join(sorted(names))}: "
             "pass one with --collection"
@@ -127,17 +136,33 @@ def _work(task: dict[str, Any]) -> dict[str, Any]:
     embedder = load_embedder(model)
     if task["mode"] == "rebuild":
         return {"rebuilt": rebuild_vector_index(store, collection, embedder)}
-    rebuilt = None
+    return _verify(store, collection, embedder, task["repair"])
+
+
+def _verify(store: Path, collection: str, embedder: Embedder, repair: bool) -> dict[str, Any]:
+    from jinarag.retrieval.index import HybridIndex
+    from jinarag.retrieval.keyword.snapshot import set_aside
+    from jinarag.retrieval.write.rebuild import rebuild_vector_index
+
+    rebuilt, aside = None, None
     try:
         report = HybridIndex(store, collection=collection, embedder=embedder).verify(
-            repair=task["repair"]
+            repair=repair
         )
+    except StoreMismatchError as exc:
+        if not repair:
+            raise
+        # The records the snapshot lists are not in the database: keep what it holds, and
+        # the snapshot beside it (it still names what was lost).
+        note(str(exc))
+        aside = str(set_aside(Path(exc.snapshot)))
+        report = HybridIndex(store, collection=collection, embedder=embedder).verify(repair=True)
     except StoreCorruptError as exc:
-        if not task["repair"] or "vector index" not in str(exc):
+        if not repair or "vector index" not in str(exc):
             raise
         note(f"{exc}\nrebuilding the vector index from the stored texts")
         rebuilt = rebuild_vector_index(store, collection, embedder)
         index = HybridIndex(store, collection=collection, embedder=embedder)
         report = index.verify(repair=True)
     out: dict[str, Any] = {"report": {"lines": report.lines(), "healthy": report.healthy}}
-    return {**out, "rebuilt": rebuilt} if rebuilt is not None else out
+    return {**out, "rebuilt": rebuilt, "set_aside": aside}

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     "check_snapshot_path",
     "inspect_snapshot",
     "read_snapshot",
+    "set_aside",
     "write_snapshot",
 ]
 
@@ -168,3 +170,12 @@ def check_snapshot_path(path: Path) -> None:
             f"this user write permission on {path.parent} (chmod/chown), or open a writable "
             "copy of the store."
         ) from exc
+
+
+def set_aside(path: Path) -> Path:
+    """Rename the snapshot at ``path`` to ``<name>.set-aside-<UTC time>`` in its folder (kept,
+    not deleted: it still lists what the store held) and return the new path."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.set-aside-{stamp}")
+    os.replace(path, target)
+    return target

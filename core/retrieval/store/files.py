@@ -33,7 +33,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from jinarag.errors import StoreCorruptError
+from jinarag.errors import StoreCorruptError, StoreMismatchError
 
 __all__ = [
     "HNSW_FILES",
@@ -42,10 +42,12 @@ __all__ = [
     "collection_names",
     "rebuild_hint",
     "recorded_embedder",
+    "snapshot_path",
     "vector_folder",
 ]
 
 SQLITE_FILE = "chroma.sqlite3"
+BM25_FOLDER = "jinarag-bm25"  # the BM25 snapshots, one <collection>.json each
 HNSW_FILES = (
     "header.bin",
     "data_level0.bin",
@@ -57,6 +59,11 @@ HNSW_FILES = (
 # max_elements, cur_element_count, size_data_per_element, label_offset, offsetData, maxlevel,
 # enterpoint_node, maxM, maxM0, M, mult, ef_construction.
 _HEADER = struct.Struct("<iQQQQQQiIQQQdQ")
+
+
+def snapshot_path(path: Path, collection: str) -> Path:
+    """Where the store at ``path`` keeps the BM25 snapshot of ``collection``."""
+    return path / BM25_FOLDER / f"{collection}.json"
 
 
 def rebuild_hint(path: Path, collection: str) -> str:
@@ -100,6 +107,7 @@ def _check(path: Path, collection: str, snapshot: Path | None) -> None:
     if not database.exists():
         _check_no_orphan_snapshot(path, collection, snapshot)
         return
+    _check_snapshot_records_held(path, collection, snapshot)
     segment = _vector_segment(database, collection)
     if segment is None:
         return
@@ -124,20 +132,89 @@ def _check(path: Path, collection: str, snapshot: Path | None) -> None:
 
 
 def _check_no_orphan_snapshot(path: Path, collection: str, snapshot: Path | None) -> None:
+    held = _snapshot_state(snapshot)
+    if held is None or held[0] == 0:
+        return
+    raise _mismatch(
+        path,
+        collection,
+        snapshot,
+        held[0],
+        f"Chroma's database {path / SQLITE_FILE} is missing",
+    )
+
+
+def _check_snapshot_records_held(path: Path, collection: str, snapshot: Path | None) -> None:
+    """StoreMismatchError when the BM25 snapshot lists records that Chroma's database cannot
+    hold: the database has no such collection (emptied, zero bytes, replaced by another
+    store's), or the collection is at the snapshot's write generation with another count (no
+    write happened since the snapshot was saved, yet records went away). A database sqlite
+    cannot read passes: Chroma names that damage."""
+    held = _snapshot_state(snapshot)
+    if held is None or held[0] == 0:
+        return
+    database = path / SQLITE_FILE
+    tables = _read(database, "SELECT name FROM sqlite_master WHERE type = 'table'")
+    if tables is None:
+        return
+    names = collection_names(path) if ("collections",) in tables else set()
+    if f"{collection}-rebuild" in names:
+        return  # a vector index rebuild was cut short: `verify --repair` finishes it
+    if collection not in names:
+        size = database.stat().st_size
+        empty = "an empty file (0 bytes)" if size == 0 else f"a database of {size} bytes"
+        holds = f"holds no collection {collection!r}"
+        if names:
+            holds += f" (only {', '.join(sorted(names))})"
+        raise _mismatch(path, collection, snapshot, held[0], f"{database}, {empty}, {holds}")
+    stored = _read(
+        database,
+        "SELECT (SELECT m.str_value FROM collection_metadata m WHERE m.collection_id = c.id "
+        "AND m.key = 'jinarag:generation'), (SELECT count(*) FROM embeddings e JOIN segments s "
+        "ON e.segment_id = s.id WHERE s.collection = c.id AND s.scope = 'METADATA') "
+        "FROM collections c WHERE c.name = ?",
+        collection,
+    )
+    if not stored:
+        return
+    generation, count = stored[0]
+    if generation == held[1] and count < held[0]:
+        raise _mismatch(
+            path,
+            collection,
+            snapshot,
+            held[0],
+            f"{database} holds {count} records of collection {collection!r} with no write "
+            "since the snapshot was saved",
+        )
+
+
+def _snapshot_state(snapshot: Path | None) -> tuple[int, str | None] | None:
+    """``(records, write generation)`` a BM25 snapshot says it was built from; None when
+    there is none (records ``-1``: a file that cannot be read is still evidence of records)."""
     if snapshot is None or not snapshot.is_file():
-        return
+        return None
     try:
-        records = len(json.loads(snapshot.read_bytes()).get("ids", []))
+        payload = json.loads(snapshot.read_bytes())
+        state = payload.get("state") or {}
+        records = int(state.get("count", len(payload.get("ids", []))))
+        generation = state.get("generation")
     except (OSError, ValueError, AttributeError, TypeError):
-        records = -1  # unreadable: still evidence that a store was here
-    if records == 0:
-        return
-    held = f"{records} records" if records > 0 else "records"
-    raise StoreCorruptError(
-        f"Chroma's database {path / SQLITE_FILE} is missing, but the BM25 snapshot {snapshot} "
-        f"still lists {held} of collection {collection!r}: the store was damaged or partly "
-        "deleted, and opening it would start an empty index. Restore the folder from a backup; "
-        f"or, to start over on purpose, delete {snapshot} (and index your files again)."
+        return -1, None
+    return records, generation if isinstance(generation, str) else None
+
+
+def _mismatch(
+    path: Path, collection: str, snapshot: Path, records: int, found: str
+) -> StoreMismatchError:
+    listed = f"{records} records" if records > 0 else "records"
+    return StoreMismatchError(
+        f"{found}, but the BM25 snapshot {snapshot} lists {listed} of collection "
+        f"{collection!r}: the store was damaged or partly replaced, and opening it would serve "
+        f"an index silently missing them. Fix: restore the folder {path} from a backup; or, to "
+        f"keep only what the database holds, set the snapshot aside: jinarag verify {path} "
+        f"--collection {collection} --repair",
+        snapshot,
     )
 
 
