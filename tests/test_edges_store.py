@@ -27,7 +27,7 @@ import pytest
 from chromadb.config import Settings
 from tiny_checkpoints import build_variant
 
-from jinarag import Embedder, HybridIndex, StoreCorruptError, StoreMismatchError
+from jinarag import Embedder, HybridIndex, StoreCorruptError, StoreError, StoreMismatchError
 from jinarag.cli import main as cli
 from jinarag.retrieval.store.files import SQLITE_FILE, vector_folder
 
@@ -190,13 +190,32 @@ def outcome(damage: str, surface: str, env: SimpleNamespace) -> tuple[str, str]:
     return "refused", said.strip()[-300:]
 
 
+def path_is_a_file(env: SimpleNamespace) -> tuple[str, str]:
+    """A store path that is a file, opened three times in one process: each try must be the
+    same named StoreError (a failed open must leave nothing behind that changes the next)."""
+    path = env.root / "a-file"
+    path.write_text("not a store")
+    said = []
+    for _ in range(3):
+        try:
+            HybridIndex(path, embedder=env.embedder)
+        except StoreError as exc:
+            said.append(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any other ending is the finding
+            return "other", f"{type(exc).__name__}: {exc}"
+        else:
+            return "read as empty", "opened"
+    named = all(f"the store path {path} is a file" in text for text in said)
+    return ("refused" if named else "other"), said[-1]
+
+
 def probe(root: Path) -> list[tuple[str, str, str, str]]:
     env = build_env(root)
     return [
         (surface, damage, *outcome(damage, surface, env))
         for surface in {**SURFACES, **SLOW_SURFACES}
         for damage in DAMAGE
-    ]
+    ] + [("HybridIndex(path)", "store path is a file, three tries", *path_is_a_file(env))]
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +245,11 @@ def test_the_refusal_is_a_store_mismatch_naming_the_snapshot(env, damage):
         HybridIndex(store, embedder=env.embedder)
     assert Path(info.value.snapshot) == store / SNAPSHOT
     assert f"jinarag verify {store} --collection jinarag --repair" in str(info.value)
+
+
+def test_a_store_path_that_is_a_file_is_named_on_every_try(env):
+    word, detail = path_is_a_file(env)
+    assert word == "refused", detail
 
 
 def test_a_fresh_store_and_a_written_one_still_open(env, tmp_path):
