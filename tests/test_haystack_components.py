@@ -174,7 +174,7 @@ def test_ranker_with_no_documents(ranker):
 
 
 def test_wrong_inputs_name_the_fix(ranker, sided_embedder):
-    with pytest.raises(InputError, match="item 1 is str"):
+    with pytest.raises(InputError, match=r"documents\[1\] is str"):
         ranker.run(query=QUERY, documents=[Document(content="x"), "plain text"])
     text_embedder = JinaTextEmbedder(model="unused-because-injected")
     text_embedder.embedder = sided_embedder

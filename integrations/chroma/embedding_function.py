@@ -12,7 +12,14 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 from jinarag.errors import EmbedderMismatchError, InputError
 from jinarag.options import LoadOptions
-from jinarag.validation import check_keywords
+from jinarag.validation import (
+    check_bool,
+    check_instance,
+    check_keywords,
+    check_text,
+    check_texts,
+    positive_int,
+)
 
 if TYPE_CHECKING:
     from jinarag import Embedder
@@ -31,6 +38,8 @@ _CONFIG_KEYS = (*_LOAD_KEYS, "batch_size", "normalize")
 # What fixes the vector space: changing it on a collection would mix spaces.
 _SPACE_KEYS = ("model_name", "revision", "query_prefix", "document_prefix")
 _OWNER = "JinaEmbeddingFunction"
+# The keys of the config that are this function's own parameters (not loading options).
+_OWN_KEYS = ("model_name", "query_prefix", "document_prefix", "batch_size", "normalize", "base_url")
 
 
 def _cache_get(key: tuple[Any, ...]) -> Embedder | RemoteEmbedder | None:
@@ -110,6 +119,16 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         from jinarag.inference.resolve import load_or_use
 
         check_keywords(_OWNER, options, (*_CONFIG_KEYS, "embedder"))
+        _check_values(
+            model_name=model_name,
+            query_prefix=query_prefix,
+            document_prefix=document_prefix,
+            batch_size=batch_size,
+            normalize=normalize,
+            base_url=base_url,
+        )
+        if api_key is not None:
+            check_instance("api_key", api_key, str, "pass the key as a string")
         load = LoadOptions.from_kwargs(options, owner=_OWNER)
         name = model_name
         if embedder is not None and not isinstance(embedder, Embedder):
@@ -157,12 +176,14 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
 
     def __call__(self, input: Documents) -> Embeddings:
         """Embed documents (the document side)."""
-        vectors = self._embedder.embed_documents(list(input), **self._embed_options())
+        texts = check_texts(input, "input")
+        vectors = self._embedder.embed_documents(texts, **self._embed_options())
         return list(vectors)
 
     def embed_query(self, input: Documents) -> Embeddings:
         """Embed query texts (the query side)."""
-        vectors = self._embedder.embed_queries(list(input), **self._embed_options())
+        texts = check_texts(input, "input")
+        vectors = self._embedder.embed_queries(texts, **self._embed_options())
         return list(vectors)
 
     def _embed_options(self) -> dict[str, Any]:
@@ -190,6 +211,7 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:
+        check_instance("config", config, dict, "pass the dict get_config() returns")
         served = isinstance(config.get("base_url"), str)  # the server's model: no model_name
         if not served and (
             not isinstance(config.get("model_name"), str) or not config["model_name"]
@@ -198,13 +220,14 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
                 f"jinarag embedding function config has model_name={config.get('model_name')!r}; "
                 "it must be a model alias, Hub id or local path (or base_url a server's URL)."
             )
-        # Values are checked where they are used (loading, embedding); unknown keys here.
         unknown = sorted(set(config) - set(_CONFIG_KEYS))
         if unknown:
             raise InputError(
                 f"jinarag embedding function config has unknown keys {unknown}; "
                 f"known keys: {list(_CONFIG_KEYS)}."
             )
+        # This function's own values here; the loading options are checked by LoadOptions.
+        _check_values(**{key: config[key] for key in _OWN_KEYS if key in config})
 
     def validate_config_update(
         self, old_config: dict[str, Any], new_config: dict[str, Any]
@@ -220,3 +243,18 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
                 f"Changing {', '.join(changed)} of a jinarag embedding function would mix vector "
                 "spaces in one collection; create a new collection and re-add the documents."
             )
+
+
+def _check_values(**values: Any) -> None:
+    """InputError for a bad value of one of this function's own parameters (a config's key,
+    or the constructor's argument of the same name); those not given are not checked."""
+    for name in ("model_name", "base_url"):
+        if values.get(name) is not None:
+            check_instance(name, values[name], str, "pass it as a string")
+    for name in ("query_prefix", "document_prefix"):
+        if name in values:
+            check_text(values[name], name)
+    if "batch_size" in values:
+        positive_int("batch_size", values["batch_size"])
+    if "normalize" in values:
+        check_bool("normalize", values["normalize"])

@@ -6,20 +6,23 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component, default_to_dict
 from haystack.utils import ComponentDevice, Secret
 
 from jinarag.errors import InputError
 from jinarag.haystack._common import (
     API_KEY,
     checked_options,
+    document_list,
     document_texts,
+    embedding_options,
     fresh_copy,
+    from_dict,
     load_options,
+    meta_fields,
     model_or_default,
     options_init_parameters,
     remote_model,
-    server_from_dict,
     server_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
@@ -89,15 +92,10 @@ class JinaDocumentEmbedder:
     ) -> None:
         self.model = model_or_default(model, base_url, DEFAULT_EMBEDDER)
         self.device = device
-        self.prefix = prefix
-        self.suffix = suffix
-        self.batch_size = batch_size
-        self.progress_bar = progress_bar
-        self.normalize_embeddings = normalize_embeddings
-        self.meta_fields_to_embed = (
-            list(meta_fields_to_embed) if meta_fields_to_embed is not None else []
+        embedding_options(self, prefix, suffix, batch_size, progress_bar, normalize_embeddings)
+        self.meta_fields_to_embed, self.embedding_separator = meta_fields(
+            meta_fields_to_embed, embedding_separator
         )
-        self.embedding_separator = embedding_separator
         self.late_chunking = check_bool("late_chunking", late_chunking)
         if self.late_chunking:
             given = {
@@ -135,11 +133,10 @@ class JinaDocumentEmbedder:
         Returns:
             `{"documents": [...]}`: new Documents, in input order, with `embedding` set.
         """
+        documents = document_list(documents)
         if self.late_chunking:
             return {"documents": self._run_late(documents)}
-        texts = document_texts(
-            "JinaDocumentEmbedder", documents, self.meta_fields_to_embed, self.embedding_separator
-        )
+        texts = document_texts(documents, self.meta_fields_to_embed, self.embedding_separator)
         self.warm_up()
         vectors = self.embedder.embed_documents(
             [self.prefix + text + self.suffix for text in texts],
@@ -155,7 +152,7 @@ class JinaDocumentEmbedder:
         }
 
     def _run_late(self, documents: list[Document]) -> list[Document]:
-        texts = document_texts("JinaDocumentEmbedder", documents, [], "")
+        texts = document_texts(documents, [], "")
         for i, text in enumerate(texts):
             if not text.strip():
                 raise InputError(
@@ -207,7 +204,7 @@ class JinaDocumentEmbedder:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JinaDocumentEmbedder:
         """Rebuild the component from `to_dict`'s output."""
-        return default_from_dict(cls, server_from_dict(data))
+        return from_dict(cls, data)
 
 
 def _source_groups(documents: list[Document]) -> list[list[int]]:

@@ -6,26 +6,29 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component, default_to_dict
 from haystack.utils import ComponentDevice, Secret
 
 from jinarag.errors import InputError
 from jinarag.haystack._common import (
     API_KEY,
     checked_options,
+    document_list,
     document_texts,
     fresh_copy,
+    from_dict,
     load_options,
+    meta_fields,
     model_or_default,
     options_init_parameters,
     remote_model,
-    server_from_dict,
     server_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_RERANKER
 from jinarag.inference.remote import RemoteReranker
 from jinarag.inference.reranker import Reranker
 from jinarag.inference.resolve import resolve
+from jinarag.validation import check_bool, check_number, positive_int
 
 
 @component
@@ -74,19 +77,18 @@ class JinaRanker:
     ) -> None:
         self.model = model_or_default(model, base_url, DEFAULT_RERANKER)
         self.device = device
-        self.top_k = top_k
-        self.score_threshold = score_threshold
-        self.scale_score = scale_score
-        self.meta_fields_to_embed = (
-            list(meta_fields_to_embed) if meta_fields_to_embed is not None else []
+        self.top_k, self.score_threshold, self.scale_score = _ranking(
+            top_k, score_threshold, scale_score
         )
-        self.embedding_separator = embedding_separator
-        self.batch_size = batch_size
+        self.meta_fields_to_embed, self.embedding_separator = meta_fields(
+            meta_fields_to_embed, embedding_separator
+        )
+        self.batch_size = positive_int("batch_size", batch_size)
         self.base_url = base_url
         self.api_key = api_key
         self.load_options = checked_options(self, load_options)
         self.reranker: Reranker | RemoteReranker | None = remote_model(self, "reranker")
-        if self.reranker is not None and not scale_score:
+        if self.reranker is not None and not self.scale_score:
             raise InputError(
                 f"JinaRanker got base_url={base_url!r} and scale_score=False: a server answers "
                 "sigmoid relevance scores, not raw logits; drop scale_score=False, or base_url "
@@ -114,19 +116,20 @@ class JinaRanker:
         Args:
             query: The query.
             documents: The Documents to rank.
-            top_k: How many to return at most (None: all).
+            top_k: How many to return at most, a positive integer (None: all).
             score_threshold: Drop Documents scoring below it.
             scale_score: True for sigmoid scores in (0, 1), False for raw logits.
 
         Returns:
             `{"documents": [...]}`: new Documents, best first, with `score` set.
         """
-        top_k = top_k if top_k is not None else self.top_k
-        threshold = score_threshold if score_threshold is not None else self.score_threshold
-        scale = scale_score if scale_score is not None else self.scale_score
-        texts = document_texts(
-            "JinaRanker", documents, self.meta_fields_to_embed, self.embedding_separator
+        top_k, threshold, scale = _ranking(
+            top_k if top_k is not None else self.top_k,
+            score_threshold if score_threshold is not None else self.score_threshold,
+            scale_score if scale_score is not None else self.scale_score,
         )
+        documents = document_list(documents, need_content=True)
+        texts = document_texts(documents, self.meta_fields_to_embed, self.embedding_separator)
         self.warm_up()
         ranked = self.reranker.rank(
             query,
@@ -176,4 +179,16 @@ class JinaRanker:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JinaRanker:
         """Rebuild the component from `to_dict`'s output."""
-        return default_from_dict(cls, server_from_dict(data))
+        return from_dict(cls, data)
+
+
+def _ranking(
+    top_k: Any, score_threshold: Any, scale_score: Any
+) -> tuple[int | None, float | None, bool]:
+    """`top_k` (None: all; 0 is refused, as by Haystack's own rankers), `score_threshold` and
+    `scale_score`, checked (the init values, or a `run`'s)."""
+    return (
+        positive_int("top_k", top_k, allow_none=True),
+        check_number("score_threshold", score_threshold, allow_none=True),
+        check_bool("scale_score", scale_score),
+    )

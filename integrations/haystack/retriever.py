@@ -8,17 +8,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component, default_to_dict
 from haystack.utils import ComponentDevice
 
 from jinarag.haystack._common import (
     checked_options,
+    from_dict,
     load_options,
     model_name,
     options_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.resolve import resolve
+from jinarag.retrieval.search.plan import MODES, plan_search, search_defaults
+from jinarag.validation import check_choice, check_instance, check_text, positive_int
 
 if TYPE_CHECKING:
     from jinarag.retrieval.index import HybridIndex
@@ -67,11 +70,16 @@ class JinaHybridRetriever:
         device: ComponentDevice | str | None = None,
         **load_options: Any,
     ) -> None:
+        if path is not None:
+            check_instance("path", path, (str, os.PathLike), "pass the store's folder")
         self.path = os.fspath(path) if path is not None else None
+        if url is not None:
+            check_instance("url", url, str, "pass the Chroma server's URL as a string")
         self.url = url
-        self.collection = collection
+        self.collection = check_text(collection, "collection")
         self.model = model_name(model)
-        self.top_k = top_k
+        _check_search("", top_k, mode, fusion, weights, filters, hybrid=True)
+        self.top_k = int(top_k)
         self.mode = mode
         self.fusion = fusion
         # A list, not a tuple: YAML writes tuples as Python objects that safe loaders refuse.
@@ -128,16 +136,16 @@ class JinaHybridRetriever:
         Returns:
             `{"documents": [...]}`, best first.
         """
+        options = {
+            "k": top_k if top_k is not None else self.top_k,
+            "mode": mode if mode is not None else self.mode,
+            "fusion": fusion if fusion is not None else self.fusion,
+            "weights": weights if weights is not None else self.weights,
+            "where": filters if filters is not None else self.filters,
+        }
+        _check_search(query, *options.values(), hybrid=False)  # before the model is loaded
         self.warm_up()
-        hits = self.index.search(
-            query,
-            k=top_k if top_k is not None else self.top_k,
-            mode=mode if mode is not None else self.mode,
-            fusion=fusion if fusion is not None else self.fusion,
-            weights=weights if weights is not None else self.weights,
-            where=filters if filters is not None else self.filters,
-            query_embedding=query_embedding,
-        )
+        hits = self.index.search(query, **options, query_embedding=query_embedding)
         return {
             "documents": [
                 Document(id=hit.id, content=hit.text, meta=hit.scored_metadata(), score=hit.score)
@@ -181,4 +189,19 @@ class JinaHybridRetriever:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JinaHybridRetriever:
         """Rebuild the component from `to_dict`'s output."""
-        return default_from_dict(cls, data)
+        return from_dict(cls, data, secrets=False)
+
+
+def _check_search(
+    query: Any, top_k: Any, mode: Any, fusion: Any, weights: Any, filters: Any, *, hybrid: bool
+) -> None:
+    """InputError for a bad search option, named as this component names it; the rest are
+    checked as `HybridIndex.search` checks them (its defaults stand in for the index's). With
+    `hybrid`, as in a hybrid search: the init's weights, given with another mode, are kept
+    for the runs that ask for mode="hybrid"."""
+    positive_int("top_k", top_k)
+    check_choice("mode", mode, MODES)
+    if filters is not None:
+        check_instance("filters", filters, dict, "pass a Chroma where filter, e.g. {'year': 1960}")
+    mode = "hybrid" if hybrid else mode
+    plan_search(search_defaults(None), query, top_k, mode, fusion, weights, filters)

@@ -6,18 +6,19 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from haystack import component, default_from_dict, default_to_dict
+from haystack import component, default_to_dict
 from haystack.utils import ComponentDevice, Secret
 
 from jinarag.errors import InputError
 from jinarag.haystack._common import (
     API_KEY,
     checked_options,
+    embedding_options,
+    from_dict,
     load_options,
     model_or_default,
     options_init_parameters,
     remote_model,
-    server_from_dict,
     server_init_parameters,
 )
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
@@ -69,11 +70,7 @@ class JinaTextEmbedder:
     ) -> None:
         self.model = model_or_default(model, base_url, DEFAULT_EMBEDDER)
         self.device = device
-        self.prefix = prefix
-        self.suffix = suffix
-        self.batch_size = batch_size
-        self.progress_bar = progress_bar
-        self.normalize_embeddings = normalize_embeddings
+        embedding_options(self, prefix, suffix, batch_size, progress_bar, normalize_embeddings)
         self.base_url = base_url
         self.api_key = api_key
         self.load_options = checked_options(self, load_options)
@@ -98,8 +95,8 @@ class JinaTextEmbedder:
         """
         if not isinstance(text, str):
             raise InputError(
-                f"JinaTextEmbedder expects a str, got {type(text).__name__}; "
-                "use JinaDocumentEmbedder to embed Documents"
+                f"JinaTextEmbedder's text must be a string, got {type(text).__name__} "
+                f"{text!r:.60}; pass one query (JinaDocumentEmbedder embeds Documents)"
             )
         self.warm_up()
         vectors = self.embedder.embed_queries(
@@ -133,4 +130,4 @@ class JinaTextEmbedder:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JinaTextEmbedder:
         """Rebuild the component from `to_dict`'s output."""
-        return default_from_dict(cls, server_from_dict(data))
+        return from_dict(cls, data)

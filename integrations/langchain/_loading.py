@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, SecretStr, create_model
 
 from jinarag.errors import InputError
 from jinarag.options import LoadOptions
-from jinarag.validation import check_keywords
+from jinarag.validation import check_instance, check_keywords
 
 # One field per `jinarag.LoadOptions` field, with its name and default: the options are listed
 # and documented once, there, and `LoadOptions` checks the values when the model is loaded.
@@ -24,6 +25,37 @@ def check_fields(owner: str, model: type[BaseModel], given: Iterable[str], *own:
     """InputError (not pydantic's ValidationError) for a keyword that is neither a field of
     `model` nor one of `own` (the constructor's other parameters)."""
     check_keywords(owner, given, (*own, *model.model_fields))
+
+
+def check_source(kind: str, kinds: tuple[type, ...], model: Any, data: Mapping[str, Any]) -> None:
+    """InputError (not pydantic's ValidationError) for a `model`, loaded `kind`
+    (`embedder=`, `reranker=`), `base_url` or `api_key` of the wrong type."""
+    if model is not None:
+        check_instance(
+            "model", model, (str, os.PathLike), "pass an alias, a Hub id or a local directory"
+        )
+    if data.get(kind) is not None:
+        check_instance(
+            kind,
+            data[kind],
+            kinds,
+            f"pass jinarag.{kinds[0].__name__}.from_pretrained(...), or load one by name "
+            "with model=",
+        )
+    if data.get("base_url") is not None:
+        check_instance("base_url", data["base_url"], str, "pass the server's root URL as a string")
+    if data.get("api_key") is not None:
+        check_instance("api_key", data["api_key"], (str, SecretStr), "pass the key as a string")
+
+
+def check_values(data: Mapping[str, Any], **checks: Callable[[str, Any], Any]) -> dict[str, Any]:
+    """`data` with each value that `checks` names replaced by what its check returns (e.g.
+    `batch_size=positive_int`), so a bad value is our InputError before pydantic sees it,
+    and pydantic never coerces one (`"no"` to False)."""
+    return {
+        **data,
+        **{name: check(name, data[name]) for name, check in checks.items() if name in data},
+    }
 
 
 def load_options(model: BaseModel) -> LoadOptions:

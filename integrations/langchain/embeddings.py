@@ -17,6 +17,8 @@ from jinarag.inference.resolve import load_or_use
 from jinarag.langchain._loading import (
     LoadingFields,
     check_fields,
+    check_source,
+    check_values,
     document_list,
     load_options,
     secret_value,
@@ -24,7 +26,7 @@ from jinarag.langchain._loading import (
 from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
 from jinarag.retrieval.layout import CHUNK_KEYS, chunk_metadata
 from jinarag.retrieval.write.records import content_id
-from jinarag.validation import check_choice, positive_int
+from jinarag.validation import check_bool, check_choice, positive_int
 
 
 class JinaEmbeddings(LoadingFields, Embeddings):
@@ -69,6 +71,8 @@ class JinaEmbeddings(LoadingFields, Embeddings):
 
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
         check_fields("JinaEmbeddings", type(self), data)
+        check_source("embedder", (Embedder, RemoteEmbedder), model, data)
+        data = check_values(data, batch_size=positive_int, normalize=check_bool)
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.embedder = load_or_use(

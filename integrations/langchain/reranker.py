@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,16 @@ from pydantic import ConfigDict, SecretStr
 from jinarag.inference.remote import RemoteReranker
 from jinarag.inference.reranker import Reranker
 from jinarag.inference.resolve import load_or_use
-from jinarag.langchain._loading import LoadingFields, check_fields, load_options, secret_value
+from jinarag.langchain._loading import (
+    LoadingFields,
+    check_fields,
+    check_source,
+    check_values,
+    document_list,
+    load_options,
+    secret_value,
+)
+from jinarag.validation import check_number, check_pairs, positive_int
 
 
 class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
@@ -50,13 +60,23 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
     api_key: SecretStr | None = None
     """The server's API key; None: `$JINARAG_API_KEY` when set."""
     top_n: int | None = 3
-    """How many documents `compress_documents` keeps; None keeps them all."""
+    """How many documents `compress_documents` keeps (a positive integer); None keeps them
+    all."""
     score_threshold: float | None = None
-    """Drop documents whose relevance score is below this (scores are in (0, 1))."""
+    """Drop documents whose relevance score is below this: a number from 0 to 1 (the scores
+    are in (0, 1)); None keeps them all."""
     batch_size: int = 32
 
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
         check_fields("JinaReranker", type(self), data)
+        check_source("reranker", (Reranker, RemoteReranker), model, data)
+        data = check_values(
+            data,
+            top_n=partial(positive_int, allow_none=True),
+            # The scores are sigmoids, in (0, 1): a threshold outside [0, 1] keeps all or none.
+            score_threshold=partial(check_number, low=0.0, high=1.0, allow_none=True),
+            batch_size=positive_int,
+        )
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.reranker = load_or_use(
@@ -76,6 +96,7 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """Return new documents ranked by relevance to `query`, with `relevance_score`."""
+        documents = document_list(documents)
         ranked = self.reranker.rank(
             query,
             [doc.page_content for doc in documents],
@@ -99,6 +120,6 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
 
         Pairs of different queries share batches (`Reranker.score_pairs`)."""
         scores = self.reranker.score_pairs(
-            [(query, text) for query, text in text_pairs], batch_size=self.batch_size
+            check_pairs(text_pairs, "text_pairs"), batch_size=self.batch_size
         )
         return [float(value) for value in scores]

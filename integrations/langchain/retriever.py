@@ -15,8 +15,32 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
 
 from jinarag.langchain._loading import document_list
+from jinarag.retrieval.search.plan import MODES, plan_search
 from jinarag.retrieval.write.records import content_id
-from jinarag.validation import check_bool
+from jinarag.validation import (
+    check_bool,
+    check_choice,
+    check_instance,
+    check_keywords,
+    positive_int,
+)
+
+# The search options a retriever holds, each checked as `HybridIndex.search` checks it.
+SEARCH = ("k", "mode", "fusion", "weights", "where")
+
+
+def checked_index(index: Any) -> Any:
+    """`index` when it is a `jinarag.HybridIndex`, else an InputError saying how to make one."""
+    # Imported here: chromadb is slow to import, and an index has imported it already.
+    from jinarag.retrieval.index import HybridIndex
+
+    return check_instance(
+        "index",
+        index,
+        HybridIndex,
+        "open one with jinarag.HybridIndex(path=..., embedder=jinarag.Embedder."
+        "from_pretrained(...)) and pass it",
+    )
 
 
 class JinaHybridRetriever(BaseRetriever):
@@ -25,8 +49,10 @@ class JinaHybridRetriever(BaseRetriever):
     Each document carries the hit's id as `Document.id` and, in its metadata, the stored
     metadata plus the scores (`score`, `score_space`, `dense_rank`, `dense_score`, `bm25_rank`,
     `bm25_score`, `rerank_score` where present). `k`, `mode`, `fusion`, `weights` and `where`
-    can also be given per call: `retriever.invoke(query, k=3)`. `add_documents` stores
-    LangChain Documents in the index, whole or split by late chunking.
+    can also be given per call: `retriever.invoke(query, k=3)`. The fields are checked when
+    the retriever is made (a bad one is an `InputError`), `weights` as for `mode="hybrid"`,
+    the mode they serve. `add_documents` stores LangChain Documents in the index, whole or
+    split by late chunking.
 
     Example:
         >>> import jinarag
@@ -53,6 +79,18 @@ class JinaHybridRetriever(BaseRetriever):
     """A Chroma metadata filter applied to both sides."""
 
     def __init__(self, index: Any, **data: Any) -> None:
+        # Checked here, so a bad value is our InputError when the retriever is made (not
+        # pydantic's ValidationError, nor an error at the first search).
+        check_keywords("JinaHybridRetriever", data, type(self).model_fields)
+        index = checked_index(index)
+        if "k" in data:
+            data["k"] = positive_int("k", data["k"])
+        fields = type(self).model_fields
+        options = {name: data.get(name, fields[name].default) for name in SEARCH}
+        check_choice("mode", options.pop("mode"), MODES)
+        # The rest as a hybrid search checks them: weights given with another mode are kept for
+        # the calls that ask for mode="hybrid".
+        plan_search(index.defaults, "", mode="hybrid", **options)
         super().__init__(index=index, **data)
 
     def add_documents(

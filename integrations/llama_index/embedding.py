@@ -11,7 +11,11 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.remote import RemoteEmbedder
 from jinarag.inference.resolve import load_or_use
-from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
+from jinarag.llama_index._loading import LoadingFields, check_fields, check_source, load_options
+from jinarag.validation import check_bool, check_number, positive_int
+
+# BaseEmbedding's own bound on embed_batch_size (its field says le=2048).
+MAX_EMBED_BATCH_SIZE = 2048
 
 
 class JinaEmbedding(LoadingFields, BaseEmbedding):
@@ -64,6 +68,18 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
                 fields (``callback_manager``, ``num_workers``).
         """
         check_fields("JinaEmbedding", type(self), kwargs, "embedder")
+        check_source(
+            "embedder",
+            (Embedder, RemoteEmbedder),
+            model_name,
+            embedder,
+            name_arg="model_name",
+            base_url=base_url,
+            api_key=api_key,
+        )
+        normalize = check_bool("normalize", normalize)
+        embed_batch_size = positive_int("embed_batch_size", embed_batch_size)
+        check_number("embed_batch_size", embed_batch_size, high=MAX_EMBED_BATCH_SIZE)
         embedder = load_or_use(
             "embedder",
             "JinaEmbedding",

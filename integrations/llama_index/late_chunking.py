@@ -19,11 +19,11 @@ from llama_index.core.schema import (
 from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.resolve import load_or_use
-from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
+from jinarag.llama_index._loading import LoadingFields, check_fields, check_source, load_options
 from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, split_text
 from jinarag.retrieval.layout import CHUNK_KEYS as RECORD_CHUNK_KEYS
 from jinarag.retrieval.layout import chunk_metadata
-from jinarag.validation import check_bool, check_choice, positive_int
+from jinarag.validation import check_bool, check_choice, ordered_list, positive_int
 
 # Metadata each chunk node of a split Document gets (kept out of the embedded and LLM text):
 # the record layout's chunk keys but `doc_id`, which LlamaIndex keeps as the node's source.
@@ -115,6 +115,7 @@ class JinaLateChunker(LoadingFields, TransformComponent):
                 "embed_late_chunks(chunks), or load the model here with model_name="
             )
         check_fields("JinaLateChunker", type(self), kwargs, "embedder")
+        check_source("embedder", (Embedder,), model_name, embedder, name_arg="model_name")
         chunk_by = check_choice("chunk_by", chunk_by, LATE_CHUNK_BY)
         chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
         normalize = check_bool("normalize", normalize)
@@ -151,7 +152,7 @@ class JinaLateChunker(LoadingFields, TransformComponent):
     ) -> list[BaseNode]:
         """Split the Documents among ``nodes`` and embed every chunk that has no embedding."""
         show_progress = check_bool("show_progress", show_progress)
-        nodes = list(nodes)
+        nodes = ordered_list(nodes, "nodes", "nodes", "Document(text=...)", one="node")
         # One entry per document the model reads: (chunk texts, what gets the vectors).
         reads: list[tuple[list[str], int | list[int]]] = []
         splits: dict[int, list[tuple[int, int]]] = {}
@@ -159,8 +160,8 @@ class JinaLateChunker(LoadingFields, TransformComponent):
         for position, node in enumerate(nodes):
             if not isinstance(node, BaseNode):
                 raise InputError(
-                    f"JinaLateChunker expects LlamaIndex nodes, but item {position} is "
-                    f"{type(node).__name__}; wrap texts as Document(text=...) first"
+                    f"nodes[{position}] is {type(node).__name__} {node!r:.60}, not a "
+                    "LlamaIndex node; wrap texts as Document(text=...) first"
                 )
             if isinstance(node, Document):
                 text = node.get_content(metadata_mode=MetadataMode.NONE)

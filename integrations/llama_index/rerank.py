@@ -15,7 +15,8 @@ from jinarag.errors import InputError
 from jinarag.inference.remote import RemoteReranker
 from jinarag.inference.reranker import Reranker
 from jinarag.inference.resolve import load_or_use
-from jinarag.llama_index._loading import LoadingFields, check_fields, load_options
+from jinarag.llama_index._loading import LoadingFields, check_fields, check_source, load_options
+from jinarag.validation import check_choice, check_instance, ordered_list, positive_int
 
 dispatcher = get_dispatcher(__name__)
 
@@ -76,6 +77,20 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
                 ``BaseNodePostprocessor`` fields (``callback_manager``).
         """
         check_fields("JinaRerank", type(self), kwargs, "reranker")
+        check_source(
+            "reranker",
+            (Reranker, RemoteReranker),
+            model,
+            reranker,
+            base_url=base_url,
+            api_key=api_key,
+        )
+        top_n = positive_int("top_n", top_n, allow_none=True)
+        batch_size = positive_int("batch_size", batch_size)
+        # A MetadataMode is a str enum: its members and their values ("none", "all") match.
+        metadata_mode = MetadataMode(
+            check_choice("metadata_mode", metadata_mode, [mode.value for mode in MetadataMode])
+        )
         reranker = load_or_use(
             "reranker",
             "JinaRerank",
@@ -110,6 +125,11 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
+        nodes = ordered_list(nodes, "nodes", "NodeWithScore", "NodeWithScore(node=...)")
+        for i, scored in enumerate(nodes):
+            check_instance(
+                f"nodes[{i}]", scored, NodeWithScore, "wrap a node as NodeWithScore(node=...)"
+            )
         if query_bundle is None:
             raise InputError(
                 "JinaRerank needs the query: call postprocess_nodes(nodes, query_str=...) or "

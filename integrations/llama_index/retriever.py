@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import NodeWithScore, QueryBundle, QueryType, TextNode
 
 from jinarag.errors import InputError
+from jinarag.retrieval.search.plan import plan_search
+from jinarag.validation import check_instance, positive_int
 
 if TYPE_CHECKING:
     from jinarag import Hit, HybridIndex
@@ -55,19 +57,33 @@ class JinaHybridRetriever(BaseRetriever):
             where: A Chroma metadata filter applied to both sources.
             **kwargs: ``BaseRetriever`` options (``callback_manager``, ``verbose``).
         """
+        # Checked here, so a bad value is an InputError when the retriever is made.
+        index = _checked_index(index)
+        similarity_top_k = positive_int("similarity_top_k", similarity_top_k, allow_none=True)
+        k = positive_int("k", k, allow_none=True)
         if similarity_top_k is not None and k is not None and similarity_top_k != k:
             raise InputError(
                 f"JinaHybridRetriever got similarity_top_k={similarity_top_k} and k={k}; "
                 "they are the same setting, pass one of them."
             )
         top_k = similarity_top_k if similarity_top_k is not None else k
+        top_k = top_k if top_k is not None else 10
+        plan_search(index.defaults, "", top_k, mode, fusion, weights, where)  # the index's checks
         self.index = index
-        self.similarity_top_k = top_k if top_k is not None else 10
+        self.similarity_top_k = top_k
         self.mode = mode
         self.fusion = fusion
         self.weights = weights
         self.where = where
         super().__init__(**kwargs)
+
+    def retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        """The nodes for a query string or a ``QueryBundle``."""
+        return super().retrieve(_checked_query(str_or_query_bundle))
+
+    async def aretrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
+        """``retrieve``, with the search in a worker thread."""
+        return await super().aretrieve(_checked_query(str_or_query_bundle))
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self.index.search(
@@ -82,6 +98,26 @@ class JinaHybridRetriever(BaseRetriever):
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+def _checked_index(index: Any) -> HybridIndex:
+    # Imported here: chromadb is slow to import, and an index has imported it already.
+    from jinarag.retrieval.index import HybridIndex
+
+    return check_instance(
+        "index",
+        index,
+        HybridIndex,
+        "open one with jinarag.HybridIndex(path=..., embedder=jinarag.Embedder."
+        "from_pretrained(...)) and pass it",
+    )
+
+
+def _checked_query(query: Any) -> QueryType:
+    # LlamaIndex takes anything that is not a string for a QueryBundle, and fails on it later.
+    return check_instance(
+        "query", query, (str, QueryBundle), "pass the query text, or a QueryBundle"
+    )
 
 
 def _to_node(hit: Hit) -> NodeWithScore:
