@@ -7,7 +7,10 @@ nothing but the errors module, so the models, the index, the CLI and the server 
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import numbers
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, MappingView, Sequence, Set
@@ -17,13 +20,18 @@ from jinarag.errors import InputError
 
 __all__ = [
     "check_bool",
+    "check_callable",
     "check_choice",
     "check_instance",
     "check_keywords",
     "check_number",
     "check_pairs",
+    "check_path",
+    "check_paths",
     "check_text",
     "check_texts",
+    "describe",
+    "known_keywords",
     "ordered_list",
     "positive_int",
 ]
@@ -228,3 +236,76 @@ def check_instance(name: str, value: Any, kinds: type | tuple[type, ...], fix: s
             f"{name} must be a {wanted}, got {type(value).__name__} {value!r:.60}; {fix}"
         )
     return value
+
+
+def check_callable(name: str, value: Any, *, allow_none: bool = True) -> Any:
+    """``value`` when it can be called (or is None, when ``allow_none``); else an InputError,
+    since a flag like ``stop=True`` would fail only when first asked, mid-run."""
+    if (value is None and allow_none) or callable(value):
+        return value
+    raise InputError(
+        f"{name} must be a function taking no arguments (or None), got "
+        f"{type(value).__name__} {value!r:.60}; e.g. {name}=lambda: False"
+    )
+
+
+def check_path(name: str, value: Any, *, allow_none: bool = False, what: str = "a path") -> Any:
+    """``value`` when it is a non-empty ``str`` or ``os.PathLike`` (or None, when
+    ``allow_none``); else an InputError naming it. ``what`` says what the string names."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        kind = "an empty string ''" if value == "" else f"{type(value).__name__} {value!r:.60}"
+        fix = "; decode it first, e.g. value.decode()" if isinstance(value, bytes) else ""
+        raise InputError(
+            f"{name} must be {what} (a non-empty str or pathlib.Path), got {kind}{fix}"
+        )
+    return value
+
+
+def check_paths(paths: Any, name: str = "paths") -> list[Any]:
+    """A list of paths: one ``str`` or ``os.PathLike`` is taken as one path (never as the
+    characters of a string), any other ordered collection item by item."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [check_path(name, paths)]
+    if paths is None:
+        raise InputError(f"{name} must be a path or a list of paths, got None")
+    items = ordered_list(paths, name, "paths", "'docs/'", one="path")
+    return [check_path(f"{name}[{index}]", item) for index, item in enumerate(items)]
+
+
+def known_keywords(function: Any) -> Any:
+    """Decorator: a keyword ``function`` does not take is an InputError naming the accepted
+    ones (with the closest, for a typo), instead of Python's bare TypeError. The signature is
+    kept (``inspect.signature`` follows ``__wrapped__``). On a class, every public method
+    defined in its body and ``__init__`` are decorated."""
+    if isinstance(function, type):
+        for key, value in list(vars(function).items()):
+            if inspect.isfunction(value) and (key == "__init__" or not key.startswith("_")):
+                setattr(function, key, known_keywords(value))
+        return function
+    parameters = inspect.signature(function).parameters
+    takes = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    names = [n for n, p in parameters.items() if p.kind in takes]
+    method = bool(names) and names[0] in ("self", "cls")
+    accepted = names[1:] if method else names
+    allowed = frozenset(accepted)
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if not allowed.issuperset(kwargs):
+            owner = function.__name__
+            if method and args:
+                holder = args[0] if isinstance(args[0], type) else type(args[0])
+                owner = holder.__name__ if owner == "__init__" else f"{holder.__name__}.{owner}"
+            check_keywords(owner, kwargs, accepted)
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def describe(value: Any, limit: int = 60) -> str:
+    """``value`` for an error message: its type and repr, the repr cut to ``limit``
+    characters with ``...`` (a model's or an index's repr runs long)."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= limit else text[: limit - 3] + '...'}"

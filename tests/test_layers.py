@@ -53,6 +53,7 @@ RETRIEVAL = {
     "write": 3,
     "search": 4,
     "ingest": 4,
+    "options_check": 4,  # HybridIndex's own options, checked before a store opens
     "index": 5,
 }
 

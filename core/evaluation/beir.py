@@ -18,6 +18,7 @@ from typing import Any
 
 from jinarag.errors import InputError
 from jinarag.retrieval.ingest.readers import document_text
+from jinarag.validation import check_bool, check_instance, check_path, positive_int
 
 __all__ = ["Dataset", "load_beir"]
 
@@ -45,6 +46,9 @@ class Dataset:
         ``title_in_text``, before the text too (skip that when the text already starts with it).
         """
 
+        limit = positive_int("limit", limit, allow_none=True, allow_zero=True)
+        title_in_text = check_bool("title_in_text", title_in_text)
+
         def text_of(doc_id: str) -> str:
             title, text = self.corpus[doc_id]
             return document_text(title, text) if title_in_text else text
@@ -70,6 +74,9 @@ def load_beir(
     Raises:
         InputError: a file is missing or malformed (the message names it).
     """
+    check_path("path", path, what="a BEIR dataset folder")
+    check_instance("split", split, str, "name the qrels file, e.g. 'test' for qrels/test.tsv")
+    require_qrels = check_bool("require_qrels", require_qrels)
     root = Path(path)
     files = {
         "corpus": root / "corpus.jsonl",

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import escape
 
-from jinarag.evaluation.runner import Row
+from jinarag.evaluation.runner import Row, rows_list
+from jinarag.validation import check_instance
 
 __all__ = ["svg_chart"]
 
@@ -29,6 +30,8 @@ _COLOURS = {"nDCG@10": "#3b6fb6", "Recall@100": "#e08a2c"}
 def svg_chart(results: Mapping[str, Sequence[Row]]) -> str:
     """One panel per dataset (``{dataset name: rows}``): for each method a bar for nDCG@10 and
     one for Recall@100 on a 0–1 scale, the values at the bars' ends, p50 latency on the right."""
+    check_instance("results", results, Mapping, "pass {dataset name: evaluate(...)'s rows}")
+    results = {name: rows_list(rows, f"results[{name!r}]") for name, rows in results.items()}
     width = _LABEL_WIDTH + _BAR_WIDTH + _LATENCY_WIDTH
     parts: list[str] = []
     y = 0

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from jinarag.errors import InputError
 from jinarag.evaluation.beir import Dataset
 from jinarag.evaluation.metrics import ndcg_at_k, recall_at_k
+from jinarag.validation import check_bool, check_callable, check_instance, describe, ordered_list
 
 if TYPE_CHECKING:  # the index needs chromadb and the models torch: imported when used
     from jinarag.inference.embedder import Embedder
@@ -35,6 +36,8 @@ __all__ = [
     "default_configs",
     "evaluate",
     "format_table",
+    "judged_ids",
+    "rows_list",
     "select_queries",
 ]
 
@@ -47,6 +50,7 @@ def select_queries(dataset: Dataset, which: str = "all", *, judged: bool = True)
     judged or not (distillation needs no judgements)."""
     if which not in QUERY_SETS:
         raise InputError(f"queries must be 'all', 'odd' or 'even', got {which!r}")
+    judged = check_bool("judged", judged)
     pool = dataset.judged_queries() if judged else list(dataset.queries)
     if which == "all":
         return pool
@@ -67,6 +71,10 @@ class Config:
     candidates: int | None = None
     rerank: bool = False
 
+    def __post_init__(self) -> None:
+        check_instance("label", self.label, str, "name the row, e.g. Config('hybrid rrf')")
+        check_bool("rerank", self.rerank)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -81,6 +89,7 @@ class Row:
 
 def default_configs(rerank: bool = False) -> list[Config]:
     """bm25, dense, each fusion with the index's defaults, and hybrid + rerank if asked."""
+    rerank = check_bool("rerank", rerank)
     configs = [
         Config("bm25", mode="bm25"),
         Config("dense", mode="dense"),
@@ -104,10 +113,26 @@ def evaluate(
 ) -> list[Row]:
     """Run every config through :meth:`HybridIndex.search` (100 results per query) and score
     them; ``p50_ms`` is the median wall time of one search call, query embedding included."""
-    configs = list(configs) if configs is not None else default_configs(reranker is not None)
-    qids = list(query_ids) if query_ids is not None else dataset.judged_queries()
+    if not callable(getattr(index, "search", None)):
+        raise InputError(
+            f"index must be a HybridIndex, got {describe(index)}; build one "
+            "with build_index(dataset, embedder)"
+        )
+    check_instance("dataset", dataset, Dataset, "read one with load_beir(folder)")
+    if configs is None:
+        configs = default_configs(reranker is not None)
+    configs = ordered_list(configs, "configs", "Configs", "Config('bm25', mode='bm25')", "Config")
+    for number, config in enumerate(configs):
+        check_instance(f"configs[{number}]", config, Config, "e.g. Config('bm25', mode='bm25')")
+    qids = judged_ids(dataset, query_ids) if query_ids is not None else dataset.judged_queries()
     if not qids:
         raise InputError(f"no judged queries to evaluate in {dataset.name!r}")
+    check_callable("progress", progress)
+    if reranker is not None and not callable(getattr(reranker, "score", None)):
+        raise InputError(
+            f"reranker must be a Reranker or None, got {describe(reranker)}; pass "
+            "jinarag.Reranker.from_pretrained('turbo')"
+        )
     rows = []
     for config in configs:
         if progress is not None:
@@ -143,8 +168,30 @@ def evaluate(
     return rows
 
 
+def judged_ids(dataset: Dataset, query_ids: Sequence[str], name: str = "query_ids") -> list[str]:
+    """``query_ids`` as a list, each a judged query of ``dataset``; else an InputError naming
+    the first that is not (or the argument, when it is no list)."""
+    ids = ordered_list(query_ids, name, "query ids", "'1'", one="id")
+    for number, query_id in enumerate(ids):
+        if query_id not in dataset.queries or query_id not in dataset.qrels:
+            raise InputError(
+                f"{name}[{number}]={query_id!r:.60} is not a judged query of {dataset.name!r}; "
+                "take the ids from select_queries(dataset)"
+            )
+    return ids
+
+
+def rows_list(rows: Sequence[Row], name: str = "rows") -> list[Row]:
+    """``rows`` as a list of :class:`Row` (what :func:`evaluate` returns), or an InputError."""
+    listed = ordered_list(rows, name, "Rows", "Row(...)", "Row")
+    for number, row in enumerate(listed):
+        check_instance(f"{name}[{number}]", row, Row, "pass the rows evaluate() returned")
+    return listed
+
+
 def format_table(rows: Sequence[Row]) -> str:
     """A Markdown table of the rows."""
+    rows = rows_list(rows)
     lines = [
         "| method | nDCG@10 | Recall@100 | p50 latency (ms) |",
         "|---|---:|---:|---:|",
@@ -164,6 +211,7 @@ def build_index(
     """A HybridIndex over the dataset's corpus (reused when ``path`` already holds it)."""
     from jinarag.retrieval.index import HybridIndex
 
+    check_instance("dataset", dataset, Dataset, "read one with load_beir(folder)")
     index = HybridIndex(path, collection="beir", embedder=embedder, **options)
     ids, texts, metas = dataset.records()
     if index.count() != len(ids) or set(index.bm25_index.ids) != set(ids):

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 from jinarag.errors import InputError
 from jinarag.evaluation.beir import Dataset
 from jinarag.evaluation.metrics import ndcg_at_k, recall_at_k
+from jinarag.evaluation.runner import judged_ids
 from jinarag.retrieval.search import fusion as _fusion
+from jinarag.validation import (
+    check_choice,
+    check_instance,
+    check_number,
+    ordered_list,
+    positive_int,
+)
 
 if TYPE_CHECKING:  # needs chromadb: only the caller's index is used here
     from jinarag.retrieval.index import HybridIndex
@@ -76,6 +84,9 @@ class SweepResult:
     def best(self, fusion: str | None = None, candidates: int | None = None) -> dict[str, Any]:
         """The best row (of one fusion method, at one candidate count, when given): the highest
         :attr:`key`; on a tie the fewer candidates (cheaper), then the earlier row of the grid."""
+        if fusion is not None:
+            check_choice("fusion", fusion, _fusion.FUSION_METHODS)
+        positive_int("candidates", candidates, allow_none=True)
         pool = [
             (n, r)
             for n, r in enumerate(self.rows)
@@ -91,7 +102,7 @@ class SweepResult:
         """The defaults this sweep implies with ``fusion`` as the default method: that method's
         best row gives the candidate count (and RRF's k), then each method's best weights at
         that candidate count. ``"best_fusion"`` names the method of the best row overall."""
-        top = self.best(fusion)
+        top = self.best(check_choice("fusion", fusion, _fusion.FUSION_METHODS))
         at = {m: self.best(m, top["candidates"]) for m in _fusion.FUSION_METHODS}
         return {
             "weights": {m: row["weights"] for m, row in at.items()},
@@ -105,7 +116,16 @@ def source_lists(
     index: HybridIndex, dataset: Dataset, query_ids: Sequence[str], candidates: int = 200
 ) -> Lists:
     """Each query's ``(dense, bm25)`` candidate lists (see :meth:`HybridIndex.sources`)."""
-    return {q: index.sources(dataset.queries[q], candidates=candidates) for q in query_ids}
+    check_instance("dataset", dataset, Dataset, "read one with load_beir(folder)")
+    positive_int("candidates", candidates)
+    ids = ordered_list(query_ids, "query_ids", "query ids", "'1'", one="id")
+    for number, q in enumerate(ids):
+        if q not in dataset.queries:
+            raise InputError(
+                f"query_ids[{number}]={q!r:.60} is not a query of {dataset.name!r}; take the ids "
+                "from select_queries(dataset)"
+            )
+    return {q: index.sources(dataset.queries[q], candidates=candidates) for q in ids}
 
 
 def sweep(
@@ -122,8 +142,11 @@ def sweep(
     is what a search with that count returns, up to the approximate nearest-neighbour search.
     Recall@100 always fuses at least 100 candidates per source, as :meth:`HybridIndex.search`
     does for ``k=100``."""
+    grid = _checked_grid(weights, rrf_ks, candidates)
+    query_ids = _tuning_ids(lists, dataset, query_ids)
     if not query_ids:
         raise InputError(f"no judged queries to tune on in {dataset.name!r}")
+    weights, rrf_ks, candidates = grid
     result = SweepResult()
     settings: list[tuple[str, tuple[float, float], float | None, int]] = []
     for c, w in itertools.product(candidates, weights):
@@ -152,8 +175,38 @@ def sweep(
     return result
 
 
+def _checked_grid(
+    weights: Sequence[tuple[float, float]], rrf_ks: Sequence[float], candidates: Sequence[int]
+) -> tuple[list[tuple[float, float]], list[float], list[int]]:
+    """The sweep's grid as lists, each value checked (InputError naming the first bad one)."""
+    pairs = ordered_list(weights, "weights", "(dense, bm25) pairs", "(1.0, 0.5)", "pair")
+    ks = ordered_list(rrf_ks, "rrf_ks", "numbers", "60", "number")
+    counts = ordered_list(candidates, "candidates", "integers", "100", "integer")
+    for pair in pairs:
+        _fusion.normalize_weights(pair, 2)
+    for number, k in enumerate(ks):
+        check_number(f"rrf_ks[{number}]", k, low=0)
+    for number, count in enumerate(counts):
+        positive_int(f"candidates[{number}]", count)
+    return pairs, ks, counts
+
+
+def _tuning_ids(lists: Lists, dataset: Dataset, query_ids: Sequence[str]) -> list[str]:
+    """``query_ids`` as a list, each judged and with candidate lists; else an InputError."""
+    check_instance("lists", lists, Mapping, "make them with source_lists(index, dataset, ids)")
+    ids = judged_ids(dataset, query_ids)
+    for number, q in enumerate(ids):
+        if q not in lists:
+            raise InputError(
+                f"query_ids[{number}]={q!r:.60} has no candidate lists; make them with "
+                "source_lists(index, dataset, query_ids)"
+            )
+    return ids
+
+
 def single_sources(lists: Lists, dataset: Dataset, query_ids: Sequence[str]) -> dict[str, float]:
     """Mean nDCG@10 of each source alone: ``{"dense": ..., "bm25": ...}``."""
+    query_ids = _tuning_ids(lists, dataset, query_ids)
     if not query_ids:
         raise InputError(f"no judged queries to score in {dataset.name!r}")
     return {
@@ -178,6 +231,7 @@ def sweep_worst_case(
     Each row keeps the setting, ``worst_gain``, the worst ``ndcg10`` and ``recall100``, and
     ``collections``: ``{name: {"ndcg10", "recall100", "gain"}}``.
     """
+    check_instance("runs", runs, Mapping, "pass {name: (lists, dataset, query_ids)}")
     if not runs:
         raise InputError("sweep_worst_case needs at least one collection")
     grid = {"weights": weights, "rrf_ks": rrf_ks, "candidates": candidates}
@@ -212,6 +266,8 @@ def sweep_worst_case(
 def format_sweep(result: SweepResult, top: int = 10) -> str:
     """Markdown tables of each fusion method's ``top`` settings by :attr:`SweepResult.key`
     (with each collection's nDCG@10 and gain for a worst-case sweep)."""
+    check_instance("result", result, SweepResult, "pass what sweep() returned")
+    positive_int("top", top)
     names = list(result.rows[0].get("collections", {})) if result.rows else []
     lines = []
     for method in _fusion.FUSION_METHODS:

@@ -30,10 +30,12 @@ import numpy as np
 from jinarag.inference.late_chunking import check_chunks
 from jinarag.validation import (
     check_bool,
+    check_callable,
     check_choice,
     check_pairs,
     check_text,
     check_texts,
+    known_keywords,
     ordered_list,
     positive_int,
 )
@@ -97,14 +99,13 @@ class EmbedCall:
             check_bool("normalize", normalize),
             check_bool("show_progress", show_progress),
             check_bool("truncate", truncate),
-            stop,
+            check_callable("stop", stop),
         )
 
 
 @dataclass(frozen=True)
 class LateChunkCall:
-    """The checked options of a late-chunking call. ``show_progress`` is passed on as given:
-    a local run only reads its truth value; a remote one checks it."""
+    """The checked options of a late-chunking call."""
 
     batch_size: int
     normalize: bool
@@ -128,8 +129,8 @@ class LateChunkCall:
             check_bool("normalize", normalize),
             check_bool("long_late_chunking", long_late_chunking),
             positive_int("overlap", overlap, allow_zero=True, allow_none=True),
-            show_progress,
-            stop,
+            check_bool("show_progress", show_progress),
+            check_callable("stop", stop),
         )
 
 
@@ -157,7 +158,7 @@ class ScoreCall:
             positive_int("batch_size", batch_size),
             check_bool("show_progress", show_progress),
             check_bool("truncate", truncate),
-            stop,
+            check_callable("stop", stop),
         )
 
 
@@ -176,6 +177,7 @@ class EmbeddingSides:
     query_prefix: str
     document_prefix: str
 
+    @known_keywords
     def embed(
         self,
         texts: Iterable[str],
@@ -201,6 +203,7 @@ class EmbeddingSides:
             EmbedCall.checked(batch_size, normalize, show_progress, truncate, stop),
         )
 
+    @known_keywords
     def embed_documents(
         self,
         texts: Iterable[str],
@@ -219,6 +222,7 @@ class EmbeddingSides:
             truncate=truncate,
         )
 
+    @known_keywords
     def embed_queries(
         self,
         texts: Iterable[str],
@@ -235,6 +239,7 @@ class EmbeddingSides:
             EmbedCall.checked(batch_size, normalize, show_progress, truncate),
         )
 
+    @known_keywords
     def embed_query(
         self, text: str, *, normalize: bool = True, truncate: bool = True
     ) -> np.ndarray:
@@ -244,6 +249,7 @@ class EmbeddingSides:
         check_bool("truncate", truncate)
         return self.embed_queries([text], normalize=normalize, truncate=truncate)[0]
 
+    @known_keywords
     def embed_late_chunks(
         self,
         chunks: Iterable[str],
@@ -274,6 +280,7 @@ class EmbeddingSides:
             LateChunkCall.checked(batch_size, normalize, long_late_chunking, overlap, False),
         )[0]
 
+    @known_keywords
     def embed_late_chunks_many(
         self,
         documents: Iterable[Iterable[str]],
@@ -303,6 +310,7 @@ class EmbeddingSides:
 class RerankingSides:
     """``score_pairs``, ``score`` and ``rank``, over the class's ``_score_pairs``."""
 
+    @known_keywords
     def score_pairs(
         self,
         pairs: Iterable[tuple[str, str]],
@@ -329,6 +337,7 @@ class RerankingSides:
             ScoreCall.checked(activation, batch_size, show_progress, truncate, stop),
         )
 
+    @known_keywords
     def score(
         self,
         query: str,
@@ -349,6 +358,7 @@ class RerankingSides:
             ScoreCall.checked(activation, batch_size, show_progress, truncate, stop),
         )
 
+    @known_keywords
     def rank(
         self,
         query: str,

@@ -14,7 +14,13 @@ from jinarag.inference.late_chunking import plan_late_chunks
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
-from jinarag.validation import check_bool, check_texts, positive_int
+from jinarag.validation import (
+    check_bool,
+    check_instance,
+    check_texts,
+    known_keywords,
+    positive_int,
+)
 
 __all__ = ["Embedder"]
 
@@ -38,6 +44,8 @@ class Embedder(EmbeddingSides, PretrainedModel):
 
     def __init__(self, *args, query_prefix: str = "", document_prefix: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        for key, value in (("query_prefix", query_prefix), ("document_prefix", document_prefix)):
+            check_instance(key, value, str, "pass a string, '' for none")
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
 
@@ -45,6 +53,7 @@ class Embedder(EmbeddingSides, PretrainedModel):
     def dim(self) -> int:
         return self.config.hidden_size
 
+    @known_keywords
     def tokenize(self, texts: Iterable[str], *, truncate: bool = True) -> Encoded:
         """The document side's token ids of ``texts`` (``document_prefix`` included), cut to
         ``max_length`` (``truncate=False``: an InputError naming the first text over it), for
@@ -55,6 +64,7 @@ class Embedder(EmbeddingSides, PretrainedModel):
             checked = [self.document_prefix + text for text in checked]
         return self.tokenizer.encode(checked, max_length=self.max_length, truncate=truncate)
 
+    @known_keywords
     def embed_tokens(
         self,
         encoded: Encoded,
@@ -67,6 +77,7 @@ class Embedder(EmbeddingSides, PretrainedModel):
         """:meth:`embed` of texts tokenised by :meth:`tokenize` (the server tokenises each
         request once, to check its limits, then embeds many requests in one call).
         ``max_tokens``: a pass's token budget (default ``max_batch_tokens``)."""
+        check_instance("encoded", encoded, Encoded, "make it with embedder.tokenize(texts)")
         normalize = check_bool("normalize", normalize)
         if not len(encoded):
             return np.zeros((0, self.dim), dtype=np.float32)

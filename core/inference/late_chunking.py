@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from jinarag.errors import InputError
 from jinarag.models.tokenization import TextTokenizer
+from jinarag.validation import check_bool, positive_int
 
 __all__ = ["DEFAULT_OVERLAP", "LateChunkPlan", "check_chunks", "plan_late_chunks"]
 
@@ -66,6 +67,9 @@ def plan_late_chunks(
     name: str = "chunks",
 ) -> LateChunkPlan:
     """Tokenise ``" ".join(chunks)`` once and plan its windows (see the module docstring)."""
+    max_length = positive_int("max_length", max_length)
+    long_late_chunking = check_bool("long_late_chunking", long_late_chunking)
+    overlap = positive_int("overlap", overlap, allow_zero=True, allow_none=True)
     text = " ".join(chunks)
     ids, offsets = tokenizer.ids_and_offsets(text)
     prefix, suffix = tokenizer.single_specials()

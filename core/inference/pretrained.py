@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
-from jinarag.errors import InputError, warn
+from jinarag.errors import CheckpointError, InputError, warn
 from jinarag.inference import pipeline
 from jinarag.inference.batching import default_max_batch_tokens
 from jinarag.inference.pipeline import Head, RunSpec
@@ -27,8 +27,8 @@ from jinarag.models.placement import (
 )
 from jinarag.models.quantization import quantize_linears
 from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
-from jinarag.options import LoadOptions
-from jinarag.validation import positive_int
+from jinarag.options import MIN_MAX_LENGTH, LoadOptions
+from jinarag.validation import check_instance, check_path, known_keywords, positive_int
 
 if TYPE_CHECKING:
     from jinarag.models.openvino_runtime import OpenVINOEncoder
@@ -38,22 +38,55 @@ __all__ = ["PretrainedModel"]
 Self = TypeVar("Self", bound="PretrainedModel")
 # Files copied verbatim by save_pretrained (the tokenizer writes tokenizer.json itself).
 _EXTRA_FILES = ("sentence_bert_config.json", *TOKENIZER_FILES[1:])
+_NAME_OR_PATH = "a local checkpoint directory, a Hugging Face repo id or an alias such as 'small'"
 
 
 def _default_max_length(directory: Path, config: EncoderConfig) -> int:
     """The length the checkpoint's authors use: sentence-transformers' max_seq_length, else the
-    tokenizer's model_max_length, else the position limit."""
+    tokenizer's model_max_length, else the position limit.
+
+    A max_seq_length that is not a usable length (not an integer, under MIN_MAX_LENGTH, or past
+    the position table of a model without ALiBi) is a CheckpointError naming the file; the
+    tokenizer's model_max_length is only a hint (tokenizers often hold a huge "no limit" there),
+    used when it is a length the model can read."""
     limit = config.max_position_embeddings
-    for filename, key in (
-        ("sentence_bert_config.json", "max_seq_length"),
-        ("tokenizer_config.json", "model_max_length"),
-    ):
-        path = directory / filename
-        if path.is_file():
-            value = read_json_object(path).get(key)  # CheckpointError naming a corrupt file
-            if isinstance(value, int) and 1 < value <= limit:
-                return value
+    path = directory / "sentence_bert_config.json"
+    if path.is_file():
+        value = read_json_object(path).get("max_seq_length")  # CheckpointError when corrupt
+        if value is not None:
+            return _checked_seq_length(path, value, None if config.alibi else limit)
+    path = directory / "tokenizer_config.json"
+    if path.is_file():
+        value = read_json_object(path).get("model_max_length")
+        if isinstance(value, int) and 1 < value <= limit:
+            return value
     return limit
+
+
+def _init_text(key: str, value: Any) -> str:
+    """A string init option (a prefix), checked before anything is loaded."""
+    return check_instance(key, value, str, "pass a string, '' for none")
+
+
+def _checked_seq_length(path: Path, value: Any, limit: int | None) -> int:
+    """sentence-transformers' ``max_seq_length``, or a CheckpointError naming the file."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < MIN_MAX_LENGTH
+        or (limit is not None and value > limit)
+    ):
+        span = (
+            f"from {MIN_MAX_LENGTH} to {limit} (config.json's max_position_embeddings)"
+            if limit
+            else f"of at least {MIN_MAX_LENGTH}"
+        )
+        raise CheckpointError(
+            f"{path}: max_seq_length={value!r:.60} must be an integer {span} (the tokens the "
+            "model reads per text); restore the file from the original checkpoint, or delete "
+            "the key to use the model's own limit."
+        )
+    return value
 
 
 class PretrainedModel:
@@ -67,7 +100,8 @@ class PretrainedModel:
     """
 
     kind: ClassVar[Kind]
-    # Keywords of a subclass's __init__ that from_pretrained passes through (besides options).
+    # Keywords of a subclass's __init__ that from_pretrained passes through (besides options);
+    # each is a string (Embedder's prefixes).
     init_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
@@ -132,7 +166,9 @@ class PretrainedModel:
         ``attention``, ``num_threads`` and ``backend`` are described on
         :class:`~jinarag.LoadOptions`.
         """
+        check_path("name_or_path", name_or_path, what=_NAME_OR_PATH)
         options = cls.loading_options(f"{cls.__name__}.from_pretrained", options, kwargs)
+        init = {k: _init_text(k, kwargs[k]) for k in cls.init_options if k in kwargs}
         # Device, dtype and backend first: a missing GPU or runtime is reported before any
         # download or read. OpenVINO runs on the CPU (LoadOptions allows no other device).
         torch_device = resolve_device("cpu" if options.backend == "openvino" else options.device)
@@ -171,7 +207,6 @@ class PretrainedModel:
             )
         is_local = Path(os.fspath(name_or_path)).expanduser().is_dir()
         name = str(directory) if is_local else repo_id_for(os.fspath(name_or_path), cls.kind)
-        init = {key: kwargs[key] for key in cls.init_options if key in kwargs}
         return cls(
             model,
             tokenizer,
@@ -269,10 +304,12 @@ class PretrainedModel:
 
     # -- saving ---------------------------------------------------------------------------
 
+    @known_keywords
     def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
         """Write config.json, model.safetensors and the tokenizer files to ``path``."""
         from safetensors.torch import save_file
 
+        check_path("path", path, what="the folder to save to")
         if self.options.quantize is not None:
             raise InputError(
                 f"This model was loaded with quantize={self.options.quantize!r}, whose packed "

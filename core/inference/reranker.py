@@ -21,7 +21,14 @@ from jinarag.inference.pipeline import DeviceBatch
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
-from jinarag.validation import check_bool, check_choice, check_pairs, positive_int
+from jinarag.validation import (
+    check_bool,
+    check_choice,
+    check_instance,
+    check_pairs,
+    known_keywords,
+    positive_int,
+)
 
 __all__ = ["RankedDocument", "Reranker", "best_first", "sigmoid"]
 
@@ -72,6 +79,7 @@ class Reranker(RerankingSides, PretrainedModel):
         """The head: each pair's logit from its first token's state."""
         return self.model.relevance(first_tokens(hidden, batch)), batch.index
 
+    @known_keywords
     def tokenize_pairs(self, pairs: Iterable[tuple[str, str]], *, truncate: bool = True) -> Encoded:
         """The token ids of (query, document) pairs as :meth:`score_pairs` reads them, for
         :meth:`score_tokens`."""
@@ -81,6 +89,7 @@ class Reranker(RerankingSides, PretrainedModel):
             checked, max_length=self.max_length, truncate=truncate
         )
 
+    @known_keywords
     def score_tokens(
         self,
         encoded: Encoded,
@@ -92,6 +101,7 @@ class Reranker(RerankingSides, PretrainedModel):
     ) -> np.ndarray:
         """:meth:`score_pairs` of pairs tokenised by :meth:`tokenize_pairs`. ``max_tokens``: a
         pass's token budget (default ``max_batch_tokens``)."""
+        check_instance("encoded", encoded, Encoded, "make it with reranker.tokenize_pairs(pairs)")
         check_choice("activation", activation, ACTIVATIONS)
         if not len(encoded):
             return np.zeros((0,), dtype=np.float32)

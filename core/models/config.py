@@ -19,7 +19,14 @@ from typing import Any
 
 from jinarag.errors import CheckpointError
 
-__all__ = ["ACTIVATION_NAMES", "EncoderConfig", "read_config", "read_json", "read_json_object"]
+__all__ = [
+    "ACTIVATION_NAMES",
+    "MODEL_TYPES",
+    "EncoderConfig",
+    "read_config",
+    "read_json",
+    "read_json_object",
+]
 
 # The activations of the original BERT FFN that the encoder implements (jinarag.models.encoder).
 ACTIVATION_NAMES = (
@@ -32,6 +39,9 @@ ACTIVATION_NAMES = (
     "swish",
 )
 _FEED_FORWARD_TYPES = ("geglu", "reglu", "original")
+# What config.json's model_type may say: jina-embeddings-v2, jina-reranker-v1, their code
+# variant and classic BERT (MiniLM among them) all say "bert"; an absent one is read as BERT.
+MODEL_TYPES = ("bert",)
 _QK_POST_NORM_MARKER = "qk-post-norm"
 
 
@@ -71,6 +81,14 @@ class EncoderConfig:
             raise CheckpointError(
                 f"{source} holds {json.dumps(raw, default=repr)[:60]}, not a JSON object: the "
                 "file is corrupt or not a model config. Copy or download the checkpoint again."
+            )
+        model_type = raw.get("model_type")
+        if model_type is not None and model_type not in MODEL_TYPES:
+            raise CheckpointError(
+                f"{source}: model_type={model_type!r:.60} is not supported; jinarag runs "
+                f"model_type {', '.join(map(repr, MODEL_TYPES))} checkpoints (jina-embeddings-v2, "
+                "jina-reranker-v1, BERT). Load this model with the library it was made for, "
+                "or point jinarag at a BERT-family checkpoint."
             )
         required = (
             "vocab_size",

@@ -206,7 +206,15 @@ def _wordpiece_from_vocab(directory: Path) -> Tokenizer:
     """A BERT WordPiece tokenizer from ``vocab.txt`` (lower-casing per tokenizer_config.json)."""
     config_path = directory / "tokenizer_config.json"
     config = read_json_object(config_path) if config_path.is_file() else {}
-    lowercase = bool(config.get("do_lower_case", True))
+    lowercase = config.get("do_lower_case")
+    if lowercase is None:
+        lowercase = True
+    elif not isinstance(lowercase, bool):
+        raise CheckpointError(
+            f"{config_path}: do_lower_case={lowercase!r} must be true or false (a JSON "
+            "boolean, not a string); restore the file from the original checkpoint (copy or "
+            "download it again)."
+        )
     vocab = models.WordPiece.read_file(str(directory / "vocab.txt"))
     tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)

@@ -39,12 +39,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jinarag.errors import InputError
 from jinarag.retrieval.ingest.chunking import chunking_settings, text_chunking
 from jinarag.retrieval.ingest.late import LATE_CHUNK_KEYS
 from jinarag.retrieval.ingest.run import IngestReport, add_files
 from jinarag.retrieval.ingest.texts import add_texts
 from jinarag.retrieval.keyword.bm25 import BM25Index, Tokenizer
+from jinarag.retrieval.options_check import check_index_options
 from jinarag.retrieval.search.hits import SCORE_SPACES, Hit, SourceScore
 from jinarag.retrieval.search.plan import (
     DEFAULT_CANDIDATES,
@@ -69,7 +69,7 @@ from jinarag.retrieval.store.lock import StoreLock, check_timeout
 from jinarag.retrieval.write.mirror import BM25Mirror
 from jinarag.retrieval.write.verify import VerifyReport, verify_index
 from jinarag.retrieval.write.writer import Writer
-from jinarag.validation import positive_int
+from jinarag.validation import known_keywords, positive_int
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
@@ -106,6 +106,7 @@ def _search_default(name: str) -> property:
     )
 
 
+@known_keywords
 class HybridIndex:
     """Dense (Chroma) plus keyword (BM25) search over one set of records
     (docs/hybrid-search.md has every option at length).
@@ -167,7 +168,9 @@ class HybridIndex:
         batch_size: int = 256,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
-        self.embedder = _required(embedder)
+        check_index_options(path, url, collection, embedder, k1=k1, b=b, epsilon=epsilon,
+                            delta=delta)  # fmt: skip
+        self.embedder = embedder
         self.path = Path(path) if path is not None else None
         self.url = url
         self.collection_name = collection
@@ -230,7 +233,7 @@ class HybridIndex:
 
     def add_files(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         *,
         root: str | os.PathLike[str] | None = None,
         sync: bool = False,
@@ -244,7 +247,8 @@ class HybridIndex:
         unchanged files skipped, changed ones replaced (docs/ingestion.md).
 
         Args:
-            paths, root: files and folders; the folder record ids are relative to.
+            paths, root: a file or folder, or a list of them; the folder record ids are
+                relative to.
             sync: remove the records of files gone from the folders scanned.
             chunk_tokens, overlap, chunking: chunk size (default: the model's limit, at most
                 512; late 256), tokens shared by neighbours (default 1/8), None or ``"late"``.
@@ -351,15 +355,6 @@ class HybridIndex:
             f"HybridIndex(collection={self.collection_name!r}, store={self.store.where!r}, "
             f"embedder={self.embedder.name!r}, records={len(self._bm25)})"
         )
-
-
-def _required(embedder: Embedder | None) -> Embedder:
-    if embedder is None:
-        raise InputError(
-            "HybridIndex needs an embedder: "
-            "HybridIndex(path, embedder=jinarag.Embedder.from_pretrained('small'))"
-        )
-    return embedder
 
 
 def _open_mirror(

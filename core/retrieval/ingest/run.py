@@ -53,6 +53,7 @@ from jinarag.retrieval.ingest.sources import (
     scan,
 )
 from jinarag.retrieval.layout import HASH_KEY, Record
+from jinarag.validation import check_bool
 
 if TYPE_CHECKING:
     import os
@@ -114,7 +115,7 @@ class IngestReport:
 
 def add_files(
     writer: Writer,
-    paths: Sequence[str | os.PathLike[str]],
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     exclude: Sequence[str | os.PathLike[str]] = (),
     root: str | os.PathLike[str] | None = None,
@@ -132,6 +133,14 @@ def add_files(
     """
     from tqdm.auto import tqdm
 
+    sync = check_bool("sync", sync)
+    show_progress = check_bool("show_progress", show_progress)
+    if executor is not None and not callable(getattr(executor, "batches", None)):
+        raise InputError(
+            f"executor must be an executor, got {type(executor).__name__} {executor!r:.60}; "
+            "pass None (this process), LocalExecutor() or "
+            "jinarag.retrieval.ingest.ray_executor.RayExecutor(...)"
+        )
     started = time.perf_counter()
     found = scan(paths, root, exclude=exclude)
     report = IngestReport(skipped=list(found.skipped))

@@ -44,6 +44,7 @@ from jinarag.retrieval.layout import (
     Record,
     document_hash,
 )
+from jinarag.validation import check_path, check_paths
 
 if TYPE_CHECKING:
     from jinarag.retrieval.store.collection import ChromaStore
@@ -122,7 +123,7 @@ def _hidden(rel: Path) -> bool:
 
 
 def scan(
-    paths: Iterable[str | os.PathLike[str]],
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     root: str | os.PathLike[str] | None = None,
     exclude: Iterable[str | os.PathLike[str]] = (),
     *,
@@ -132,7 +133,7 @@ def scan(
     hidden files and folders, whose names start with ``.``, are passed over).
 
     Args:
-        paths: files and folders.
+        paths: files and folders (one path alone is one path, never its characters).
         root: the folder ids are relative to; default: each folder given, and for a file
             given, the folder holding it. Every path must lie inside it.
         exclude: folders passed over (the index's own store, when it lies in a folder given).
@@ -146,6 +147,8 @@ def scan(
         InputError: a path does not exist, lies outside ``root``, is a file of an unsupported
             type named explicitly, or two files would get the same id under different roots.
     """
+    paths = check_paths(paths)
+    check_path("root", root, allow_none=True, what="the folder the ids are relative to")
     base = Path(root).resolve() if root is not None else None
     passed_over = [Path(folder).resolve() for folder in exclude]
     if base is not None and not base.is_dir():

@@ -23,7 +23,7 @@ from jinarag.retrieval.ingest.late import late_chunk_records
 from jinarag.retrieval.ingest.readers import Document
 from jinarag.retrieval.layout import Record
 from jinarag.retrieval.write.records import assign_ids, check_ids, check_metadatas
-from jinarag.validation import check_texts
+from jinarag.validation import check_bool, check_texts
 
 if TYPE_CHECKING:
     from jinarag.retrieval.write.writer import Writer
@@ -44,6 +44,7 @@ def add_texts(
     from tqdm.auto import tqdm
 
     texts = check_texts(texts)
+    show_progress = check_bool("show_progress", show_progress)
     given = check_ids(ids, len(texts)) if ids is not None else None
     metas = check_metadatas(metadatas, len(texts), given, texts)
     out, keep = assign_ids(texts, metas, given)

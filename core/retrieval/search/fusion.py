@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from jinarag.errors import InputError
-from jinarag.validation import check_choice
+from jinarag.validation import check_choice, ordered_list
 
 __all__ = [
     "FUSION_METHODS",
@@ -54,8 +54,12 @@ RRF_K = 60
 """The default reciprocal-rank constant (the value of the original RRF paper)."""
 
 
-def dedupe(ranking: Ranking) -> list[tuple[str, float]]:
+def dedupe(ranking: Ranking, name: str = "ranking") -> list[tuple[str, float]]:
     """Collapse repeated ids in one ranked list, keeping each id's first (best) entry.
+
+    Raises:
+        InputError: ``ranking`` is not a list of ``(id, score)`` pairs with numeric scores
+            (``name`` names it in the message).
 
     Example:
         >>> dedupe([("a", 3.0), ("b", 2.0), ("a", 1.0)])
@@ -63,10 +67,20 @@ def dedupe(ranking: Ranking) -> list[tuple[str, float]]:
     """
     seen: set[str] = set()
     out: list[tuple[str, float]] = []
-    for doc_id, score in ranking:
+    for position, item in enumerate(ordered_list(ranking, name, "(id, score) pairs", "('a', 0.9)")):
+        try:
+            doc_id, score = item
+            if isinstance(score, str | bytes):
+                raise TypeError("a score is a number")
+            value = float(score)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{name}[{position}] is {type(item).__name__} {item!r:.60}; each entry of a "
+                "ranking is an (id, score) pair with a number as score, best first"
+            ) from exc
         if doc_id not in seen:
             seen.add(doc_id)
-            out.append((doc_id, float(score)))
+            out.append((doc_id, value))
     return out
 
 
@@ -83,7 +97,8 @@ def normalize_weights(weights: Sequence[float] | None, n_sources: int) -> list[f
         return [1.0] * n_sources
     if isinstance(weights, str | bytes) or not isinstance(weights, Sequence):
         raise InputError(
-            f"weights must be a sequence of {n_sources} numbers (one per source), got {weights!r}"
+            f"weights must be a sequence of {n_sources} numbers (one per source), got "
+            f"{type(weights).__name__} {weights!r:.60}"
         )
     if len(weights) != n_sources:
         raise InputError(
@@ -109,7 +124,8 @@ def _sorted(scores: dict[str, float], first_seen: dict[str, int]) -> list[tuple[
 def _prepare(
     rankings: Sequence[Ranking], weights: Sequence[float] | None
 ) -> tuple[list[list[tuple[str, float]]], list[float], dict[str, int]]:
-    lists = [dedupe(r) for r in rankings]
+    listed = ordered_list(rankings, "rankings", "ranked lists", "[('a', 0.9), ('b', 0.4)]")
+    lists = [dedupe(r, f"rankings[{i}]") for i, r in enumerate(listed)]
     ws = normalize_weights(weights, len(lists))
     # Tie order: best rank in any source first, then source order (round robin over the lists).
     first_seen: dict[str, int] = {}

@@ -23,8 +23,8 @@ from jinarag.errors import InputError
 from jinarag.retrieval.search import fusion as _fusion
 from jinarag.retrieval.search.hits import Hit, SourceScore
 from jinarag.retrieval.search.settings import FusionSettings, tuned_settings
-from jinarag.retrieval.write.records import check_ids
-from jinarag.validation import check_choice, check_text, positive_int
+from jinarag.retrieval.write.records import check_ids, check_where
+from jinarag.validation import check_choice, check_text, describe, positive_int
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
@@ -105,8 +105,9 @@ def search_defaults(
     """Checked defaults: the arguments, else ``folder``'s tuned settings, else the shipped."""
     tuned = tuned_settings(folder) if folder is not None else None
     fusion = fusion if fusion is not None else (tuned.fusion if tuned else DEFAULT_FUSION)
-    rrf_k = rrf_k if rrf_k is not None else (tuned.rrf_k if tuned else DEFAULT_RRF_K)
-    _fusion.rrf([], k=rrf_k)  # validates k
+    rrf_k = _rrf_k(rrf_k if rrf_k is not None else (tuned.rrf_k if tuned else DEFAULT_RRF_K))
+    if reranker is not None:
+        _check_reranker("reranker", reranker)
     if candidates is None:
         candidates = tuned.candidates if tuned is not None else DEFAULT_CANDIDATES
     return SearchDefaults(
@@ -169,15 +170,12 @@ def plan_search(
         weights = (
             defaults.weights if defaults.weights is not None else defaults.method_weights[fusion]
         )
-    rrf_k = rrf_k if rrf_k is not None else defaults.rrf_k
-    if mode == "hybrid":
-        _fusion.rrf([], k=rrf_k)  # validates rrf_k
-    if where is not None and not isinstance(where, dict):
-        raise InputError(f"where must be a dict (a Chroma filter), got {where!r}")
+    rrf_k = _rrf_k(rrf_k) if rrf_k is not None else defaults.rrf_k
+    where = check_where(where)
     reranker = _pick_reranker(defaults.reranker, rerank)
+    top = positive_int("rerank_top", rerank_top, allow_none=True)  # checked, used or not
     pool = n
     if reranker is not None:
-        top = positive_int("rerank_top", rerank_top, allow_none=True)
         pool = max(n, top if top is not None else defaults.rerank_top)
     n_cand = positive_int("candidates", candidates, allow_none=True)
     if n_cand is None:
@@ -203,9 +201,28 @@ def _pick_reranker(default: Reranker | None, rerank: Reranker | bool | None) -> 
                 "rerank=<a Reranker>"
             )
         return default
-    if not callable(getattr(rerank, "score", None)):
-        raise InputError(f"rerank must be a Reranker, True, False or None, got {rerank!r}")
-    return rerank
+    return _check_reranker("rerank", rerank, ", True, False or None")
+
+
+def _check_reranker(name: str, reranker: Any, alternatives: str = " or None") -> Reranker:
+    """``reranker`` when it scores (query, documents): a jinarag Reranker or a remote one."""
+    if not callable(getattr(reranker, "score", None)):
+        raise InputError(
+            f"{name} must be a Reranker{alternatives}, got {describe(reranker)}; pass "
+            "jinarag.Reranker.from_pretrained('turbo')"
+            + (" (an Embedder goes to embedder=)" if hasattr(reranker, "embed_query") else "")
+        )
+    return reranker
+
+
+def _rrf_k(value: Any) -> float:
+    """RRF's rank constant, checked by :func:`~jinarag.retrieval.search.fusion.rrf` and
+    named as the option it came from."""
+    try:
+        _fusion.rrf([], k=value)
+    except InputError as exc:
+        raise InputError(f"rrf_k={value!r:.60} is refused: {exc}") from None
+    return value
 
 
 def check_query_vector(
@@ -345,6 +362,7 @@ def candidate_lists(
     """:meth:`HybridIndex.sources`: both candidate lists before fusion, ``(dense, bm25)``."""
     check_text(query, "query")
     n = positive_int("candidates", candidates, allow_none=True)
+    check_where(where)
     found = retrieve(
         mirror, embedder, query, "hybrid", n if n is not None else defaults.candidates, where
     )
@@ -357,6 +375,6 @@ def stored_hits(
     """:meth:`HybridIndex.get`: the stored records with these ids (in the order given; missing
     ids skipped) and/or matching ``where`` (neither: every record), as hits scored 0.0."""
     wanted = check_ids(ids, unique=False) if ids is not None else None
-    records = store.records(wanted, where)
+    records = store.records(wanted, check_where(where))
     order = wanted if wanted is not None else list(records)
     return [Hit(i, records[i][0], dict(records[i][1]), 0.0, "none") for i in order if i in records]

@@ -28,11 +28,28 @@ from typing import Any
 from jinarag.errors import InputError
 from jinarag.validation import check_text, check_texts
 
-__all__ = ["assign_ids", "check_ids", "check_metadatas", "content_id", "record_hash"]
+__all__ = [
+    "assign_ids",
+    "check_ids",
+    "check_metadatas",
+    "check_where",
+    "content_id",
+    "record_hash",
+]
 
 _INT64 = (-(2**63), 2**63 - 1)
 _RESERVED_KEYS = ("chroma:", "jinarag:")  # Chroma drops the first; the second is ours
 _OPERATOR_KEYS = ("#", "$")  # Chroma refuses them: they name fields and operators in filters
+
+
+def check_where(where: Any) -> dict[str, Any] | None:
+    """A metadata filter: None, or a dict that Chroma reads (its operators checked there)."""
+    if where is not None and not isinstance(where, dict):
+        raise InputError(
+            f"where must be a dict (a Chroma metadata filter such as {{'topic': 'aero'}} or "
+            f"{{'n': {{'$gt': 2}}}}), got {type(where).__name__} {where!r:.60}"
+        )
+    return where
 
 
 def check_ids(ids: Any, n: int | None = None, *, unique: bool = True) -> list[str]:

@@ -35,6 +35,7 @@ from jinarag.errors import StoreCorruptError
 from jinarag.retrieval.keyword.snapshot import inspect_snapshot
 from jinarag.retrieval.write.mirror import BM25Mirror, current_state
 from jinarag.retrieval.write.rebuild import rebuild_vector_index, reembed
+from jinarag.validation import check_bool
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
@@ -234,6 +235,7 @@ def verify_index(
 ) -> VerifyReport:
     """Check (and with ``repair``, mend) the index that ``mirror`` keeps; see the module
     docstring. Holds the store's write lock throughout, so no write runs in between."""
+    repair = check_bool("repair", repair)
     store = mirror.store
     with mirror.lock if mirror.lock is not None else contextlib.nullcontext():
         mirror.fresh()

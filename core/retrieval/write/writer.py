@@ -31,7 +31,7 @@ import numpy as np
 from jinarag.errors import InputError
 from jinarag.retrieval.layout import HASH_KEY, Record
 from jinarag.retrieval.write.plan import Plan, plan_writes
-from jinarag.retrieval.write.records import check_ids
+from jinarag.retrieval.write.records import check_ids, check_where
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
@@ -194,6 +194,7 @@ class Writer:
         ids are ignored. Neither is an InputError."""
         if ids is None and where is None:
             raise InputError("delete() needs ids, a where filter, or both")
+        check_where(where)
         targets = check_ids(ids, unique=False) if ids is not None else None
         if where is not None:
             matching = self.store.ids(where)
