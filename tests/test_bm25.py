@@ -155,8 +155,10 @@ def test_bad_options_are_input_errors():
         BM25Index("bm25l", epsilon=0.1)
     with pytest.raises(InputError, match="delta applies to variants"):
         BM25Index("okapi", delta=0.5)
-    with pytest.raises(InputError, match="k1 must be >= 0"):
+    with pytest.raises(InputError, match="k1 must be a number of at least 0, got -1"):
         BM25Index(k1=-1)
+    with pytest.raises(InputError, match="b must be a number between 0 and 1, got 5"):
+        BM25Index(b=5)
 
 
 def test_auto_backend_moves_to_bm25s_on_large_corpora(monkeypatch):

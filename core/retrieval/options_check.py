@@ -19,7 +19,8 @@ import inspect
 from typing import Any
 
 from jinarag.errors import InputError
-from jinarag.validation import check_instance, check_number, check_path, describe
+from jinarag.retrieval.keyword.bm25 import check_bm25_param
+from jinarag.validation import check_instance, check_path, describe
 
 __all__ = ["EMBEDDER_MEMBERS", "check_embedder", "check_index_options"]
 
@@ -71,9 +72,6 @@ def check_index_options(
         str,
         "name the Chroma collection with 3-512 characters of [a-zA-Z0-9._-], e.g. 'jinarag'",
     )
-    # BM25: k1 saturates term frequency (usually 1.2-2.0); b in [0, 1] scales by document
-    # length (0: none, 1: full); epsilon and delta are floors, never negative.
-    check_number("k1", k1, low=0, allow_none=True)
-    check_number("b", b, low=0, high=1, allow_none=True)
-    check_number("epsilon", epsilon, low=0, allow_none=True)
-    check_number("delta", delta, low=0, allow_none=True)
+    # BM25's parameters, checked by the one owner of their meaning, before the store opens.
+    for name, value in (("k1", k1), ("b", b), ("epsilon", epsilon), ("delta", delta)):
+        check_bm25_param(name, value)

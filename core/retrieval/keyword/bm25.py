@@ -30,7 +30,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
@@ -46,7 +45,7 @@ from jinarag.retrieval.keyword.tokenizer import (
     stemmer_names,
     tokenize,
 )
-from jinarag.validation import check_choice
+from jinarag.validation import check_choice, check_number
 
 __all__ = [
     "AUTO_BM25S_RECORDS",
@@ -55,6 +54,7 @@ __all__ = [
     "VARIANTS",
     "BM25Index",
     "Tokenizer",
+    "check_bm25_param",
     "stemmer_names",
     "tokenize",
 ]
@@ -67,14 +67,10 @@ AUTO_BM25S_RECORDS = 20_000
 """From this many records on, ``backend="auto"`` scores with bm25s (when installed)."""
 
 
-def _check_param(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InputError(f"BM25 {name} must be a finite number, got {value!r}")
-    if value < 0:
-        raise InputError(f"BM25 {name} must be >= 0, got {value!r}")
-    return float(value)
+def check_bm25_param(name: str, value: float | None) -> float | None:
+    # k1 saturates term frequency (usually 1.2-2.0); b in [0, 1] scales by document length
+    # (0: none, 1: full); epsilon and delta are floors, never negative.
+    return check_number(name, value, low=0, high=1 if name == "b" else None, allow_none=True)
 
 
 class BM25Index:
@@ -120,10 +116,10 @@ class BM25Index:
             _import_bm25s()
         self.variant = variant
         self.backend = backend
-        self.k1 = _check_param("k1", k1)
-        self.b = _check_param("b", b)
-        self.epsilon = _check_param("epsilon", epsilon)
-        self.delta = _check_param("delta", delta)
+        self.k1 = check_bm25_param("k1", k1)
+        self.b = check_bm25_param("b", b)
+        self.epsilon = check_bm25_param("epsilon", epsilon)
+        self.delta = check_bm25_param("delta", delta)
         self.tokenizer = tokenizer if tokenizer is not None else Tokenizer()
         self._docs: dict[str, list[str]] = {}
         self._engine: _Engine | None = None
