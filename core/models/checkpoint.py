@@ -15,8 +15,15 @@ from typing import Literal
 import torch
 
 from jinarag.errors import CheckpointError, CheckpointWarning, ModelNotFoundError, warn
-from jinarag.models.config import EncoderConfig, read_config
+from jinarag.models.config import EncoderConfig, read_config, read_json
 from jinarag.models.encoder import Encoder
+from jinarag.models.xlm_roberta import XLMRobertaEncoder
+from jinarag.models.xlm_roberta_config import (
+    XLMRobertaConfig,
+    check_adapters,
+    is_xlm_roberta,
+    xlmr_state,
+)
 
 __all__ = [
     "EMBEDDER_ALIASES",
@@ -39,12 +46,14 @@ EMBEDDER_ALIASES = {
     "base-zh": "jinaai/jina-embeddings-v2-base-zh",
     "base-es": "jinaai/jina-embeddings-v2-base-es",
     "base-code": "jinaai/jina-embeddings-v2-base-code",
+    "v3": "jinaai/jina-embeddings-v3",
 }
 RERANKER_ALIASES = {
     "reranker": "jinaai/jina-reranker-v1-base-en",
     "base": "jinaai/jina-reranker-v1-base-en",
     "turbo": "jinaai/jina-reranker-v1-turbo-en",
     "tiny": "jinaai/jina-reranker-v1-tiny-en",
+    "reranker-v2": "jinaai/jina-reranker-v2-base-multilingual",
 }
 _ALIASES: dict[Kind, dict[str, str]] = {"embedder": EMBEDDER_ALIASES, "reranker": RERANKER_ALIASES}
 
@@ -288,25 +297,37 @@ def _key_list(keys: set[str]) -> str:
 
 def load_encoder(
     directory: Path, *, kind: Kind, device: torch.device, dtype: torch.dtype
-) -> tuple[Encoder, EncoderConfig]:
+) -> tuple[Encoder | XLMRobertaEncoder, EncoderConfig | XLMRobertaConfig]:
     """Build the encoder a checkpoint describes and load its weights, strictly.
 
-    The module is created on the meta device and the loaded tensors are assigned to it, so
-    weights live in memory once (no random init that is then overwritten). CPU weights start
-    at 64-byte boundaries (:func:`aligned`).
+    The family comes from ``config.json``: XLM-RoBERTa (jina-embeddings-v3,
+    jina-reranker-v2) or BERT (JinaBERT v2, jina-reranker-v1, classic BERT). The module is
+    created on the meta device and the loaded tensors are assigned to it, so weights live in
+    memory once (no random init that is then overwritten). CPU weights start at 64-byte
+    boundaries (:func:`aligned`).
     """
-    config = read_config(directory)
     with_classifier = kind == "reranker"
+    raw_config = read_json(directory / "config.json")
+    config: EncoderConfig | XLMRobertaConfig
+    if is_xlm_roberta(raw_config):
+        config = XLMRobertaConfig.from_dict(raw_config, source=str(directory / "config.json"))
+    else:
+        config = read_config(directory)
     if with_classifier and config.num_labels != 1:
         raise CheckpointError(
             f"{directory} has num_labels={config.num_labels}; a reranker needs a single-logit "
             "classifier (a cross-encoder saved with num_labels=1)."
         )
     with torch.device("meta"):
-        model = Encoder(config, with_classifier=with_classifier)
+        model: Encoder | XLMRobertaEncoder = (
+            XLMRobertaEncoder(config, with_classifier=with_classifier)
+            if isinstance(config, XLMRobertaConfig)
+            else Encoder(config, with_classifier=with_classifier)
+        )
     raw_state = _read_weights(directory)
+    prefix = "roberta." if isinstance(config, XLMRobertaConfig) else "bert."
     if not with_classifier and any(
-        key.removeprefix("bert.").startswith("classifier.") for key in raw_state
+        key.removeprefix(prefix).startswith("classifier.") for key in raw_state
     ):
         # Mean-pooling a cross-encoder is occasionally meant, so a warning, not an error.
         warn(
@@ -318,7 +339,11 @@ def load_encoder(
                 "if the embedding is intended."
             )
         )
-    state = _normalise_keys(raw_state, keep_head=with_classifier)
+    if isinstance(config, XLMRobertaConfig):
+        state = xlmr_state(raw_state, keep_head=with_classifier)
+        check_adapters(directory, config, state)
+    else:
+        state = _normalise_keys(raw_state, keep_head=with_classifier)
     expected = set(model.state_dict())
     missing, unexpected = expected - state.keys(), state.keys() - expected
     if missing or unexpected:
@@ -328,7 +353,16 @@ def load_encoder(
         if unexpected:
             problems.append(f"unexpected weights: {_key_list(unexpected)}")
         if with_classifier:
-            problems.append("a reranker needs pooler.dense and classifier weights")
+            problems.append(
+                "a reranker needs classifier.dense and classifier.out_proj weights"
+                if isinstance(config, XLMRobertaConfig)
+                else "a reranker needs pooler.dense and classifier weights"
+            )
+        if any(".lora_" in key for key in missing | unexpected):
+            problems.append(
+                "task adapters (parametrizations.weight.0.lora_A/lora_B) go with "
+                "config.json's lora_adaptations: both or neither"
+            )
         raise CheckpointError(
             f"{directory} does not match its config.json ({'; '.join(problems)}). The file is "
             "incomplete or belongs to another architecture: re-download it, or check that "
