@@ -29,6 +29,7 @@ INTEGRATIONS = ROOT / "integrations"
 LAYERS = {
     "errors": 0,
     "validation": 0,
+    "redaction": 0,  # URLs shown without their secrets, by the store, the remote models, the CLI
     "options": 0,
     "models": 1,
     "inference": 2,

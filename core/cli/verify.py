@@ -44,10 +44,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="rebuild what is damaged: the vector index from the stored texts, BM25 from Chroma",
     )
     add_model_option(parser)  # default: the embedder the collection records
+    # Accepted only to say what checks a server instead (run refuses it).
+    parser.add_argument("--chroma-url", help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.chroma_url is not None:
+        from jinarag.redaction import redact_url
+
+        raise InputError(
+            "jinarag verify reads the files of an index folder, so it cannot check the Chroma "
+            f"server at {redact_url(args.chroma_url)}; check that one from Python: "
+            "HybridIndex(STORE, url=URL, embedder=...).verify() (repair=True mends it)"
+        )
     store: Path = args.store
     if not store.is_dir():
         raise InputError(f"no index at {str(store)!r}: STORE must be the folder of a stored index")

@@ -19,7 +19,9 @@ What differs from a local model:
 
 A request the server refuses (HTTP 4xx) is an :class:`~jinarag.errors.InputError` carrying the
 server's ``detail``; a server that cannot be reached, does not answer within ``timeout``, or
-fails (5xx) is a :class:`~jinarag.errors.RemoteError` naming the URL and the fix.
+fails (5xx) is a :class:`~jinarag.errors.RemoteError` naming the URL and the fix. A URL is
+always shown without its user info, query values or fragment, and the API key never
+(:mod:`jinarag.redaction`).
 
 Example:
     >>> from jinarag.inference.remote import RemoteEmbedder, RemoteReranker
@@ -50,6 +52,7 @@ from jinarag.inference.api import (
     RerankingSides,
     ScoreCall,
 )
+from jinarag.redaction import redact, redact_url
 from jinarag.validation import check_bool, positive_int
 
 __all__ = ["API_KEY_ENV", "RemoteEmbedder", "RemoteModel", "RemoteReranker", "connect"]
@@ -71,8 +74,9 @@ def server_root(base_url: Any) -> str:
             url = None
         if url is not None and url.scheme in ("http", "https") and url.host:
             return root
+    shown = repr(redact_url(base_url)) if isinstance(base_url, str) else repr(base_url)
     raise InputError(
-        f"base_url={base_url!r} is not the URL of a jinarag server; pass its root, e.g. "
+        f"base_url={shown} is not the URL of a jinarag server; pass its root, e.g. "
         "'http://127.0.0.1:8080' (what `jinarag serve` prints)"
     )
 
@@ -104,6 +108,7 @@ class RemoteModel:
             batch_size: Texts (or documents to rerank) per request at most.
         """
         self.base_url = server_root(base_url)
+        self.shown_url = redact_url(self.base_url)  # what messages and repr show
         if model is not None and not isinstance(model, str):
             raise InputError(f"model={model!r} must be the model's name (a string) or None")
         if timeout is not None and (
@@ -116,6 +121,9 @@ class RemoteModel:
         if api_key is not None and not isinstance(api_key, str):
             raise InputError(f"api_key must be a string or None, got {type(api_key).__name__}")
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if key and not (key.isascii() and key.isprintable() and len(key.split()) == 1):
+            given = "api_key" if api_key is not None else f"${API_KEY_ENV}"
+            raise InputError(f"{given} (not shown) must be printable ASCII without spaces")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = self._client()
 
@@ -136,7 +144,7 @@ class RemoteModel:
         self._http = self._client()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r}, model={self.model!r})"
+        return f"{type(self).__name__}(base_url={self.shown_url!r}, model={self.model!r})"
 
     @cached_property
     def info(self) -> dict[str, Any]:
@@ -155,7 +163,7 @@ class RemoteModel:
                 fix = f"pass model=None (the one it serves), or start it with {self.flag} NAME"
             named = f" named {self.model!r}" if self.model is not None else ""
             raise InputError(
-                f"the jinarag server at {self.base_url} serves no {self.kind} model{named} "
+                f"the jinarag server at {self.shown_url} serves no {self.kind} model{named} "
                 f"(its {self.kind} models: {names}); {fix}"
             )
         return found[0]
@@ -172,7 +180,7 @@ class RemoteModel:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One request; the answer's JSON, or the error that says what went wrong."""
-        url = f"{self.base_url}{path}"
+        url = f"{self.shown_url}{path}"
         try:
             response = self._http.request(method, path, json=body)
         except httpx.TimeoutException as exc:
@@ -183,7 +191,8 @@ class RemoteModel:
             ) from exc
         except httpx.HTTPError as exc:
             raise RemoteError(
-                f"cannot reach a jinarag server at {url} ({type(exc).__name__}: {exc}); {_START}"
+                f"cannot reach a jinarag server at {url} "
+                + redact(f"({type(exc).__name__}: {exc}); {_START}", self.base_url)
             ) from exc
         if response.status_code >= 400:
             raise self._refusal(url, response)
@@ -211,7 +220,7 @@ class RemoteModel:
 
     def _malformed(self, path: str, what: str) -> RemoteError:
         return RemoteError(
-            f"{self.base_url}{path} sent {what}; is base_url a jinarag server? {_START}"
+            f"{self.shown_url}{path} sent {what}; is base_url a jinarag server? {_START}"
         )
 
     def _body(self, **fields: Any) -> dict[str, Any]:
@@ -356,8 +365,9 @@ def connect(
     """
     for arg, value in (local if local is not None else {}).items():
         raise InputError(
-            f"{owner} got base_url={base_url!r} and {arg}={value!r:.80}: base_url and local "
-            "loading options exclude each other (the server loads its model with its own); "
+            f"{owner} got base_url={redact_url(str(base_url))!r} and {arg}={value!r:.80}: "
+            "base_url and local loading options exclude each other (the server loads its model "
+            "with its own); "
             f"drop {arg} to use the server, or base_url to load the model here"
         )
     remote = {"embedder": RemoteEmbedder, "reranker": RemoteReranker}[kind]

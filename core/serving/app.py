@@ -43,7 +43,7 @@ from jinarag.inference.heads import l2_normalize
 from jinarag.inference.late_chunking import check_chunks
 from jinarag.inference.protocols import PairScorer, TokenEmbedder, require
 from jinarag.serving.batcher import Batcher, Job, QueueFullError, RequestTimeoutError
-from jinarag.serving.guard import Guard, error_body, run_stoppable
+from jinarag.serving.guard import ApiKey, Guard, error_body, run_stoppable
 from jinarag.serving.limits import (
     DEFAULT_CHARS_PER_TOKEN,
     DEFAULT_CPU_PASS_TOKENS,
@@ -202,8 +202,9 @@ def create_app(
     app.state.registry = registry
     app.state.shutting_down = shutting_down
     app.state.batchers = {entry.names[0]: batchers[id(entry)] for entry in registry.served}
+    key = ApiKey(api_key) if api_key else None  # its repr does not show it
     app.add_middleware(
-        Guard, limits=limits, metrics=metrics, api_key=api_key, shutting_down=shutting_down
+        Guard, limits=limits, metrics=metrics, api_key=key, shutting_down=shutting_down
     )
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from jinarag.serving.limits import ServerLimits
 from jinarag.serving.metrics import Metrics
 
-__all__ = ["TEI_ROUTES", "Guard", "error_body", "release_memory", "run_stoppable"]
+__all__ = ["TEI_ROUTES", "ApiKey", "Guard", "error_body", "release_memory", "run_stoppable"]
 
 logger = logging.getLogger("jinarag.serving")
 
@@ -100,6 +100,19 @@ async def _send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+class ApiKey:
+    """The server's API key, which its repr does not show (Starlette's list of middleware, which
+    holds the :class:`Guard`'s options, prints them)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, key: str) -> None:
+        self.value = key.encode("utf-8")
+
+    def __repr__(self) -> str:
+        return "ApiKey('***')"
+
+
 class Guard:
     """ASGI middleware, in this order: refuse a request without the API key (401) or arriving
     while the server shuts down (503), refuse a body over ``limits.max_body_bytes`` (413) before
@@ -111,13 +124,15 @@ class Guard:
         app: Any,
         limits: ServerLimits,
         metrics: Metrics,
-        api_key: str | None,
+        api_key: ApiKey | str | None,
         shutting_down: threading.Event,
     ) -> None:
         self.app = app
         self.limits = limits
         self.metrics = metrics
-        self.api_key = api_key.encode("utf-8") if api_key else None
+        if isinstance(api_key, str):
+            api_key = ApiKey(api_key) if api_key else None
+        self.api_key = api_key.value if api_key is not None else None
         self.shutting_down = shutting_down
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
