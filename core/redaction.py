@@ -24,10 +24,10 @@ Example:
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote, unquote_plus
 
-__all__ = ["redact", "redact_url", "url_secrets"]
+__all__ = ["UrlsRedactedInRepr", "redact", "redact_url", "url_secrets"]
 
 _HIDDEN = "***"
 # An optional scheme and the "//" that opens the authority: "http://", "HTTPS://", "//".
@@ -125,3 +125,14 @@ def redact(text: str, *urls: str | None) -> str:
         for secret in url_secrets(url):
             text = text.replace(secret, _HIDDEN)
     return text
+
+
+class UrlsRedactedInRepr:
+    """A mixin for pydantic models (the adapters): a field whose name ends in ``url`` is shown
+    redacted by ``repr`` and ``str``, as every other output shows a URL."""
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():  # type: ignore[misc]
+            if isinstance(name, str) and name.endswith("url") and isinstance(value, str):
+                value = redact_url(value)
+            yield name, value

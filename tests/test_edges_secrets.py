@@ -375,27 +375,35 @@ SERVER: list[Row] = [
 ]
 
 
-def _adapter(name: str, kind: str) -> Callable[[SimpleNamespace], Any]:
-    """A LlamaIndex adapter on a jinarag server (its model list answered by a stand-in)."""
+def _adapter(framework: str, name: str, kind: str) -> Callable[[SimpleNamespace], Any]:
+    """A framework adapter on a jinarag server (its model list answered by a stand-in)."""
 
     def call(env: SimpleNamespace) -> Any:
         from jinarag.inference.remote import RemoteModel
 
         served = {"id": "m", "dimensions": 3, "max_length": 8, "kind": kind}
         with mock.patch.object(RemoteModel, "info", served):
-            module = importlib.import_module("jinarag.llama_index")
+            module = importlib.import_module(f"jinarag.{framework}")
             adapter = getattr(module, name)(base_url=USERINFO.format(port=env.port), api_key=KEY)
             return repr(adapter), str(adapter)
 
     return call
 
 
-# The framework adapters are not this table's to fix: a row that still shows a secret is
-# expected to fail in the tests (strictly, so that its fix is noticed) and counted by the probe.
-ADAPTER_LEAKS = "pydantic's repr shows the base_url field as given (integrations/llama_index)"
+# The adapters are pydantic models: their repr shows fields, base_url among them.
 ADAPTERS: list[Row] = [
-    ("llama_index/JinaEmbedding-repr", _adapter("JinaEmbedding", "embedder"), (PW, KEY), "served"),
-    ("llama_index/JinaRerank-repr", _adapter("JinaRerank", "reranker"), (PW, KEY), "served"),
+    (
+        f"{framework}/{name}-repr",
+        _adapter(framework, name, kind),
+        (PW, KEY),
+        "served",
+    )
+    for framework, name, kind in (
+        ("llama_index", "JinaEmbedding", "embedder"),
+        ("llama_index", "JinaRerank", "reranker"),
+        ("langchain", "JinaEmbeddings", "embedder"),
+        ("langchain", "JinaReranker", "reranker"),
+    )
 ]
 
 # -- running a row -----------------------------------------------------------------------------
@@ -644,11 +652,7 @@ def test_server_shows_no_key(row, env):
     assert word == "hidden", detail
 
 
-@pytest.mark.parametrize(
-    "row",
-    [pytest.param(r, marks=pytest.mark.xfail(strict=True, reason=ADAPTER_LEAKS)) for r in ADAPTERS],
-    ids=[r[0] for r in ADAPTERS],
-)
+@pytest.mark.parametrize("row", ADAPTERS, ids=[r[0] for r in ADAPTERS])
 def test_framework_adapters_show_no_secret(row, env):
     word, detail = judge(row, env, "adapters")
     assert word == "hidden", detail

@@ -9,13 +9,15 @@ from typing import Any
 from llama_index.core.bridge.pydantic import BaseModel, create_model
 
 from jinarag.options import LoadOptions
+from jinarag.redaction import UrlsRedactedInRepr
 from jinarag.validation import check_instance, check_keywords
 
 # One field per `jinarag.LoadOptions` field, with its name and default: the options are listed
 # and documented once, there, and `LoadOptions` checks the values when the model is loaded.
 LoadingFields: type[BaseModel] = create_model(
     "LoadingFields",
-    __doc__="The fields of `jinarag.LoadOptions`, as pydantic fields.",
+    __doc__="The fields of `jinarag.LoadOptions`, as pydantic fields (URLs redacted in repr).",
+    __base__=(UrlsRedactedInRepr, BaseModel),
     **{name: (Any, default) for name, default in LoadOptions.defaults().items()},
 )
 

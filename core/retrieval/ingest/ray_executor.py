@@ -32,6 +32,7 @@ import numpy as np
 
 from jinarag import errors
 from jinarag.errors import InputError
+from jinarag.redaction import redact_url
 from jinarag.retrieval.ingest.chunking import Chunking
 from jinarag.retrieval.ingest.executor import ChunkBatch, SourceWork, documents_to_embed
 from jinarag.retrieval.ingest.readers import Document
@@ -126,7 +127,7 @@ class RayExecutor:
 
     def __repr__(self) -> str:
         return (
-            f"RayExecutor(address={self.address!r}, actors={self.actors}, "
+            f"RayExecutor(address={_shown(self.address)!r}, actors={self.actors}, "
             f"num_gpus={self.num_gpus!r}, batch_chunks={self.batch_chunks})"
         )
 
@@ -370,3 +371,8 @@ class _EmbedChunks:
             vectors = [np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)]
         flat = np.concatenate(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
         return per_doc, flat.reshape(-1, dim)
+
+
+def _shown(address: Any) -> Any:
+    """The cluster address as shown: a URL without its secrets."""
+    return redact_url(address) if isinstance(address, str) else address
