@@ -69,7 +69,7 @@ from jinarag.retrieval.store.lock import StoreLock, check_timeout
 from jinarag.retrieval.write.mirror import BM25Mirror
 from jinarag.retrieval.write.verify import VerifyReport, verify_index
 from jinarag.retrieval.write.writer import Writer
-from jinarag.validation import known_keywords, positive_int
+from jinarag.validation import check_instance, known_keywords, positive_int
 
 if TYPE_CHECKING:
     from jinarag.inference.embedder import Embedder
@@ -92,6 +92,7 @@ __all__ = [
     "HybridIndex",
     "SourceScore",
     "VerifyReport",
+    "checked_index",
 ]
 
 _BM25_DIR = "jinarag-bm25"
@@ -374,3 +375,15 @@ def _open_mirror(
         check_store_files(path, collection, snapshot, wait=lock)
     store = ChromaStore(path, url, collection, embedder=str(embedder.name), dim=int(embedder.dim))
     return BM25Mirror(store, bm25, snapshot, lock)
+
+
+def checked_index(index: Any, name: str = "index") -> HybridIndex:
+    """``index`` when it is a :class:`HybridIndex` (what the adapters' retrievers take), else
+    an InputError saying how to open one."""
+    return check_instance(
+        name,
+        index,
+        HybridIndex,
+        "open one with jinarag.HybridIndex(path=..., embedder=jinarag.Embedder."
+        "from_pretrained(...)) and pass it",
+    )

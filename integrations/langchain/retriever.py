@@ -20,27 +20,12 @@ from jinarag.retrieval.write.records import content_id
 from jinarag.validation import (
     check_bool,
     check_choice,
-    check_instance,
     check_keywords,
     positive_int,
 )
 
 # The search options a retriever holds, each checked as `HybridIndex.search` checks it.
 SEARCH = ("k", "mode", "fusion", "weights", "where")
-
-
-def checked_index(index: Any) -> Any:
-    """`index` when it is a `jinarag.HybridIndex`, else an InputError saying how to make one."""
-    # Imported here: chromadb is slow to import, and an index has imported it already.
-    from jinarag.retrieval.index import HybridIndex
-
-    return check_instance(
-        "index",
-        index,
-        HybridIndex,
-        "open one with jinarag.HybridIndex(path=..., embedder=jinarag.Embedder."
-        "from_pretrained(...)) and pass it",
-    )
 
 
 class JinaHybridRetriever(BaseRetriever):
@@ -82,6 +67,9 @@ class JinaHybridRetriever(BaseRetriever):
         # Checked here, so a bad value is our InputError when the retriever is made (not
         # pydantic's ValidationError, nor an error at the first search).
         check_keywords("JinaHybridRetriever", data, type(self).model_fields)
+        # Imported here: chromadb is slow to import, and an index has imported it already.
+        from jinarag.retrieval.index import checked_index
+
         index = checked_index(index)
         if "k" in data:
             data["k"] = positive_int("k", data["k"])

@@ -58,7 +58,10 @@ class JinaHybridRetriever(BaseRetriever):
             **kwargs: ``BaseRetriever`` options (``callback_manager``, ``verbose``).
         """
         # Checked here, so a bad value is an InputError when the retriever is made.
-        index = _checked_index(index)
+        # Imported here: chromadb is slow to import, and an index has imported it already.
+        from jinarag.retrieval.index import checked_index
+
+        index = checked_index(index)
         similarity_top_k = positive_int("similarity_top_k", similarity_top_k, allow_none=True)
         k = positive_int("k", k, allow_none=True)
         if similarity_top_k is not None and k is not None and similarity_top_k != k:
@@ -98,19 +101,6 @@ class JinaHybridRetriever(BaseRetriever):
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)
-
-
-def _checked_index(index: Any) -> HybridIndex:
-    # Imported here: chromadb is slow to import, and an index has imported it already.
-    from jinarag.retrieval.index import HybridIndex
-
-    return check_instance(
-        "index",
-        index,
-        HybridIndex,
-        "open one with jinarag.HybridIndex(path=..., embedder=jinarag.Embedder."
-        "from_pretrained(...)) and pass it",
-    )
 
 
 def _checked_query(query: Any) -> QueryType:
