@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jinarag.errors import InputError
+from jinarag.inference.calls import ACTIVATIONS, EmbedCall, LateChunkCall, ScoreCall
 from jinarag.inference.late_chunking import check_chunks
 from jinarag.validation import (
     check_bool,
-    check_callable,
-    check_choice,
     check_pairs,
     check_text,
     check_texts,
@@ -51,8 +51,6 @@ __all__ = [
     "best_first",
     "sigmoid",
 ]
-
-ACTIVATIONS = ("sigmoid", None)
 
 
 @dataclass(frozen=True)
@@ -74,94 +72,6 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class EmbedCall:
-    """The checked options of an embedding call (``embed``, ``embed_queries``)."""
-
-    batch_size: int
-    normalize: bool
-    show_progress: bool
-    truncate: bool
-    stop: Callable[[], bool] | None = None
-
-    @classmethod
-    def checked(
-        cls,
-        batch_size: int,
-        normalize: bool,
-        show_progress: bool,
-        truncate: bool,
-        stop: Callable[[], bool] | None = None,
-    ) -> EmbedCall:
-        # Checked before the empty case returns, so a bad argument never passes unseen.
-        return cls(
-            positive_int("batch_size", batch_size),
-            check_bool("normalize", normalize),
-            check_bool("show_progress", show_progress),
-            check_bool("truncate", truncate),
-            check_callable("stop", stop),
-        )
-
-
-@dataclass(frozen=True)
-class LateChunkCall:
-    """The checked options of a late-chunking call."""
-
-    batch_size: int
-    normalize: bool
-    long_late_chunking: bool
-    overlap: int | None
-    show_progress: bool
-    stop: Callable[[], bool] | None = None
-
-    @classmethod
-    def checked(
-        cls,
-        batch_size: int,
-        normalize: bool,
-        long_late_chunking: bool,
-        overlap: int | None,
-        show_progress: bool,
-        stop: Callable[[], bool] | None = None,
-    ) -> LateChunkCall:
-        return cls(
-            positive_int("batch_size", batch_size),
-            check_bool("normalize", normalize),
-            check_bool("long_late_chunking", long_late_chunking),
-            positive_int("overlap", overlap, allow_zero=True, allow_none=True),
-            check_bool("show_progress", show_progress),
-            check_callable("stop", stop),
-        )
-
-
-@dataclass(frozen=True)
-class ScoreCall:
-    """The checked options of a reranking call."""
-
-    activation: str | None
-    batch_size: int
-    show_progress: bool
-    truncate: bool
-    stop: Callable[[], bool] | None = None
-
-    @classmethod
-    def checked(
-        cls,
-        activation: str | None,
-        batch_size: int,
-        show_progress: bool,
-        truncate: bool,
-        stop: Callable[[], bool] | None = None,
-    ) -> ScoreCall:
-        return cls(
-            check_choice("activation", activation, ACTIVATIONS),
-            positive_int("batch_size", batch_size),
-            check_bool("show_progress", show_progress),
-            check_bool("truncate", truncate),
-            check_callable("stop", stop),
-        )
-
-
 def _prefixed(prefix: str, texts: list[str]) -> list[str]:
     return [prefix + text for text in texts] if prefix else texts
 
@@ -177,6 +87,16 @@ class EmbeddingSides:
     query_prefix: str
     document_prefix: str
 
+    def _check_task(self, call: EmbedCall | LateChunkCall) -> None:
+        """Refuse ``task`` and ``dimensions`` (the default): an embedder with task adapters
+        or Matryoshka dimensions overrides this with its own checks."""
+        if call.task is not None or call.dimensions is not None:
+            asked = f"task={call.task!r}" if call.task is not None else "dimensions"
+            raise InputError(
+                f"{asked} is not available on {type(self).__name__}: it embeds without task "
+                "adapters or Matryoshka dimensions. Pass task=None and dimensions=None."
+            )
+
     @known_keywords
     def embed(
         self,
@@ -187,8 +107,16 @@ class EmbeddingSides:
         show_progress: bool = False,
         truncate: bool = True,
         stop: Callable[[], bool] | None = None,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """Embed documents: a float32 array of shape (len(texts), dim), rows in input order.
+
+        ``task`` picks a task adapter of a model that has them (jina-embeddings-v3:
+        ``embedder.tasks``; default ``"retrieval.passage"`` here, ``"retrieval.query"`` on the
+        query side), its instruction prepended as the model's config says; ``dimensions``
+        keeps the first that many dimensions (Matryoshka; ``embedder.dimensions_allowed``),
+        L2-renormalised when ``normalize``. On other models both must stay None.
 
         With ``normalize=False`` the rows are exactly the mean of the last hidden states over
         the attention mask (accumulated in float32). ``stop``, when given, is asked before each
@@ -198,10 +126,11 @@ class EmbeddingSides:
         A :class:`~jinarag.inference.remote.RemoteEmbedder` embeds on the server, in requests
         of at most its own ``batch_size`` texts, and asks ``stop`` before each request.
         """
-        return self._embed(
-            _prefixed(self.document_prefix, check_texts(texts)),
-            EmbedCall.checked(batch_size, normalize, show_progress, truncate, stop),
+        call = EmbedCall.checked(
+            batch_size, normalize, show_progress, truncate, stop, task, dimensions
         )
+        self._check_task(call)
+        return self._embed(_prefixed(self.document_prefix, check_texts(texts)), call)
 
     @known_keywords
     def embed_documents(
@@ -212,6 +141,8 @@ class EmbeddingSides:
         normalize: bool = True,
         show_progress: bool = False,
         truncate: bool = True,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """The document side; the same as :meth:`embed`."""
         return self.embed(
@@ -220,6 +151,8 @@ class EmbeddingSides:
             normalize=normalize,
             show_progress=show_progress,
             truncate=truncate,
+            task=task,
+            dimensions=dimensions,
         )
 
     @known_keywords
@@ -231,23 +164,35 @@ class EmbeddingSides:
         normalize: bool = True,
         show_progress: bool = False,
         truncate: bool = True,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """The query side, batched: ``query_prefix`` is prepended to each text (a
-        :class:`~jinarag.inference.remote.RemoteEmbedder` sends the texts as they are)."""
-        return self._embed(
-            _prefixed(self.query_prefix, check_texts(texts)),
-            EmbedCall.checked(batch_size, normalize, show_progress, truncate),
+        :class:`~jinarag.inference.remote.RemoteEmbedder` sends the texts as they are);
+        ``task`` defaults to the query task of a model with adapters."""
+        call = EmbedCall.checked(
+            batch_size, normalize, show_progress, truncate, None, task, dimensions, "query"
         )
+        self._check_task(call)
+        return self._embed(_prefixed(self.query_prefix, check_texts(texts)), call)
 
     @known_keywords
     def embed_query(
-        self, text: str, *, normalize: bool = True, truncate: bool = True
+        self,
+        text: str,
+        *,
+        normalize: bool = True,
+        truncate: bool = True,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
-        """One query: a float32 vector of shape (dim,)."""
+        """One query: a float32 vector of shape (dim,) (or (dimensions,))."""
         text = check_text(text, "text")
         check_bool("normalize", normalize)
         check_bool("truncate", truncate)
-        return self.embed_queries([text], normalize=normalize, truncate=truncate)[0]
+        return self.embed_queries(
+            [text], normalize=normalize, truncate=truncate, task=task, dimensions=dimensions
+        )[0]
 
     @known_keywords
     def embed_late_chunks(
@@ -258,6 +203,8 @@ class EmbeddingSides:
         long_late_chunking: bool = True,
         overlap: int | None = None,
         batch_size: int = 32,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """Late chunking of one document: ``chunks`` are its consecutive pieces; they are
         joined with a single space and read as one input, and each chunk's vector is the
@@ -274,11 +221,11 @@ class EmbeddingSides:
         whatever its length; the server reads it with its own overlap, so ``overlap`` must
         stay None.
         """
-        return self._late_chunks(
-            [check_chunks(chunks)],
-            ["chunks"],
-            LateChunkCall.checked(batch_size, normalize, long_late_chunking, overlap, False),
-        )[0]
+        call = LateChunkCall.checked(
+            batch_size, normalize, long_late_chunking, overlap, False, None, task, dimensions
+        )
+        self._check_task(call)
+        return self._late_chunks([check_chunks(chunks)], ["chunks"], call)[0]
 
     @known_keywords
     def embed_late_chunks_many(
@@ -291,6 +238,8 @@ class EmbeddingSides:
         batch_size: int = 32,
         show_progress: bool = False,
         stop: Callable[[], bool] | None = None,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> list[np.ndarray]:
         """:meth:`embed_late_chunks` for many documents (each a list of chunks) in one run:
         their windows share batches (on a server: one request each). One (chunks, dim) array
@@ -298,13 +247,18 @@ class EmbeddingSides:
         listed = ordered_list(documents, "documents", "chunk lists", "['first chunk', 'second']")
         names = [f"documents[{number}]" for number in range(len(listed))]
         checked = [check_chunks(chunks, name) for chunks, name in zip(listed, names, strict=True)]
-        return self._late_chunks(
-            checked,
-            names,
-            LateChunkCall.checked(
-                batch_size, normalize, long_late_chunking, overlap, show_progress, stop
-            ),
+        call = LateChunkCall.checked(
+            batch_size,
+            normalize,
+            long_late_chunking,
+            overlap,
+            show_progress,
+            stop,
+            task,
+            dimensions,
         )
+        self._check_task(call)
+        return self._late_chunks(checked, names, call)
 
 
 class RerankingSides:

@@ -11,6 +11,7 @@ import numpy as np
 from jinarag.inference.api import EmbedCall, EmbeddingSides, LateChunkCall
 from jinarag.inference.heads import l2_normalize, mean_pool, span_sums
 from jinarag.inference.late_chunking import plan_late_chunks
+from jinarag.inference.matryoshka import matryoshka, task_index, task_options, with_instruction
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
@@ -53,15 +54,35 @@ class Embedder(EmbeddingSides, PretrainedModel):
     def dim(self) -> int:
         return self.config.hidden_size
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The model's task adapters, in adapter order (jina-embeddings-v3: retrieval.query,
+        retrieval.passage, separation, classification, text-matching); empty without."""
+        return getattr(self.config, "tasks", ())
+
+    @property
+    def dimensions_allowed(self) -> tuple[int, ...]:
+        """The Matryoshka dimensions the model was trained to be cut to (the values
+        ``dimensions=`` takes: any from the smallest to ``dim``); empty without."""
+        return getattr(self.config, "matryoshka_dimensions", ())
+
+    def _check_task(self, call: EmbedCall | LateChunkCall) -> None:
+        task_options(self, call.task, call.dimensions, call.side)
+
     @known_keywords
-    def tokenize(self, texts: Iterable[str], *, truncate: bool = True) -> Encoded:
-        """The document side's token ids of ``texts`` (``document_prefix`` included), cut to
-        ``max_length`` (``truncate=False``: an InputError naming the first text over it), for
-        :meth:`embed_tokens`. ``Encoded.truncated`` lists the texts that were cut."""
+    def tokenize(
+        self, texts: Iterable[str], *, truncate: bool = True, task: str | None = None
+    ) -> Encoded:
+        """The document side's token ids of ``texts`` (``document_prefix`` included, and the
+        instruction of ``task`` on a model with task adapters), cut to ``max_length``
+        (``truncate=False``: an InputError naming the first text over it), for
+        :meth:`embed_tokens` (pass it the same ``task``). ``Encoded.truncated`` lists the
+        texts that were cut."""
         checked = check_texts(texts)
         truncate = check_bool("truncate", truncate)
         if self.document_prefix:
             checked = [self.document_prefix + text for text in checked]
+        checked = with_instruction(self, task_options(self, task, None)[0], checked)
         return self.tokenizer.encode(checked, max_length=self.max_length, truncate=truncate)
 
     @known_keywords
@@ -73,30 +94,39 @@ class Embedder(EmbeddingSides, PretrainedModel):
         batch_size: int = 32,
         stop: Callable[[], bool] | None = None,
         max_tokens: int | None = None,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray:
         """:meth:`embed` of texts tokenised by :meth:`tokenize` (the server tokenises each
         request once, to check its limits, then embeds many requests in one call).
-        ``max_tokens``: a pass's token budget (default ``max_batch_tokens``)."""
+        ``max_tokens``: a pass's token budget (default ``max_batch_tokens``); ``task`` and
+        ``dimensions`` as in :meth:`embed` (``task`` the one given to :meth:`tokenize`)."""
         check_instance("encoded", encoded, Encoded, "make it with embedder.tokenize(texts)")
         normalize = check_bool("normalize", normalize)
+        task, dims = task_options(self, task, dimensions)
         if not len(encoded):
-            return np.zeros((0, self.dim), dtype=np.float32)
-        return self._run_tokens(
+            return np.zeros((0, dims if dims is not None else self.dim), dtype=np.float32)
+        vectors = self._run_tokens(
             encoded,
-            partial(mean_pool, normalize=normalize),
+            partial(mean_pool, normalize=normalize and dims is None),
             batch_size=positive_int("batch_size", batch_size),
             what="texts",
             should_stop=stop,
             max_tokens=positive_int("max_tokens", max_tokens, allow_none=True),
+            task=task_index(self, task),
         )
+        return matryoshka(vectors, dims, normalize)
 
     def _late_chunks(
         self, documents: list[list[str]], names: list[str], call: LateChunkCall
     ) -> list[np.ndarray]:
-        if self.document_prefix:
+        task, dims = task_options(self, call.task, call.dimensions, call.side)
+        instruction = self.config.task_instructions.get(task, "") if task is not None else ""
+        prefix = instruction + self.document_prefix
+        if prefix:
             # The document side's instruction leads the text; its tokens count for chunk 0,
             # like [CLS].
-            documents = [[self.document_prefix + d[0], *d[1:]] for d in documents]
+            documents = [[prefix + d[0], *d[1:]] for d in documents]
         plans = [
             plan_late_chunks(
                 self.tokenizer,
@@ -133,8 +163,9 @@ class Embedder(EmbeddingSides, PretrainedModel):
             what="windows",
             should_stop=call.stop,
             outputs=rows,
+            task=task_index(self, task),
         )
-        means = sums[:, :-1] / sums[:, -1:]
+        means = matryoshka(sums[:, :-1] / sums[:, -1:], dims, normalize=False)
         if call.normalize:
             means = l2_normalize(means)
         return [
@@ -142,21 +173,25 @@ class Embedder(EmbeddingSides, PretrainedModel):
         ]
 
     def _embed(self, texts: list[str], call: EmbedCall) -> np.ndarray:
+        task, dims = task_options(self, call.task, call.dimensions, call.side)
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, dims if dims is not None else self.dim), dtype=np.float32)
         max_length = self.max_length
+        texts = with_instruction(self, task, texts)
 
         def encode(start: int, stop: int) -> Encoded:
             return self.tokenizer.encode(
                 texts[start:stop], max_length=max_length, truncate=call.truncate, offset=start
             )
 
-        return self._run(
+        vectors = self._run(
             len(texts),
             encode,
-            partial(mean_pool, normalize=call.normalize),
+            partial(mean_pool, normalize=call.normalize and dims is None),
             batch_size=call.batch_size,
             show_progress=call.show_progress,
             what="texts",
             should_stop=call.stop,
+            task=task_index(self, task),
         )
+        return matryoshka(vectors, dims, call.normalize)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -24,9 +25,12 @@ from jinarag.models.placement import (
     resolve_backend,
     resolve_device,
     resolve_dtype,
+    xlm_roberta_backend,
 )
 from jinarag.models.quantization import quantize_linears
 from jinarag.models.tokenization import TOKENIZER_FILES, Encoded, TextTokenizer
+from jinarag.models.xlm_roberta import XLMRobertaEncoder
+from jinarag.models.xlm_roberta_config import XLMRobertaConfig
 from jinarag.options import MIN_MAX_LENGTH, LoadOptions
 from jinarag.validation import check_instance, check_path, known_keywords, positive_int
 
@@ -106,7 +110,7 @@ class PretrainedModel:
 
     def __init__(
         self,
-        model: Encoder,
+        model: Encoder | XLMRobertaEncoder,
         tokenizer: TextTokenizer,
         *,
         name: str,
@@ -129,7 +133,7 @@ class PretrainedModel:
         )
 
     @property
-    def config(self) -> EncoderConfig:
+    def config(self) -> EncoderConfig | XLMRobertaConfig:
         return self.model.config
 
     @property
@@ -185,6 +189,8 @@ class PretrainedModel:
         model, config = load_encoder(
             directory, kind=cls.kind, device=torch_device, dtype=torch_dtype
         )
+        if isinstance(config, XLMRobertaConfig):
+            backend = xlm_roberta_backend(directory.name, options, backend)
         model.attn_implementation = resolve_attention(options.attention, torch_device)
         tokenizer = TextTokenizer.from_dir(
             directory, pad_token_id=config.pad_token_id, vocab_size=config.vocab_size
@@ -235,12 +241,16 @@ class PretrainedModel:
         """Whether batches pack several inputs into a row (the flex backend) or pad one per row."""
         return self.runtime is None and self.model.attn_implementation == "flex"
 
-    def run_spec(self, max_tokens: int | None = None) -> RunSpec:
+    def run_spec(self, max_tokens: int | None = None, task: int | None = None) -> RunSpec:
         """What the pipeline needs of this model, as it is now (``max_length`` and
         ``max_batch_tokens`` may change on a loaded model); ``max_tokens``: a pass's token
-        budget instead of ``max_batch_tokens``."""
+        budget instead of ``max_batch_tokens``; ``task``: the index of the task adapter every
+        pass uses (models with adapters only)."""
+        encoder = self.runtime if self.runtime is not None else self.model
+        if task is not None:
+            encoder = partial(self.model, task=task)
         return RunSpec(
-            encoder=self.runtime if self.runtime is not None else self.model,
+            encoder=encoder,
             device=self.device,
             pad_token_id=self.tokenizer.pad_token_id,
             max_length=self.max_length,
@@ -261,10 +271,11 @@ class PretrainedModel:
         should_stop: Callable[[], bool] | None = None,
         outputs: int | None = None,
         max_tokens: int | None = None,
+        task: int | None = None,
     ) -> np.ndarray:
         """The pipeline (:func:`jinarag.inference.pipeline.run`) over ``count`` inputs."""
         return pipeline.run(
-            self.run_spec(max_tokens),
+            self.run_spec(max_tokens, task),
             count,
             encode,
             head,
@@ -284,6 +295,7 @@ class PretrainedModel:
         what: str,
         should_stop: Callable[[], bool] | None = None,
         max_tokens: int | None = None,
+        task: int | None = None,
     ) -> np.ndarray:
         """:meth:`_run` over inputs tokenised already (one row each, in order)."""
 
@@ -300,6 +312,7 @@ class PretrainedModel:
             what=what,
             should_stop=should_stop,
             max_tokens=max_tokens,
+            task=task,
         )
 
     # -- saving ---------------------------------------------------------------------------
@@ -307,28 +320,7 @@ class PretrainedModel:
     @known_keywords
     def save_pretrained(self, path: str | os.PathLike[str]) -> Path:
         """Write config.json, model.safetensors and the tokenizer files to ``path``."""
-        from safetensors.torch import save_file
-
-        check_path("path", path, what="the folder to save to")
-        if self.options.quantize is not None:
-            raise InputError(
-                f"This model was loaded with quantize={self.options.quantize!r}, whose packed "
-                "weights have no checkpoint layout: save the model loaded without quantize, and "
-                f"pass quantize={self.options.quantize!r} when loading the saved copy."
-            )
-
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        config = dict(self.config.raw)
-        config["torch_dtype"] = str(self.dtype).removeprefix("torch.")
-        (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
-        state = {k: v.detach().contiguous().cpu() for k, v in self.model.state_dict().items()}
-        save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-        self.tokenizer.save(out)
-        for filename in _EXTRA_FILES:
-            if (self.source / filename).is_file() and self.source.resolve() != out.resolve():
-                shutil.copyfile(self.source / filename, out / filename)
-        return out
+        return _save(self, path)
 
     def __repr__(self) -> str:
         dtype = self.dtype if self.runtime is None else self.runtime.dtype
@@ -376,3 +368,29 @@ def _openvino_runtime(
             RuntimeWarning,
         )
         return None
+
+
+def _save(model: PretrainedModel, path: str | os.PathLike[str]) -> Path:
+    """:meth:`PretrainedModel.save_pretrained`."""
+    from safetensors.torch import save_file
+
+    check_path("path", path, what="the folder to save to")
+    if model.options.quantize is not None:
+        raise InputError(
+            f"This model was loaded with quantize={model.options.quantize!r}, whose packed "
+            "weights have no checkpoint layout: save the model loaded without quantize, and "
+            f"pass quantize={model.options.quantize!r} when loading the saved copy."
+        )
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    config = dict(model.config.raw)
+    config["torch_dtype"] = str(model.dtype).removeprefix("torch.")
+    (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    model.tokenizer.save(out)
+    for filename in _EXTRA_FILES:
+        if (model.source / filename).is_file() and model.source.resolve() != out.resolve():
+            shutil.copyfile(model.source / filename, out / filename)
+    return out

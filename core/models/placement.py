@@ -15,6 +15,7 @@ __all__ = [
     "resolve_backend",
     "resolve_device",
     "resolve_dtype",
+    "xlm_roberta_backend",
 ]
 
 
@@ -111,3 +112,16 @@ def resolve_backend(options: LoadOptions, device: torch.device) -> str:
             return "torch"
         return "openvino"
     return "torch"
+
+
+def xlm_roberta_backend(name: str, options: LoadOptions, backend: str) -> str:
+    """The backend an XLM-RoBERTa checkpoint runs on: torch (no OpenVINO export and no int8
+    for this family yet); an explicit request for either is an InputError."""
+    if options.backend == "openvino" or options.quantize is not None:
+        asked = "backend='openvino'" if options.backend == "openvino" else "quantize='int8'"
+        raise InputError(
+            f"{asked} is not available for {name} (an XLM-RoBERTa checkpoint: "
+            "jina-embeddings-v3 or jina-reranker-v2); it runs on torch. Pass backend='torch' "
+            "(or 'auto') and quantize=None, and dtype='bfloat16' on a GPU for speed."
+        )
+    return "torch" if backend == "openvino" else backend

@@ -47,11 +47,10 @@ def is_xlm_roberta(raw: Any) -> bool:
         return False
     architectures = raw.get("architectures")
     names = architectures if isinstance(architectures, list) else []
-    return (
-        raw.get("model_type") in MODEL_TYPES
-        or any(isinstance(n, str) and n.startswith("XLMRoberta") for n in names)
-        or "lora_adaptations" in raw
-        or raw.get("position_embedding_type") == "rotary"
+    if raw.get("model_type") is not None:
+        return raw.get("model_type") in MODEL_TYPES
+    return "lora_adaptations" in raw or any(
+        isinstance(n, str) and n.startswith("XLMRoberta") for n in names
     )
 
 
