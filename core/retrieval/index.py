@@ -64,7 +64,7 @@ from jinarag.retrieval.search.plan import (
     stored_hits,
 )
 from jinarag.retrieval.store.collection import ChromaStore
-from jinarag.retrieval.store.files import check_store_files
+from jinarag.retrieval.store.files import check_store_files, snapshot_path
 from jinarag.retrieval.store.lock import StoreLock, check_timeout
 from jinarag.retrieval.write.mirror import BM25Mirror
 from jinarag.retrieval.write.verify import VerifyReport, verify_index
@@ -95,7 +95,6 @@ __all__ = [
     "checked_index",
 ]
 
-_BM25_DIR = "jinarag-bm25"
 CHUNKING = (None, "late")  # what HybridIndex.add(chunking=...) accepts
 DEFAULT_LOCK_TIMEOUT = 600.0  # seconds a writer waits for another one (an add may take minutes)
 
@@ -369,7 +368,7 @@ def _open_mirror(
     """Open the store (its files checked first, under its lock when it is busy) and the BM25
     index kept equal to it. With a URL the records live on the server and ``path`` holds the
     snapshot and the lock only."""
-    snapshot = path / _BM25_DIR / f"{collection}.json" if path is not None else None
+    snapshot = snapshot_path(path, collection) if path is not None else None
     lock = StoreLock(path, lock_timeout) if path is not None else None
     if path is not None and url is None:
         check_store_files(path, collection, snapshot, wait=lock)
