@@ -216,3 +216,43 @@ def test_sigkill_in_the_middle_of_add(minilm_embedder, minilm_dir, tmp_path):
     assert reopened.count() == n
     hits = reopened.search("crash test record 399", k=1, mode="bm25")
     assert hits[0].text == texts[399]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("first", ["index", "user"])
+def test_an_in_memory_index_and_the_users_own_chroma_clients_share_a_process(
+    first, minilm_dir, tmp_path
+):
+    """A user's `chromadb.EphemeralClient()` / `PersistentClient(path)` on Chroma's defaults,
+    made before or after an in-memory or stored HybridIndex, works (Chroma refuses a second
+    instance with other settings); run in a fresh process, as a user's script would."""
+    script = textwrap.dedent(
+        f"""
+        import os
+        os.environ.pop("ANONYMIZED_TELEMETRY", None)
+        import chromadb
+        from jinarag import Embedder, HybridIndex
+
+        def users():
+            mine = chromadb.EphemeralClient().get_or_create_collection("mine")
+            mine.add(ids=["u"], embeddings=[[0.1, 0.2]], documents=["user"])
+            stored = chromadb.PersistentClient({str(tmp_path / "store")!r})
+            return mine.count() + len(stored.list_collections())
+
+        embedder = Embedder.from_pretrained({str(minilm_dir)!r}, device="cpu", backend="torch")
+        seen = users() if {first!r} == "user" else None
+        memory = HybridIndex(embedder=embedder)
+        memory.add(["lift of a wing"], ids=["a"])
+        stored = HybridIndex({str(tmp_path / "store")!r}, embedder=embedder)
+        stored.add(["drag of a body"], ids=["b"])
+        seen = users() if seen is None else seen
+        print(seen, memory.count(), stored.count(), os.environ["ANONYMIZED_TELEMETRY"])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = done.stdout.split()
+    assert counts[1:] == ["1", "1", "False"], done.stdout
+    assert int(counts[0]) >= 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
+import os
 import uuid
 import weakref
 from collections.abc import Callable
@@ -38,6 +39,7 @@ __all__ = [
     "META_EMBEDDER",
     "Claimant",
     "Seen",
+    "chroma_settings",
     "claim",
     "connect",
     "drop_system",
@@ -124,7 +126,7 @@ def server_client(url: str) -> Any:
         port=port,
         ssl=parts.scheme == "https",
         headers=headers or None,
-        settings=Settings(anonymized_telemetry=False),
+        settings=chroma_settings(),
     )
 
 
@@ -208,22 +210,33 @@ def drop_system(client: Any) -> None:
 
 def _local(make: Any, where: str) -> tuple[Any, Settings]:
     """An embedded Chroma client (and its settings) with telemetry off. Chroma allows one set
-    of settings per store and process: when this process already opened the store with
-    Chroma's defaults, share that instance rather than fail."""
-    settings = Settings(anonymized_telemetry=False)
+    of settings per store and process, so ours are Chroma's defaults, with telemetry turned off
+    the way Chroma reads it by default (``ANONYMIZED_TELEMETRY``, unless the user set it): the
+    user's own ``chromadb.EphemeralClient()`` or ``PersistentClient(path)`` in the same process,
+    before or after an index, then shares the instance instead of failing. A client the user
+    made with other settings first is shared as it is."""
     try:
-        return make(settings), settings
+        return make(chroma_settings()), chroma_settings()
     except ValueError as exc:
         if "different settings" not in str(exc):
             raise
-    settings = Settings()
+    settings = Settings(anonymized_telemetry=not chroma_settings().anonymized_telemetry)
     try:
         return make(settings), settings
     except ValueError as exc:
         raise StoreError(
             f"this process already opened the Chroma store {where!r} with other settings "
-            f"({exc}); open the index before other Chroma clients, or with the same settings"
+            f"({exc}); open the index before other Chroma clients, or with Chroma's default "
+            "settings"
         ) from exc
+
+
+def chroma_settings() -> Settings:
+    """Chroma's default settings, telemetry off unless ``ANONYMIZED_TELEMETRY`` says on: the
+    variable is set (when unset) rather than the setting passed, so that clients the user makes
+    with Chroma's defaults have settings equal to ours."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    return Settings()
 
 
 def _drop_database(admin: Any, database: str) -> None:
