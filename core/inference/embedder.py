@@ -27,7 +27,7 @@ __all__ = ["Embedder"]
 
 
 class Embedder(EmbeddingSides, PretrainedModel):
-    """Embeds texts with jina-embeddings-v2 (or any BERT checkpoint), locally.
+    """Embeds texts with jina-embeddings-v2 or v3 (or any BERT checkpoint), locally.
 
     Example:
         >>> embedder = Embedder.from_pretrained("small")  # or a local directory
@@ -36,8 +36,12 @@ class Embedder(EmbeddingSides, PretrainedModel):
         >>> embedder.embed_query("how do wings behave in a slipstream?").shape
         (512,)
 
-    The query and document sides differ only by the optional ``query_prefix`` and
-    ``document_prefix`` (jina-embeddings-v2 uses none; other checkpoints may want some).
+    The query and document sides differ by the optional ``query_prefix`` and
+    ``document_prefix`` (jina-embeddings-v2 uses none; other checkpoints may want some) and,
+    on a model with task adapters (jina-embeddings-v3: :attr:`tasks`), by the default task:
+    ``retrieval.query`` for queries, ``retrieval.passage`` for documents. ``task=`` and
+    ``dimensions=`` (Matryoshka: :attr:`dimensions_allowed`) are taken by every ``embed*``
+    method, e.g. ``embedder.embed(texts, task="text-matching", dimensions=256)``.
     """
 
     kind: ClassVar[Kind] = "embedder"

@@ -87,8 +87,9 @@ class EncoderConfig:
             raise CheckpointError(
                 f"{source}: model_type={model_type!r:.60} is not supported; jinarag runs "
                 f"model_type {', '.join(map(repr, MODEL_TYPES))} checkpoints (jina-embeddings-v2, "
-                "jina-reranker-v1, BERT). Load this model with the library it was made for, "
-                "or point jinarag at a BERT-family checkpoint."
+                "jina-reranker-v1, BERT) and 'xlm-roberta' ones in Jina's layout "
+                "(jina-embeddings-v3, jina-reranker-v2). Load this model with the library it "
+                "was made for, or point jinarag at one of those."
             )
         required = (
             "vocab_size",
