@@ -8,7 +8,10 @@ loading one. Vectors travel as base64 float32 bytes, so they are the server's bi
 What differs from a local model:
 
 - The server embeds every text as given, on its model's document side: ``embed_query`` and
-  ``embed_queries`` send the text as is (no ``query_prefix`` is added).
+  ``embed_queries`` send the text as is (no ``query_prefix`` is added). A model with task
+  adapters (jina-embeddings-v3) gets Jina's ``task`` field: the query side's default
+  (``retrieval.query``) or the task a call names; ``dimensions`` is sent as Jina's field,
+  both checked first against what ``/v1/models`` says the model has.
 - ``batch_size`` of a method is the forward-pass size, which the server decides: it is
   checked, not sent. Texts go in requests of at most the constructor's ``batch_size``.
 - ``show_progress`` is a display option: accepted, and no bar is shown. ``stop`` is asked
@@ -44,7 +47,7 @@ from typing import Any, ClassVar
 import httpx
 import numpy as np
 
-from jinarag.errors import Cancelled, InputError, RemoteError
+from jinarag.errors import InputError, RemoteError
 from jinarag.inference.api import (
     EmbedCall,
     EmbeddingSides,
@@ -52,6 +55,7 @@ from jinarag.inference.api import (
     RerankingSides,
     ScoreCall,
 )
+from jinarag.inference.remote_wire import by_index, check_stop, server_root
 from jinarag.redaction import redact, redact_url
 from jinarag.validation import check_bool, positive_int
 
@@ -62,23 +66,6 @@ API_KEY_ENV = "JINARAG_API_KEY"
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_TIMEOUT = 60.0
 _START = "start one with `jinarag serve --model NAME`, or check base_url"
-
-
-def server_root(base_url: Any) -> str:
-    """The server's root URL: ``base_url`` without a trailing slash or ``/v1``."""
-    if isinstance(base_url, str):
-        root = base_url.strip().rstrip("/").removesuffix("/v1").rstrip("/")
-        try:
-            url = httpx.URL(root)
-        except httpx.InvalidURL:
-            url = None
-        if url is not None and url.scheme in ("http", "https") and url.host:
-            return root
-    shown = repr(redact_url(base_url)) if isinstance(base_url, str) else repr(base_url)
-    raise InputError(
-        f"base_url={shown} is not the URL of a jinarag server; pass its root, e.g. "
-        "'http://127.0.0.1:8080' (what `jinarag serve` prints)"
-    )
 
 
 class RemoteModel:
@@ -148,7 +135,8 @@ class RemoteModel:
 
     @cached_property
     def info(self) -> dict[str, Any]:
-        """This model's entry of ``GET /v1/models`` (``id``, ``dimensions``, ``max_length``)."""
+        """This model's entry of ``GET /v1/models`` (``id``, ``dimensions``, ``max_length``,
+        ``tasks``, ``dimensions_allowed``)."""
         answer = self._call("GET", "/v1/models")
         entries = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -229,7 +217,7 @@ class RemoteModel:
     def _batches(self, items: list[Any], stop: Callable[[], bool] | None) -> Iterable[list[Any]]:
         """``items`` in requests of at most ``batch_size``, asking ``stop`` before each."""
         for start in range(0, len(items), self.batch_size):
-            _check_stop(stop)
+            check_stop(stop)
             yield items[start : start + self.batch_size]
 
 
@@ -253,11 +241,36 @@ class RemoteEmbedder(EmbeddingSides, RemoteModel):
         """The length of a vector."""
         return int(self.info["dimensions"])
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The served model's task adapters (``/v1/models``' ``tasks``); empty without."""
+        return tuple(self.info.get("tasks") or ())
+
+    @property
+    def dimensions_allowed(self) -> tuple[int, ...]:
+        """The Matryoshka dimensions the served model was trained to; empty without."""
+        return tuple(self.info.get("dimensions_allowed") or ())
+
+    def _check_task(self, call: EmbedCall | LateChunkCall) -> None:
+        self._task_fields(call)
+
+    def _task_fields(self, call: EmbedCall | LateChunkCall) -> dict[str, Any]:
+        """Jina's ``task`` and ``dimensions`` for the call, checked against the served model
+        (none asked on the document side: the server's defaults, and no ``/v1/models``)."""
+        if call.task is None and call.dimensions is None and call.side == "document":
+            return {}
+        from jinarag.inference.matryoshka import task_options  # imports torch: when needed
+
+        task, dimensions = task_options(self, call.task, call.dimensions, call.side)
+        fields = {"task": task, "dimensions": dimensions}
+        return {key: value for key, value in fields.items() if value is not None}
+
     def _embed(self, texts: list[str], call: EmbedCall) -> np.ndarray:
         """Embed texts on the server: float32, shape (len(texts), dim), in input order."""
-        options = {"normalized": call.normalize, "truncate": call.truncate}
+        fields = self._task_fields(call)
+        options = {"normalized": call.normalize, "truncate": call.truncate, **fields}
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return np.zeros((0, fields.get("dimensions", self.dim)), dtype=np.float32)
         rows = [self._embeddings(batch, **options) for batch in self._batches(texts, call.stop)]
         return np.concatenate(rows)
 
@@ -277,10 +290,11 @@ class RemoteEmbedder(EmbeddingSides, RemoteModel):
             "normalized": call.normalize,
             "truncate": call.long_late_chunking,
             "late_chunking": True,
+            **self._task_fields(call),
         }
         vectors = []
         for chunks in documents:
-            _check_stop(call.stop)
+            check_stop(call.stop)
             vectors.append(self._embeddings(chunks, **options))
         return vectors
 
@@ -288,7 +302,7 @@ class RemoteEmbedder(EmbeddingSides, RemoteModel):
         """One ``POST /v1/embeddings``: the vectors of ``texts``, in order."""
         body = self._body(input=texts, embedding_type="base64", **options)
         data = self._call("POST", "/v1/embeddings", body)
-        rows = _by_index(data.get("data") if isinstance(data, dict) else None, len(texts))
+        rows = by_index(data.get("data") if isinstance(data, dict) else None, len(texts))
         if rows is None:
             raise self._malformed("/v1/embeddings", f"no {len(texts)} indexed embeddings")
         try:
@@ -339,7 +353,7 @@ class RemoteReranker(RerankingSides, RemoteModel):
             query=query, documents=documents, return_documents=False, truncate=truncate
         )
         data = self._call("POST", "/v1/rerank", body)
-        rows = _by_index(data.get("results") if isinstance(data, dict) else None, len(documents))
+        rows = by_index(data.get("results") if isinstance(data, dict) else None, len(documents))
         scores = [row.get("relevance_score") for row in rows] if rows is not None else []
         if len(scores) != len(documents) or not all(
             isinstance(score, (int, float)) for score in scores
@@ -372,22 +386,3 @@ def connect(
         )
     remote = {"embedder": RemoteEmbedder, "reranker": RemoteReranker}[kind]
     return remote(base_url, api_key=api_key)
-
-
-def _by_index(items: Any, count: int) -> list[dict[str, Any]] | None:
-    """The answer's items ordered by their ``index``, or None unless they are ``count``
-    dicts with the indexes 0 to count - 1, each once."""
-    if not isinstance(items, list) or len(items) != count:
-        return None
-    ordered: list[Any] = [None] * count
-    for item in items:
-        index = item.get("index") if isinstance(item, dict) else None
-        if not isinstance(index, int) or not 0 <= index < count or ordered[index] is not None:
-            return None
-        ordered[index] = item
-    return ordered
-
-
-def _check_stop(stop: Callable[[], bool] | None) -> None:
-    if stop is not None and stop():
-        raise Cancelled("stopped between requests to the jinarag server")

@@ -41,6 +41,7 @@ except ImportError as exc:  # the dependencies a user may lack: name the extra t
 from jinarag.inference.api import best_first, sigmoid
 from jinarag.inference.heads import l2_normalize
 from jinarag.inference.late_chunking import check_chunks
+from jinarag.inference.matryoshka import matryoshka
 from jinarag.inference.protocols import PairScorer, TokenEmbedder, require
 from jinarag.serving.batcher import Batcher, Job, QueueFullError, RequestTimeoutError
 from jinarag.serving.guard import ApiKey, Guard, error_body, run_stoppable
@@ -72,7 +73,7 @@ from jinarag.serving.requests import (
     texts_of,
 )
 from jinarag.serving.vectors import ENCODINGS, OPENAI_ENCODINGS, dumps, encode_vectors
-from jinarag.serving.work import Work, late_job, pairs_job, texts_job
+from jinarag.serving.work import Work, embedding_options, late_job, pairs_job, texts_job
 from jinarag.validation import check_text
 
 __all__ = [
@@ -273,20 +274,7 @@ def create_app(
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        data = [
-            {
-                "id": entry.names[0],
-                "object": "model",
-                "owned_by": "jinarag",
-                "created": 0,
-                "kind": "embedding" if entry.kind == "embedder" else "rerank",
-                "dimensions": _dim(entry),
-                "max_length": entry.model.max_length,
-                "aliases": list(entry.names[1:]),
-            }
-            for entry in registry.served
-        ]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [entry.info() for entry in registry.served]}
 
     @app.post("/v1/embeddings", openapi_extra=openapi_body(EmbeddingsRequest))
     async def embeddings(request: Request) -> Any:
@@ -294,7 +282,7 @@ def create_app(
         entry, name = registry.find("embedder", body.model)
         model = require(entry.model, TokenEmbedder, "POST /v1/embeddings")
         encoding = _embedding_format(body)
-        _check_model_options(body, model, name)
+        task, dimensions = embedding_options(model, name, body.task, body.dimensions)
         texts = texts_of("input", body.input, limits, single=True)
         if len(texts) > RELEASE_ABOVE_TEXTS:
             request.state.release_memory = True
@@ -303,11 +291,14 @@ def create_app(
             if body.late_chunking:
                 # truncate=true: a document over max_length is read in overlapping windows
                 # (long late chunking); nothing of it is cut.
-                return late_job(work, check_chunks(texts, "input"), truncate=body.truncate)
-            return texts_job(work, "input", texts, truncate=body.truncate)
+                chunks = check_chunks(texts, "input")
+                return late_job(work, chunks, truncate=body.truncate, task=task)
+            return texts_job(work, "input", texts, truncate=body.truncate, task=task)
 
         def finish(rows: np.ndarray, tokens: int) -> bytes:
-            # Rows come unnormalised, so requests of either kind share engine calls.
+            # Rows come unnormalised and whole, so requests of either kind share engine calls;
+            # Matryoshka cuts them first, then normalises.
+            rows = matryoshka(rows, dimensions, normalize=False)
             vectors = encode_vectors(l2_normalize(rows) if body.normalized else rows, encoding)
             data = [
                 {"object": "embedding", "index": i, "embedding": vector}
@@ -374,25 +365,3 @@ def _embedding_format(body: EmbeddingsRequest) -> str:
             )
         return value
     return "float"
-
-
-def _dim(entry: ServedModel) -> int | None:
-    """An embedder's vector length (None for a reranker)."""
-    if entry.kind != "embedder":
-        return None
-    return require(entry.model, TokenEmbedder, "GET /v1/models").dim
-
-
-def _check_model_options(body: EmbeddingsRequest, model: TokenEmbedder, name: str) -> None:
-    """``task`` and ``dimensions`` exist for jina-embeddings-v3, not for the models served
-    here: a request asking for them is refused, not answered with something else."""
-    if body.task is not None:
-        raise InputError(
-            f"task={body.task!r} is not supported: {name} has no task adapters (those are "
-            "jina-embeddings-v3's); leave task out"
-        )
-    if body.dimensions is not None and body.dimensions != model.dim:
-        raise InputError(
-            f"dimensions={body.dimensions!r} is not supported: {name} returns {model.dim} "
-            "dimensions and cannot shorten them; leave dimensions out"
-        )

@@ -82,6 +82,7 @@ class Job:
     payload: Any
     tokens: int
     long: bool = True
+    task: str | None = None  # the task adapter (jina-embeddings-v3); jobs of one task merge
     future: Future[np.ndarray] = field(default_factory=Future)
     given_up: threading.Event = field(default_factory=threading.Event)
     taken: int = 0  # sequences handed to the engine so far (slices of a large job)
@@ -251,12 +252,12 @@ class Batcher:
 
     def _work(self) -> None:
         while (taken := self._take()) is not None:
-            for kind in JobKind:
-                group = [part for part in taken if part.job.kind == kind]
-                if group:
-                    self._run(kind, group)
+            # One engine call per kind and task adapter, in order of first appearance.
+            for kind, task in dict.fromkeys((part.job.kind, part.job.task) for part in taken):
+                group = [p for p in taken if p.job.kind == kind and p.job.task == task]
+                self._run(kind, group, task)
 
-    def _run(self, kind: JobKind, parts: list[Slice]) -> None:
+    def _run(self, kind: JobKind, parts: list[Slice], task: str | None = None) -> None:
         jobs = [part.job for part in parts]
 
         def stop() -> bool:
@@ -264,9 +265,12 @@ class Batcher:
 
         started = time.perf_counter()
         try:
-            rows = (
-                self._late(jobs, stop) if kind is JobKind.LATE else self._encoded(kind, parts, stop)
-            )
+            # A task adapter is asked for only when there is one: other models have none.
+            asked = {"task": task} if task is not None else {}
+            if kind is JobKind.LATE:
+                rows = self._late(jobs, stop, asked)
+            else:
+                rows = self._encoded(kind, parts, stop, asked)
         except BaseException as exc:  # Cancelled, a bad input, a bug: every waiter hears it
             for job in jobs:
                 if not job.future.done():
@@ -283,7 +287,7 @@ class Batcher:
                 part.job.future.set_result(np.concatenate(part.job.finished))
 
     def _encoded(
-        self, kind: JobKind, parts: list[Slice], stop: Callable[[], bool]
+        self, kind: JobKind, parts: list[Slice], stop: Callable[[], bool], asked: dict[str, Any]
     ) -> list[np.ndarray]:
         merged = Encoded(
             [ids for p in parts for ids in p.job.payload.input_ids[p.start : p.stop]],
@@ -297,6 +301,7 @@ class Batcher:
                 batch_size=MAX_SEQUENCES,
                 stop=stop,
                 max_tokens=self._pass_tokens(),
+                **asked,
             )
         else:
             rows = cast(PairScorer, self.model).score_tokens(
@@ -313,7 +318,9 @@ class Batcher:
         """The token budget of one pass (the model's ``max_batch_tokens``, capped on a CPU)."""
         return pass_budget(self.model.device, self.model.max_batch_tokens, self.cpu_pass_tokens)
 
-    def _late(self, jobs: list[Job], stop: Callable[[], bool]) -> list[np.ndarray]:
+    def _late(
+        self, jobs: list[Job], stop: Callable[[], bool], asked: dict[str, Any]
+    ) -> list[np.ndarray]:
         embedder = cast(TokenEmbedder, self.model)  # checked by submit
         parts: list[np.ndarray] = [np.zeros(0)] * len(jobs)
         for long in (True, False):  # one engine call per reading mode
@@ -326,6 +333,7 @@ class Batcher:
                 long_late_chunking=long,
                 batch_size=MAX_SEQUENCES,
                 stop=stop,
+                **asked,
             )
             for i, rows in zip(chosen, vectors, strict=True):
                 parts[i] = rows

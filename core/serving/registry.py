@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from jinarag.errors import InputError
 from jinarag.inference.protocols import EngineModel, PairScorer, TokenEmbedder, missing_members
@@ -81,6 +81,28 @@ class ServedModel:
         candidates += [shown, shown.rsplit("/", 1)[-1]]
         entry.names = tuple(dict.fromkeys(candidates))
         return entry
+
+    def info(self) -> dict[str, Any]:
+        """The model's entry of ``GET /v1/models``: its name, kind, vector length
+        (``dimensions``, None for a reranker), ``max_length`` and other names; an embedder's
+        task adapters (``tasks``) and Matryoshka dimensions (``dimensions_allowed``, the
+        trained ones: a request may ask for any count from the smallest to ``dimensions``),
+        both empty for a model without them."""
+        embedder = self.kind == "embedder"
+        info: dict[str, Any] = {
+            "id": self.names[0],
+            "object": "model",
+            "owned_by": "jinarag",
+            "created": 0,
+            "kind": "embedding" if embedder else "rerank",
+            "dimensions": self.model.dim if embedder else None,  # type: ignore[union-attr]
+            "max_length": self.model.max_length,
+            "aliases": list(self.names[1:]),
+        }
+        if embedder:
+            info["tasks"] = list(getattr(self.model, "tasks", ()))
+            info["dimensions_allowed"] = list(getattr(self.model, "dimensions_allowed", ()))
+        return info
 
 
 class Registry:

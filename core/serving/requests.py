@@ -56,9 +56,10 @@ class EmbeddingsRequest(_Strict):
     ``embedding_type`` (Jina), ``encoding_type`` (its older name, which LlamaIndex sends) and
     ``encoding_format`` (OpenAI) choose how vectors are written: see
     :mod:`jinarag.serving.vectors`. ``late_chunking``: the ``input`` list is the consecutive
-    chunks of one document, read as one input, one embedding per chunk. ``task`` and
-    ``dimensions`` other than the model's own are refused: jina-embeddings-v2 has neither task
-    adapters nor Matryoshka dimensions."""
+    chunks of one document, read as one input, one embedding per chunk. ``task`` (a task
+    adapter; default ``retrieval.passage``) and ``dimensions`` (Matryoshka: the first that
+    many, renormalised) are jina-embeddings-v3's; a model without them refuses a task, and
+    dimensions other than its own (jina-embeddings-v2 has neither)."""
 
     example: ClassVar[str] = '{"input": ["a text", "another"]}'
 

@@ -17,6 +17,7 @@ from fastapi import Request
 import jinarag
 from jinarag.inference.api import best_first, sigmoid
 from jinarag.inference.heads import l2_normalize
+from jinarag.inference.matryoshka import matryoshka
 from jinarag.inference.protocols import TokenEmbedder, require
 from jinarag.serving.batcher import Job
 from jinarag.serving.limits import ServerLimits
@@ -29,7 +30,7 @@ from jinarag.serving.requests import (
     texts_of,
 )
 from jinarag.serving.vectors import dumps
-from jinarag.serving.work import Work, pairs_job, texts_job
+from jinarag.serving.work import Work, embedding_options, pairs_job, texts_job
 from jinarag.validation import check_text
 
 __all__ = ["add_tei_routes"]
@@ -43,17 +44,14 @@ def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: 
         body = await read_body(request, TeiEmbedRequest)
         entry, name = registry.find("embedder", None)
         model = require(entry.model, TokenEmbedder, "POST /embed")
-        if body.dimensions is not None and body.dimensions != model.dim:
-            raise jinarag.InputError(
-                f"dimensions={body.dimensions!r} is not supported: {name} returns {model.dim} "
-                "dimensions and cannot shorten them; leave dimensions out"
-            )
+        task, dimensions = embedding_options(model, name, None, body.dimensions)
         texts = texts_of("inputs", body.inputs, limits, single=True)
 
         def prepare(work: Work) -> Job:
-            return texts_job(work, "inputs", texts, truncate=body.truncate)
+            return texts_job(work, "inputs", texts, truncate=body.truncate, task=task)
 
         def finish(rows: np.ndarray, _tokens: int) -> bytes:
+            rows = matryoshka(rows, dimensions, normalize=False)
             return dumps(l2_normalize(rows) if body.normalize else rows)
 
         return await respond(request, entry, prepare, finish)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from types import SimpleNamespace
 
 from jinarag.errors import Cancelled, InputError
 from jinarag.inference.protocols import PairScorer, TokenEmbedder, require
@@ -15,7 +17,7 @@ from jinarag.models.tokenization import Encoded
 from jinarag.serving.batcher import Job, JobKind
 from jinarag.serving.limits import RequestTooLargeError, ServerLimits
 
-__all__ = ["Work", "late_job", "pairs_job", "texts_job"]
+__all__ = ["Work", "embedding_options", "late_job", "pairs_job", "texts_job"]
 
 # Texts tokenised at a time while counting a request's tokens: one over the limit is refused
 # after about max_request_tokens tokens of work, not after all of it.
@@ -31,12 +33,45 @@ class Work:
     should_stop: Callable[[], bool]
 
 
-def texts_job(work: Work, field: str, texts: list[str], *, truncate: bool) -> Job:
-    """The job embedding ``texts`` (document side); its rows are unnormalised means."""
+def embedding_options(
+    model: TokenEmbedder, name: str, task: str | None, dimensions: int | None
+) -> tuple[str | None, int | None]:
+    """The task and dimensions a request of ``model`` (served as ``name``) runs with: for a
+    model with task adapters or Matryoshka dimensions (jina-embeddings-v3), the core's check
+    (:func:`~jinarag.inference.matryoshka.task_options`; no task: the document side's);
+    another model refuses a task, and dimensions other than its own, rather than answer with
+    something else."""
+    from jinarag.inference.matryoshka import task_options
+
+    tasks = getattr(model, "tasks", ())
+    allowed = getattr(model, "dimensions_allowed", ())
+    if task is not None and not tasks:
+        raise InputError(
+            f"task={task!r:.60} is not supported: {name} has no task adapters (those are "
+            "jina-embeddings-v3's); leave task out"
+        )
+    if dimensions is not None and not allowed and dimensions != model.dim:
+        raise InputError(
+            f"dimensions={dimensions!r} is not supported: {name} returns {model.dim} "
+            "dimensions and cannot shorten them; leave dimensions out"
+        )
+    if not tasks and not allowed:
+        return None, None
+    # Checked under the name the request used: an answer never shows the server's paths.
+    named = SimpleNamespace(name=name, tasks=tasks, dimensions_allowed=allowed, dim=model.dim)
+    return task_options(named, task, dimensions if allowed else None)
+
+
+def texts_job(
+    work: Work, field: str, texts: list[str], *, truncate: bool, task: str | None = None
+) -> Job:
+    """The job embedding ``texts`` (document side; ``task``: a task adapter, its instruction
+    prepended); its rows are unnormalised means."""
     model = require(work.model, TokenEmbedder, f"embedding {field}")
     cut = work.limits.cut(field, texts, model.max_length, truncate=truncate)
-    encoded = _tokenize(work, field, cut, model.max_length, truncate, model.tokenize)
-    return Job(JobKind.EMBED, encoded, _tokens(encoded))
+    tokenize = partial(model.tokenize, task=task) if task is not None else model.tokenize
+    encoded = _tokenize(work, field, cut, model.max_length, truncate, tokenize)
+    return Job(JobKind.EMBED, encoded, _tokens(encoded), task=task)
 
 
 def pairs_job(work: Work, field: str, query: str, documents: list[str], *, truncate: bool) -> Job:
@@ -58,14 +93,14 @@ def pairs_job(work: Work, field: str, query: str, documents: list[str], *, trunc
     return Job(JobKind.SCORE, encoded, _tokens(encoded))
 
 
-def late_job(work: Work, chunks: list[str], *, truncate: bool) -> Job:
+def late_job(work: Work, chunks: list[str], *, truncate: bool, task: str | None = None) -> Job:
     """The job of late chunking one document (``truncate=True``: a document over max_length
     is read in overlapping windows); its rows are the chunks' unnormalised vectors."""
     model = require(work.model, TokenEmbedder, "late chunking input")
     tokens = _count_late_tokens(
         chunks, model, work.limits, truncate=truncate, should_stop=work.should_stop
     )
-    return Job(JobKind.LATE, chunks, tokens, long=truncate)
+    return Job(JobKind.LATE, chunks, tokens, long=truncate, task=task)
 
 
 def _tokens(encoded: Encoded) -> int:
