@@ -11,6 +11,7 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from jinarag.errors import EmbedderMismatchError, InputError
+from jinarag.inference.task_fields import TASK_FIELDS, TaskFields
 from jinarag.options import LoadOptions
 from jinarag.validation import (
     check_bool,
@@ -34,12 +35,20 @@ _cache_lock = threading.Lock()
 # What loads the model (and keys the cache), then how it is called. A config stored before
 # an option existed lacks its key, and gets the option's default. The API key is never stored.
 _LOAD_KEYS = ("model_name", *LoadOptions.names(), "query_prefix", "document_prefix", "base_url")
-_CONFIG_KEYS = (*_LOAD_KEYS, "batch_size", "normalize")
+_CONFIG_KEYS = (*_LOAD_KEYS, "batch_size", "normalize", *TASK_FIELDS)
 # What fixes the vector space: changing it on a collection would mix spaces.
-_SPACE_KEYS = ("model_name", "revision", "query_prefix", "document_prefix")
+_SPACE_KEYS = ("model_name", "revision", "query_prefix", "document_prefix", "task", "dimensions")
 _OWNER = "JinaEmbeddingFunction"
 # The keys of the config that are this function's own parameters (not loading options).
-_OWN_KEYS = ("model_name", "query_prefix", "document_prefix", "batch_size", "normalize", "base_url")
+_OWN_KEYS = (
+    "model_name",
+    "query_prefix",
+    "document_prefix",
+    "batch_size",
+    "normalize",
+    "base_url",
+    *TASK_FIELDS,
+)
 
 
 def _cache_get(key: tuple[Any, ...]) -> Embedder | RemoteEmbedder | None:
@@ -68,7 +77,9 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
     it back, provided ``jinarag.chroma`` has been imported in that process (Chroma only knows
     embedding functions that were registered by importing their module). A server's function
     stores its ``base_url`` but never its ``api_key``: a rebuilt one reads
-    ``$JINARAG_API_KEY``.
+    ``$JINARAG_API_KEY``. jina-embeddings-v3's ``task`` (documents), ``query_task`` (query
+    texts) and ``dimensions`` (Matryoshka) are checked against the model and stored in the
+    config; ``task`` and ``dimensions`` fix the collection's vector space.
 
     Example:
         >>> import chromadb
@@ -94,6 +105,9 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         normalize: bool = True,
         base_url: str | None = None,
         api_key: str | None = None,
+        task: str | None = None,
+        query_task: str | None = None,
+        dimensions: int | None = None,
         **options: Any,
     ) -> None:
         """Load a model by name or path, wrap an ``embedder`` that is already loaded, or use
@@ -112,6 +126,10 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
                 config stores it.
             api_key: The server's API key, kept out of the config; None:
                 ``$JINARAG_API_KEY`` when set.
+            task: The task adapter of documents (jina-embeddings-v3); None: the model's
+                default, ``retrieval.passage``.
+            query_task: The task adapter of query texts; None: ``retrieval.query``.
+            dimensions: Matryoshka dimensions to keep (jina-embeddings-v3); None: all.
             **options: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
                 ``max_length=256``, ...); the collection's config stores them all.
         """
@@ -127,6 +145,7 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
             normalize=normalize,
             base_url=base_url,
         )
+        fields = TaskFields.checked(task, query_task, dimensions)
         if api_key is not None:
             check_instance("api_key", api_key, str, "pass the key as a string")
         load = LoadOptions.from_kwargs(options, owner=_OWNER)
@@ -148,6 +167,7 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
             "batch_size": batch_size,
             "normalize": normalize,
             "base_url": base_url,
+            **fields.as_dict(),
         }
         if name is not None or base_url is not None:  # else load_or_use says what is missing
             self.validate_config(self._config)
@@ -166,6 +186,7 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
                 base_url=base_url,
                 api_key=api_key,
             )
+        self._fields = fields.for_model(cached)
         self._embedder = cached
         _cache_put(key, self._embedder)
 
@@ -177,13 +198,17 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
     def __call__(self, input: Documents) -> Embeddings:
         """Embed documents (the document side)."""
         texts = check_texts(input, "input")
-        vectors = self._embedder.embed_documents(texts, **self._embed_options())
+        vectors = self._embedder.embed_documents(
+            texts, **self._embed_options(), **self._fields.documents()
+        )
         return list(vectors)
 
     def embed_query(self, input: Documents) -> Embeddings:
         """Embed query texts (the query side)."""
         texts = check_texts(input, "input")
-        vectors = self._embedder.embed_queries(texts, **self._embed_options())
+        vectors = self._embedder.embed_queries(
+            texts, **self._embed_options(), **self._fields.queries()
+        )
         return list(vectors)
 
     def _embed_options(self) -> dict[str, Any]:
@@ -258,3 +283,4 @@ def _check_values(**values: Any) -> None:
         positive_int("batch_size", values["batch_size"])
     if "normalize" in values:
         check_bool("normalize", values["normalize"])
+    TaskFields.checked(*(values.get(name) for name in TASK_FIELDS))

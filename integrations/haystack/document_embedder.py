@@ -29,6 +29,7 @@ from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.remote import RemoteEmbedder
 from jinarag.inference.resolve import resolve
+from jinarag.inference.task_fields import TaskFields
 from jinarag.validation import check_bool
 
 
@@ -65,6 +66,11 @@ class JinaDocumentEmbedder:
     are `prefix`, `suffix` and `meta_fields_to_embed`, which have no place inside a document.
     A document longer than the model's `max_length` is read in overlapping windows.
 
+    jina-embeddings-v3: `task`, `query_task` and `dimensions` (Matryoshka) take the same
+    values on both embedders, so a pair can share them. Documents are embedded with `task`
+    (None: the model's default) and `dimensions`. They are checked when the model is loaded
+    (`warm_up`; over a server, at the first call) and written by `to_dict`.
+
     Example:
         >>> from haystack import Document
         >>> from jinarag.haystack import JinaDocumentEmbedder
@@ -88,6 +94,9 @@ class JinaDocumentEmbedder:
         late_chunking: bool = False,
         base_url: str | None = None,
         api_key: Secret = API_KEY,
+        task: str | None = None,
+        query_task: str | None = None,
+        dimensions: int | None = None,
         **load_options: Any,
     ) -> None:
         self.model = model_or_default(model, base_url, DEFAULT_EMBEDDER)
@@ -114,14 +123,17 @@ class JinaDocumentEmbedder:
         self.base_url = base_url
         self.api_key = api_key
         self.load_options = checked_options(self, load_options)
+        self.task_fields = TaskFields.checked(task, query_task, dimensions)
         self.embedder: Embedder | RemoteEmbedder | None = remote_model(self, "embedder")
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
         if self.embedder is None:
-            self.embedder = resolve(
+            embedder = resolve(
                 "embedder", self.model, options=load_options(self), owner=type(self).__name__
             )
+            self.task_fields.for_model(embedder)
+            self.embedder = embedder
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:
@@ -143,6 +155,7 @@ class JinaDocumentEmbedder:
             batch_size=self.batch_size,
             normalize=self.normalize_embeddings,
             show_progress=self.progress_bar,
+            **self.task_fields.documents(),
         )
         return {
             "documents": [
@@ -168,6 +181,7 @@ class JinaDocumentEmbedder:
             normalize=self.normalize_embeddings,
             batch_size=self.batch_size,
             show_progress=self.progress_bar,
+            **self.task_fields.documents(),
         )
         embeddings: list[list[float]] = [[] for _ in documents]
         for group, rows in zip(groups, vectors, strict=True):
@@ -197,6 +211,7 @@ class JinaDocumentEmbedder:
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
             late_chunking=self.late_chunking,
+            **self.task_fields.as_dict(),
             **server_init_parameters(self),
             **options_init_parameters(self),
         )

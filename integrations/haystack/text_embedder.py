@@ -25,6 +25,7 @@ from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.remote import RemoteEmbedder
 from jinarag.inference.resolve import resolve
+from jinarag.inference.task_fields import TaskFields
 
 
 @component
@@ -48,6 +49,11 @@ class JinaTextEmbedder:
     name, never a key. A `model`, `device` or loading option given with `base_url` is an
     `InputError`. The server sends the query as it is (no query prefix).
 
+    jina-embeddings-v3: `task`, `query_task` and `dimensions` (Matryoshka) take the same
+    values on both embedders, so a pair can share them. The query is embedded with `query_task`
+    (None: the model's default) and `dimensions`. They are checked when the model is loaded
+    (`warm_up`; over a server, at the first call) and written by `to_dict`.
+
     Example:
         >>> from jinarag.haystack import JinaTextEmbedder
         >>> embedder = JinaTextEmbedder(model="small")
@@ -66,6 +72,9 @@ class JinaTextEmbedder:
         normalize_embeddings: bool = True,
         base_url: str | None = None,
         api_key: Secret = API_KEY,
+        task: str | None = None,
+        query_task: str | None = None,
+        dimensions: int | None = None,
         **load_options: Any,
     ) -> None:
         self.model = model_or_default(model, base_url, DEFAULT_EMBEDDER)
@@ -74,14 +83,17 @@ class JinaTextEmbedder:
         self.base_url = base_url
         self.api_key = api_key
         self.load_options = checked_options(self, load_options)
+        self.task_fields = TaskFields.checked(task, query_task, dimensions)
         self.embedder: Embedder | RemoteEmbedder | None = remote_model(self, "embedder")
 
     def warm_up(self) -> None:
         """Load the model once; later calls keep the loaded one."""
         if self.embedder is None:
-            self.embedder = resolve(
+            embedder = resolve(
                 "embedder", self.model, options=load_options(self), owner=type(self).__name__
             )
+            self.task_fields.for_model(embedder)
+            self.embedder = embedder
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, list[float]]:
@@ -104,6 +116,7 @@ class JinaTextEmbedder:
             batch_size=self.batch_size,
             normalize=self.normalize_embeddings,
             show_progress=self.progress_bar,
+            **self.task_fields.queries(),
         )
         return {"embedding": vectors[0].tolist()}
 
@@ -123,6 +136,7 @@ class JinaTextEmbedder:
             batch_size=self.batch_size,
             progress_bar=self.progress_bar,
             normalize_embeddings=self.normalize_embeddings,
+            **self.task_fields.as_dict(),
             **server_init_parameters(self),
             **options_init_parameters(self),
         )

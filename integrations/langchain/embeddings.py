@@ -8,12 +8,13 @@ from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
-from pydantic import ConfigDict, SecretStr
+from pydantic import ConfigDict, PrivateAttr, SecretStr
 
 from jinarag.errors import InputError
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.remote import RemoteEmbedder
 from jinarag.inference.resolve import load_or_use
+from jinarag.inference.task_fields import TASK_FIELDS, TaskFields
 from jinarag.langchain._loading import (
     LoadingFields,
     check_fields,
@@ -47,6 +48,11 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     with their vectors, for a vector store that takes vectors you computed (over a server,
     split with `chunk_by="sentences"`: the tokenizer stays on the server).
 
+    jina-embeddings-v3's task adapters and Matryoshka dimensions: `task` (documents, default
+    `retrieval.passage`), `query_task` (queries, default `retrieval.query`) and `dimensions`
+    (the first that many, renormalised), checked against the model when it is made
+    (`jinarag.inference.task_fields`; over a server, at the first call).
+
     Example:
         >>> from jinarag.langchain import JinaEmbeddings
         >>> embeddings = JinaEmbeddings("small")  # or model="small", or embedder=...
@@ -68,11 +74,19 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     batch_size: int = 32
     normalize: bool = True
     """L2-normalise the vectors (cosine, dot product and Euclidean ranks then agree)."""
+    task: str | None = None
+    """The task adapter of documents (jina-embeddings-v3); None: `retrieval.passage`."""
+    query_task: str | None = None
+    """The task adapter of queries (jina-embeddings-v3); None: `retrieval.query`."""
+    dimensions: int | None = None
+    """Matryoshka dimensions to keep (jina-embeddings-v3); None: all of them."""
+    _fields: TaskFields = PrivateAttr(default_factory=TaskFields)
 
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
         check_fields("JinaEmbeddings", type(self), data)
         check_source("embedder", (Embedder, RemoteEmbedder), model, data)
         data = check_values(data, batch_size=positive_int, normalize=check_bool)
+        fields = TaskFields.checked(*(data.get(name) for name in TASK_FIELDS))
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
         self.embedder = load_or_use(
@@ -84,17 +98,19 @@ class JinaEmbeddings(LoadingFields, Embeddings):
             base_url=self.base_url,
             api_key=secret_value(self.api_key),
         )
+        self._fields = fields.for_model(self.embedder)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (document side) as lists of floats, one per text."""
         vectors = self.embedder.embed_documents(
-            texts, batch_size=self.batch_size, normalize=self.normalize
+            texts, batch_size=self.batch_size, normalize=self.normalize, **self._fields.documents()
         )
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query (query side) as a list of floats."""
-        return self.embedder.embed_query(text, normalize=self.normalize).tolist()
+        options = self._fields.queries()
+        return self.embedder.embed_query(text, normalize=self.normalize, **options).tolist()
 
     def embed_late_chunks(self, chunks: list[str]) -> list[list[float]]:
         """Embed the consecutive chunks of one document by late chunking: the chunks are
@@ -103,7 +119,10 @@ class JinaEmbeddings(LoadingFields, Embeddings):
         than the model's `max_length` is read in overlapping windows). One list of floats per
         chunk, in order; an empty list or a blank chunk is an `InputError`."""
         vectors = self.embedder.embed_late_chunks(
-            chunks, normalize=self.normalize, batch_size=self.batch_size
+            chunks,
+            normalize=self.normalize,
+            batch_size=self.batch_size,
+            **self._fields.documents(),
         )
         return vectors.tolist()
 
@@ -133,6 +152,13 @@ class JinaEmbeddings(LoadingFields, Embeddings):
             InputError: a non-Document item, a blank Document, a source whose metadata already
                 has one of the chunk keys, a bad `chunk_by` or `chunk_tokens`.
         """
+        if self.task is not None or self.dimensions is not None:
+            raise InputError(
+                f"late_chunk_documents does not take task={self.task!r} or "
+                f"dimensions={self.dimensions!r} yet (jinarag.retrieval.ingest.late embeds with "
+                "the model's defaults); use embed_late_chunks on each document's chunks, or "
+                "JinaEmbeddings without them"
+            )
         chunk_by = check_choice("chunk_by", chunk_by, LATE_CHUNK_BY)
         chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
         items = document_list(documents)

@@ -11,6 +11,7 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from jinarag.inference.embedder import Embedder
 from jinarag.inference.remote import RemoteEmbedder
 from jinarag.inference.resolve import load_or_use
+from jinarag.inference.task_fields import TaskFields
 from jinarag.llama_index._loading import LoadingFields, check_fields, check_source, load_options
 from jinarag.validation import check_bool, check_number, positive_int
 
@@ -25,7 +26,9 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
     Queries go through the embedder's query side, nodes through its document side (a server
     sends queries as they are). The loading options are fields named as in
     ``jinarag.LoadOptions`` (``device``, ``dtype``, ``max_length``, ...); an unknown keyword
-    is an ``InputError``, and so is one given with ``base_url``.
+    is an ``InputError``, and so is one given with ``base_url``. jina-embeddings-v3's
+    ``task`` (nodes), ``query_task`` (queries) and ``dimensions`` (Matryoshka) are checked
+    against the model when it is made (over a server, at the first call).
 
     Example:
         >>> from llama_index.core import VectorStoreIndex, Document
@@ -39,7 +42,11 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
 
     normalize: bool = Field(default=True, description="L2-normalise the vectors.")
     base_url: str | None = Field(default=None, description="A jinarag server's root URL.")
+    task: str | None = Field(default=None, description="The task adapter of nodes (v3).")
+    query_task: str | None = Field(default=None, description="The task adapter of queries.")
+    dimensions: int | None = Field(default=None, description="Matryoshka dimensions kept.")
     _embedder: Embedder | RemoteEmbedder = PrivateAttr()
+    _fields: TaskFields = PrivateAttr()
 
     def __init__(
         self,
@@ -50,6 +57,9 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
         embed_batch_size: int = 32,
         base_url: str | None = None,
         api_key: str | None = None,
+        task: str | None = None,
+        query_task: str | None = None,
+        dimensions: int | None = None,
         **kwargs: Any,
     ) -> None:
         """Load a model by name or path, wrap an ``embedder`` that is already loaded, or use
@@ -63,6 +73,10 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
             base_url: The root URL of a ``jinarag serve`` server whose model to use.
             api_key: The server's API key (kept out of the fields); None:
                 ``$JINARAG_API_KEY`` when set.
+            task: The task adapter of nodes (jina-embeddings-v3); None: the model's
+                default, ``retrieval.passage``.
+            query_task: The task adapter of queries; None: ``retrieval.query``.
+            dimensions: Matryoshka dimensions to keep (jina-embeddings-v3); None: all.
             **kwargs: The loading options of ``jinarag.LoadOptions`` (``device="cpu"``,
                 ``max_length=256``, ...) for a model loaded here, and other ``BaseEmbedding``
                 fields (``callback_manager``, ``num_workers``).
@@ -80,6 +94,7 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
         normalize = check_bool("normalize", normalize)
         embed_batch_size = positive_int("embed_batch_size", embed_batch_size)
         check_number("embed_batch_size", embed_batch_size, high=MAX_EMBED_BATCH_SIZE)
+        fields = TaskFields.checked(task, query_task, dimensions)
         embedder = load_or_use(
             "embedder",
             "JinaEmbedding",
@@ -96,9 +111,11 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
             normalize=normalize,
             embed_batch_size=embed_batch_size,
             base_url=base_url,
+            **fields.as_dict(),
             **kwargs,
         )
         self._embedder = embedder
+        self._fields = fields.for_model(embedder)
 
     @classmethod
     def class_name(cls) -> str:
@@ -110,7 +127,8 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
         return self._embedder
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self._embedder.embed_query(query, normalize=self.normalize).tolist()
+        options = self._fields.queries()
+        return self._embedder.embed_query(query, normalize=self.normalize, **options).tolist()
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
         return await asyncio.to_thread(self._get_query_embedding, query)
@@ -120,7 +138,10 @@ class JinaEmbedding(LoadingFields, BaseEmbedding):
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         vectors = self._embedder.embed_documents(
-            texts, batch_size=self.embed_batch_size, normalize=self.normalize
+            texts,
+            batch_size=self.embed_batch_size,
+            normalize=self.normalize,
+            **self._fields.documents(),
         )
         return vectors.tolist()
 
