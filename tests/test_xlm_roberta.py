@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_xlmr_checkpoints import V3_TASKS, build_reranker_v2, build_v3, lora_keys
+from tiny_xlmr_checkpoints import V3_TASKS, build_reranker_v2, build_v3
+from xlmr_reference import hf_reranker, hf_v3
 
 from jinarag.errors import CheckpointError
 from jinarag.models.checkpoint import load_encoder
@@ -37,120 +38,6 @@ def _load(directory, kind="embedder"):
 
 
 # -- transformers' models with our weights -----------------------------------------------------
-
-
-def _merged(state: dict, key: str, task: int | None, scaling: float, embedding: bool):
-    """``key``'s weight with task ``task``'s adapter merged in (the base weight for None)."""
-    original, a_key, b_key = lora_keys(key)
-    weight = state[original]
-    if task is None:
-        return weight
-    a, b = state[a_key][task], state[b_key][task]
-    return weight + scaling * (a @ b if embedding else b @ a)
-
-
-def hf_v3(directory, task: int | None):
-    from transformers import JinaEmbeddingsV3Config, JinaEmbeddingsV3Model
-
-    _, config = _load(directory)
-    state = load_file(str(directory / "model.safetensors"))
-    s = config.lora_scaling
-    hf_config = JinaEmbeddingsV3Config(
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        max_position_embeddings=config.position_table_size,
-        type_vocab_size=config.type_vocab_size,
-        layer_norm_eps=config.layer_norm_eps,
-        pad_token_id=config.pad_token_id,
-        rope_parameters={"rope_type": "default", "rope_theta": config.rotary_emb_base},
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    hf_config._attn_implementation = "eager"
-    model = JinaEmbeddingsV3Model(hf_config, add_pooling_layer=False)
-    ours = {
-        "embeddings.word_embeddings.weight": _merged(
-            state, "roberta.embeddings.word_embeddings.weight", task, s, True
-        ),
-        "embeddings.token_type_embeddings.weight": _merged(
-            state, "roberta.embeddings.token_type_embeddings.weight", task, s, True
-        ),
-        "embeddings.LayerNorm.weight": state["roberta.emb_ln.weight"],
-        "embeddings.LayerNorm.bias": state["roberta.emb_ln.bias"],
-    }
-    for i in range(config.num_hidden_layers):
-        src, dst = f"roberta.encoder.layers.{i}.", f"layers.{i}."
-        wqkv = _merged(state, src + "mixer.Wqkv.weight", task, s, False)
-        for name, w, b in zip(
-            ("q_proj", "k_proj", "v_proj"),
-            wqkv.chunk(3),
-            state[src + "mixer.Wqkv.bias"].chunk(3),
-            strict=True,
-        ):
-            ours[f"{dst}self_attn.{name}.weight"], ours[f"{dst}self_attn.{name}.bias"] = w, b
-        for src_name, dst_name in (
-            ("mixer.out_proj", "self_attn.o_proj"),
-            ("mlp.fc1", "mlp.fc1"),
-            ("mlp.fc2", "mlp.fc2"),
-        ):
-            ours[f"{dst}{dst_name}.weight"] = _merged(
-                state, f"{src}{src_name}.weight", task, s, False
-            )
-            ours[f"{dst}{dst_name}.bias"] = state[f"{src}{src_name}.bias"]
-        for src_name, dst_name in (
-            ("norm1", "post_attention_layernorm"),
-            ("norm2", "post_mlp_layernorm"),
-        ):
-            for p in ("weight", "bias"):
-                ours[f"{dst}{dst_name}.{p}"] = state[f"{src}{src_name}.{p}"]
-    model.load_state_dict(ours, strict=True)
-    return model.eval()
-
-
-def hf_reranker(directory):
-    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
-
-    _, config = _load(directory, "reranker")
-    state = load_file(str(directory / "model.safetensors"))
-    hf_config = XLMRobertaConfig(
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        intermediate_size=config.intermediate_size,
-        max_position_embeddings=config.position_table_size,
-        type_vocab_size=config.type_vocab_size,
-        layer_norm_eps=config.layer_norm_eps,
-        pad_token_id=config.pad_token_id,
-        num_labels=1,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    hf_config._attn_implementation = "eager"
-    model = XLMRobertaForSequenceClassification(hf_config)
-    r = "roberta."
-    ours = {k: v for k, v in state.items() if k.startswith("classifier.")}
-    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        ours[f"{r}embeddings.{name}.weight"] = state[f"{r}embeddings.{name}.weight"]
-    for p in ("weight", "bias"):
-        ours[f"{r}embeddings.LayerNorm.{p}"] = state[f"{r}emb_ln.{p}"]
-    for i in range(config.num_hidden_layers):
-        src, dst = f"{r}encoder.layers.{i}.", f"{r}encoder.layer.{i}."
-        for p in ("weight", "bias"):
-            q, k, v = state[f"{src}mixer.Wqkv.{p}"].chunk(3)
-            ours[f"{dst}attention.self.query.{p}"] = q
-            ours[f"{dst}attention.self.key.{p}"] = k
-            ours[f"{dst}attention.self.value.{p}"] = v
-            ours[f"{dst}attention.output.dense.{p}"] = state[f"{src}mixer.out_proj.{p}"]
-            ours[f"{dst}attention.output.LayerNorm.{p}"] = state[f"{src}norm1.{p}"]
-            ours[f"{dst}intermediate.dense.{p}"] = state[f"{src}mlp.fc1.{p}"]
-            ours[f"{dst}output.dense.{p}"] = state[f"{src}mlp.fc2.{p}"]
-            ours[f"{dst}output.LayerNorm.{p}"] = state[f"{src}norm2.{p}"]
-    model.load_state_dict(ours, strict=True)
-    return model.eval()
 
 
 # -- inputs ------------------------------------------------------------------------------------

@@ -89,8 +89,11 @@ def write_xlmr_tokenizer(out: Path, *, model_max_length: int) -> int:
     return tok.get_vocab_size()
 
 
-def v3_config(vocab_size: int, *, hidden: int = 40, heads: int = 4, layers: int = 2) -> dict:
-    """jina-embeddings-v3's config.json, at a tiny size."""
+def v3_config(
+    vocab_size: int, *, hidden: int = 40, heads: int = 4, layers: int = 2, intermediate: int = 37
+) -> dict:
+    """jina-embeddings-v3's config.json, at a tiny size (the real one: hidden 1024, 16 heads,
+    24 layers, intermediate 4096)."""
     repo = "jinaai/xlm-roberta-flash-implementation"
     return {
         "_name_or_path": "jinaai/jina-embeddings-v3",
@@ -108,7 +111,7 @@ def v3_config(vocab_size: int, *, hidden: int = 40, heads: int = 4, layers: int 
         "hidden_dropout_prob": 0.1,
         "hidden_size": hidden,
         "initializer_range": 0.02,
-        "intermediate_size": 37,
+        "intermediate_size": intermediate,
         "layer_norm_eps": 1e-05,
         "load_trained_adapters": True,
         "lora_adaptations": list(V3_TASKS),

