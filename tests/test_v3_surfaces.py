@@ -319,3 +319,34 @@ def test_remote_embedder_and_adapters_over_a_v3_server(v3_dir, v3, expected, tmp
             bad.get_text_embedding("a wing")
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------------------- the CLI
+
+
+def test_cli_index_and_search_use_the_default_tasks(v3_dir, v3, tmp_path, capsys):
+    import json
+
+    from jinarag.cli import main
+    from jinarag.retrieval.index import HybridIndex
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for number, text in enumerate(TEXTS):
+        (docs / f"{number}.txt").write_text(text, encoding="utf-8")
+    store = tmp_path / "store"
+    assert main(["index", str(docs), "--store", str(store), "--model", str(v3_dir), "--quiet"]) == 0
+    index = HybridIndex(store, embedder=v3)
+    hits = index.get()
+    ids, stored = index.store.embeddings([hit.id for hit in hits])
+    by_id = {hit.id: hit.text for hit in hits}
+    passages = v3.embed_documents([by_id[i] for i in ids], task="retrieval.passage")
+    assert_close(stored, passages)
+    capsys.readouterr()
+    argv = ["search", QUERY, "--store", str(store), "--model", str(v3_dir), "--mode", "dense"]
+    assert main([*argv, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    query = v3.embed_query(QUERY, task="retrieval.query")
+    similarity = dict(zip(ids, np.asarray(stored) @ query, strict=True))
+    for hit in found:
+        assert abs(hit["dense"]["score"] - similarity[hit["id"]]) < 1e-5

@@ -84,6 +84,7 @@ class JinaTextEmbedder:
         self.api_key = api_key
         self.load_options = checked_options(self, load_options)
         self.task_fields = TaskFields.checked(task, query_task, dimensions)
+        self.task, self.query_task, self.dimensions = task, query_task, self.task_fields.dimensions
         self.embedder: Embedder | RemoteEmbedder | None = remote_model(self, "embedder")
 
     def warm_up(self) -> None:
