@@ -114,10 +114,16 @@ def test_remote_reranker_equals_the_core(url, minilm_reranker):
 
 
 def test_methods_refuse_unknown_keywords_like_the_core(url, minilm_embedder):
-    with pytest.raises(TypeError, match="colour"):
+    named = r"\.embed got unknown option colour; the accepted options are: texts, batch_size"
+    with pytest.raises(InputError, match=named):
         minilm_embedder.embed(TEXTS, colour="red")
-    with pytest.raises(TypeError, match="colour"):
+    with pytest.raises(InputError, match=named):
         RemoteEmbedder(url).embed(TEXTS, colour="red")
+
+
+def test_pooled_windows_are_refused_by_a_remote_embedder(url):
+    with pytest.raises(InputError, match="overflow='pool' cannot be sent to a jinarag server"):
+        RemoteEmbedder(url).embed(TEXTS, truncate=False, overflow="pool")
 
 
 # --------------------------------------------------------------------------- LangChain

@@ -109,8 +109,15 @@ class EmbeddingSides:
         stop: Callable[[], bool] | None = None,
         task: str | None = None,
         dimensions: int | None = None,
+        overflow: str = "error",
     ) -> np.ndarray:
         """Embed documents: a float32 array of shape (len(texts), dim), rows in input order.
+
+        A text over ``max_length`` tokens is cut (``truncate=True``, with a
+        :class:`~jinarag.errors.TruncationWarning`), refused (``truncate=False``: an
+        InputError naming it), or, with ``truncate=False, overflow="pool"``, read whole in
+        consecutive windows of ``max_length`` tokens (each with the model's special tokens)
+        whose token states are pooled together: the mean over every window's tokens.
 
         ``task`` picks a task adapter of a model that has them (jina-embeddings-v3:
         ``embedder.tasks``; default ``"retrieval.passage"`` here, ``"retrieval.query"`` on the
@@ -127,8 +134,9 @@ class EmbeddingSides:
         of at most its own ``batch_size`` texts, and asks ``stop`` before each request.
         """
         call = EmbedCall.checked(
-            batch_size, normalize, show_progress, truncate, stop, task, dimensions
-        )
+            batch_size, normalize, show_progress, truncate, stop, task, dimensions, "document",
+            overflow,
+        )  # fmt: skip
         self._check_task(call)
         return self._embed(_prefixed(self.document_prefix, check_texts(texts)), call)
 
@@ -143,6 +151,7 @@ class EmbeddingSides:
         truncate: bool = True,
         task: str | None = None,
         dimensions: int | None = None,
+        overflow: str = "error",
     ) -> np.ndarray:
         """The document side; the same as :meth:`embed`."""
         return self.embed(
@@ -153,6 +162,7 @@ class EmbeddingSides:
             truncate=truncate,
             task=task,
             dimensions=dimensions,
+            overflow=overflow,
         )
 
     @known_keywords
@@ -166,13 +176,16 @@ class EmbeddingSides:
         truncate: bool = True,
         task: str | None = None,
         dimensions: int | None = None,
+        overflow: str = "error",
     ) -> np.ndarray:
         """The query side, batched: ``query_prefix`` is prepended to each text (a
         :class:`~jinarag.inference.remote.RemoteEmbedder` sends the texts as they are);
-        ``task`` defaults to the query task of a model with adapters."""
+        ``task`` defaults to the query task of a model with adapters; ``overflow`` as in
+        :meth:`embed`."""
         call = EmbedCall.checked(
-            batch_size, normalize, show_progress, truncate, None, task, dimensions, "query"
-        )
+            batch_size, normalize, show_progress, truncate, None, task, dimensions, "query",
+            overflow,
+        )  # fmt: skip
         self._check_task(call)
         return self._embed(_prefixed(self.query_prefix, check_texts(texts)), call)
 
@@ -185,13 +198,19 @@ class EmbeddingSides:
         truncate: bool = True,
         task: str | None = None,
         dimensions: int | None = None,
+        overflow: str = "error",
     ) -> np.ndarray:
         """One query: a float32 vector of shape (dim,) (or (dimensions,))."""
         text = check_text(text, "text")
         check_bool("normalize", normalize)
         check_bool("truncate", truncate)
         return self.embed_queries(
-            [text], normalize=normalize, truncate=truncate, task=task, dimensions=dimensions
+            [text],
+            normalize=normalize,
+            truncate=truncate,
+            task=task,
+            dimensions=dimensions,
+            overflow=overflow,
         )[0]
 
     @known_keywords

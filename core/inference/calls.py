@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from jinarag.errors import InputError
 from jinarag.validation import check_bool, check_callable, check_choice, positive_int
 
-__all__ = ["ACTIVATIONS", "EmbedCall", "LateChunkCall", "ScoreCall"]
+__all__ = ["ACTIVATIONS", "OVERFLOWS", "EmbedCall", "LateChunkCall", "ScoreCall"]
 
 ACTIVATIONS = ("sigmoid", None)
+# What truncate=False does with a text over max_length: refuse it, or read it in windows of
+# max_length tokens and pool them (the mean over every window's tokens).
+OVERFLOWS = ("error", "pool")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class EmbedCall:
     task: str | None = None  # the task adapter; None: the side's default
     dimensions: int | None = None  # Matryoshka truncation; None: every dimension
     side: str = "document"  # "document" or "query"
+    overflow: str = "error"  # with truncate=False: "error" or "pool" (OVERFLOWS)
 
     @classmethod
     def checked(
@@ -38,17 +42,26 @@ class EmbedCall:
         task: str | None = None,
         dimensions: int | None = None,
         side: str = "document",
+        overflow: str = "error",
     ) -> EmbedCall:
         # Checked before the empty case returns, so a bad argument never passes unseen.
+        truncate = check_bool("truncate", truncate)
+        overflow = check_choice("overflow", overflow, OVERFLOWS)
+        if truncate and overflow != "error":
+            raise InputError(
+                f"overflow={overflow!r} applies to texts over max_length when truncate=False; "
+                "with truncate=True they are cut. Pass truncate=False as well."
+            )
         return cls(
             positive_int("batch_size", batch_size),
             check_bool("normalize", normalize),
             check_bool("show_progress", show_progress),
-            check_bool("truncate", truncate),
+            truncate,
             check_callable("stop", stop),
             _task_name(task),
             positive_int("dimensions", dimensions, allow_none=True),
             side,
+            overflow,
         )
 
 

@@ -12,6 +12,7 @@ from jinarag.inference.api import EmbedCall, EmbeddingSides, LateChunkCall
 from jinarag.inference.heads import l2_normalize, mean_pool, span_sums
 from jinarag.inference.late_chunking import plan_late_chunks
 from jinarag.inference.matryoshka import matryoshka, task_index, task_options, with_instruction
+from jinarag.inference.overflow import plan_windows
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
@@ -182,6 +183,8 @@ class Embedder(EmbeddingSides, PretrainedModel):
             return np.zeros((0, dims if dims is not None else self.dim), dtype=np.float32)
         max_length = self.max_length
         texts = with_instruction(self, task, texts)
+        if call.overflow == "pool":
+            return self._pool_windows(texts, call, task, dims)
 
         def encode(start: int, stop: int) -> Encoded:
             return self.tokenizer.encode(
@@ -199,3 +202,27 @@ class Embedder(EmbeddingSides, PretrainedModel):
             task=task_index(self, task),
         )
         return matryoshka(vectors, dims, call.normalize)
+
+    def _pool_windows(
+        self, texts: list[str], call: EmbedCall, task: str | None, dims: int | None
+    ) -> np.ndarray:
+        """Each text read whole in windows of ``max_length`` tokens, pooled (``overflow``)."""
+        windows, segments = plan_windows(self.tokenizer, texts, self.max_length)
+
+        def encode(start: int, stop: int) -> Encoded:
+            ids = windows[start:stop]
+            return Encoded(ids, [[0] * len(w) for w in ids], truncated=[])
+
+        sums = self._run(
+            len(windows),
+            encode,
+            partial(span_sums, segments=segments, spare=len(texts)),
+            batch_size=call.batch_size,
+            show_progress=call.show_progress,
+            what="windows",
+            should_stop=call.stop,
+            outputs=len(texts),
+            task=task_index(self, task),
+        )
+        means = matryoshka(sums[:, :-1] / sums[:, -1:], dims, normalize=False)
+        return l2_normalize(means) if call.normalize else means

@@ -267,6 +267,12 @@ class RemoteEmbedder(EmbeddingSides, RemoteModel):
 
     def _embed(self, texts: list[str], call: EmbedCall) -> np.ndarray:
         """Embed texts on the server: float32, shape (len(texts), dim), in input order."""
+        if call.overflow != "error":
+            raise InputError(
+                f"overflow={call.overflow!r} cannot be sent to a jinarag server: it refuses "
+                "texts over its model's max_length when truncate=False. Use a local Embedder "
+                "for pooled windows, or split long texts into chunks."
+            )
         fields = self._task_fields(call)
         options = {"normalized": call.normalize, "truncate": call.truncate, **fields}
         if not texts:
