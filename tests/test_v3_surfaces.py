@@ -189,13 +189,19 @@ def test_bad_task_or_dimensions_is_refused_when_the_adapter_is_made(
         _make(surface, v3 if which == "v3" else v2, fields)
 
 
-def test_late_chunk_documents_refuses_what_it_cannot_pass_on(v3):
-    embeddings = JinaEmbeddings(embedder=v3, dimensions=DIMS)
-    with pytest.raises(InputError, match="late_chunk_documents does not take"):
-        embeddings.late_chunk_documents([Document(page_content="a wing. a flap.")])
-    chunks = ["the wing in a slipstream", "was made to", "determine the drag"]
+def test_late_chunk_documents_pass_on_task_and_dimensions(v3):
+    embeddings = JinaEmbeddings(embedder=v3, task="separation", dimensions=DIMS)
+    text = "the wing in a slipstream was made to determine the drag"
+    chunks, vectors = embeddings.late_chunk_documents(
+        [Document(page_content=text, id="d")], chunk_tokens=8
+    )
+    texts = [c.page_content for c in chunks]
+    assert len(texts) > 1 and all(len(v) == DIMS for v in vectors)
+    assert_close(vectors, v3.embed_late_chunks(texts, task="separation", dimensions=DIMS))
+    pieces = ["the wing in a slipstream", "was made to", "determine the drag"]
     assert_close(
-        embeddings.embed_late_chunks(chunks), v3.embed_late_chunks(chunks, dimensions=DIMS)
+        embeddings.embed_late_chunks(pieces),
+        v3.embed_late_chunks(pieces, task="separation", dimensions=DIMS),
     )
 
 

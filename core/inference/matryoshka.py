@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from jinarag.errors import InputError
-from jinarag.inference.heads import l2_normalize
 
 __all__ = ["DEFAULT_TASKS", "matryoshka", "task_index", "task_options", "with_instruction"]
 
@@ -75,5 +74,8 @@ def matryoshka(vectors: np.ndarray, dimensions: int | None, normalize: bool) -> 
     unchanged when ``dimensions`` is None: already normalised as asked)."""
     if dimensions is None:
         return vectors
+    # Imported here: heads imports torch, which a remote embedder's client need not load.
+    from jinarag.inference.heads import l2_normalize
+
     cut = np.ascontiguousarray(vectors[:, :dimensions])
     return l2_normalize(cut) if normalize else cut

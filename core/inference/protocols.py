@@ -60,7 +60,12 @@ class TokenEmbedder(EngineModel, Protocol):
     @property
     def dim(self) -> int: ...
 
-    def tokenize(self, texts: Iterable[str], *, truncate: bool = True) -> Encoded: ...
+    @property
+    def tasks(self) -> tuple[str, ...]: ...  # task adapters (jina-embeddings-v3); () without
+
+    def tokenize(
+        self, texts: Iterable[str], *, truncate: bool = True, task: str | None = None
+    ) -> Encoded: ...
 
     def embed_tokens(
         self,
@@ -70,6 +75,8 @@ class TokenEmbedder(EngineModel, Protocol):
         batch_size: int = 32,
         stop: Callable[[], bool] | None = None,
         max_tokens: int | None = None,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> np.ndarray: ...
 
     def embed_late_chunks_many(
@@ -82,6 +89,8 @@ class TokenEmbedder(EngineModel, Protocol):
         batch_size: int = 32,
         show_progress: bool = False,
         stop: Callable[[], bool] | None = None,
+        task: str | None = None,
+        dimensions: int | None = None,
     ) -> list[np.ndarray]: ...
 
 

@@ -152,13 +152,6 @@ class JinaEmbeddings(LoadingFields, Embeddings):
             InputError: a non-Document item, a blank Document, a source whose metadata already
                 has one of the chunk keys, a bad `chunk_by` or `chunk_tokens`.
         """
-        if self.task is not None or self.dimensions is not None:
-            raise InputError(
-                f"late_chunk_documents does not take task={self.task!r} or "
-                f"dimensions={self.dimensions!r} yet (jinarag.retrieval.ingest.late embeds with "
-                "the model's defaults); use embed_late_chunks on each document's chunks, or "
-                "JinaEmbeddings without them"
-            )
         chunk_by = check_choice("chunk_by", chunk_by, LATE_CHUNK_BY)
         chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
         items = document_list(documents)
@@ -182,6 +175,8 @@ class JinaEmbeddings(LoadingFields, Embeddings):
             chunk_tokens=chunk_tokens,
             normalize=self.normalize,
             batch_size=self.batch_size,
+            task=self.task,
+            dimensions=self.dimensions,
         )
         chunks: list[Document] = []
         vectors: list[list[float]] = []

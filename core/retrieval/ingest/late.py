@@ -70,11 +70,14 @@ def late_chunk_many(
     long_late_chunking: bool = True,
     normalize: bool = True,
     batch_size: int = 32,
+    task: str | None = None,
+    dimensions: int | None = None,
 ) -> list[list[LateChunk]]:
     """Split each text (:func:`split_text`) and embed its chunks by late chunking; all texts'
     windows share batches. A blank text is an InputError. ``embedder`` may be a
     :class:`~jinarag.remote.RemoteEmbedder`, which splits by sentences only (the server keeps
-    its tokenizer)."""
+    its tokenizer). ``task`` and ``dimensions``: as ``Embedder.embed_late_chunks_many``
+    takes them (jina-embeddings-v3)."""
     items = check_texts(texts)
     tokenizer = getattr(embedder, "tokenizer", None)  # a remote embedder has none
     if by == "tokens" and tokenizer is None:
@@ -94,6 +97,8 @@ def late_chunk_many(
         normalize=normalize,
         long_late_chunking=long_late_chunking,
         batch_size=batch_size,
+        task=task,
+        dimensions=dimensions,
     )
     return [
         [LateChunk(text[a:b], (a, b), row) for (a, b), row in zip(spans, rows, strict=True)]
