@@ -22,7 +22,7 @@ from jinarag.cli.common import (
     load_reranker,
     loading_options,
 )
-from jinarag.errors import InputError
+from jinarag.errors import InputError, JinaragError
 from jinarag.serving.limits import (
     DEFAULT_CHARS_PER_TOKEN,
     DEFAULT_CPU_PASS_TOKENS,
@@ -145,10 +145,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jinarag.serving.app import create_app, require_fastapi
+    # Before loading models: a missing extra fails fast, in one line.
+    try:
+        import uvicorn
 
-    require_fastapi()  # before loading models: a missing extra should fail fast
-    import uvicorn
+        from jinarag.serving.app import create_app
+    except ImportError as exc:
+        raise JinaragError(
+            f"jinarag serve needs the server extra (FastAPI, uvicorn, prometheus-client), and "
+            f"{_missing(exc)} is not installed; install it with: pip install 'jinarag[server]'"
+        ) from exc
 
     if args.max_wait_ms < 0 or args.request_timeout <= 0:
         raise InputError(
@@ -196,6 +202,13 @@ def run(args: argparse.Namespace) -> int:
     )
     Server(config).run()
     return 0
+
+
+def _missing(exc: ImportError) -> str:
+    """The module an ImportError is about: its own, or the one behind the app's ImportError."""
+    while exc.name is None and isinstance(exc.__cause__, ImportError):
+        exc = exc.__cause__
+    return exc.name or "one of them"
 
 
 def _named(values: list[str | None], option: str) -> list[tuple[str | None, str | None]]:

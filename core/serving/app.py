@@ -81,7 +81,6 @@ __all__ = [
     "RerankRequest",
     "create_app",
     "display_name",
-    "require_fastapi",
     "status_for",
 ]
 
@@ -95,12 +94,6 @@ RETRY_AFTER_SECONDS = 1
 
 Model = TokenEmbedder | PairScorer
 Models = Model | Mapping[str, Model] | Sequence[Model] | None
-
-
-def require_fastapi() -> Any:
-    """The fastapi module (importing this module already raised ImportError naming the extra
-    when it is missing)."""
-    return fastapi
 
 
 def status_for(exc: JinaragError) -> int:

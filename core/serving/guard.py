@@ -42,12 +42,16 @@ RELEASE_ABOVE_BYTES = 1024 * 1024
 OPEN_ROUTES = frozenset({"/health", "/ready"})
 # Routes counted under their own name in the metrics; any other path counts as "other", so a
 # scan of random paths cannot grow the metrics without bound.
-KNOWN_ROUTES = (
-    frozenset(
-        {"/v1/embeddings", "/v1/rerank", "/embed", "/rerank", "/info", "/v1/models", "/metrics"}
-    )
-    | OPEN_ROUTES
-)
+KNOWN_ROUTES = OPEN_ROUTES | {
+    "/v1/embeddings",
+    "/v1/rerank",
+    "/v1/models",
+    "/",
+    "/embed",
+    "/rerank",
+    "/info",
+    "/metrics",
+}
 # An oversize body is read and dropped up to this size, so the client (which sends the whole
 # body before it reads an answer) gets the 413 instead of a reset connection.
 DRAIN_AT_MOST_BYTES = 64 * 1024 * 1024
@@ -71,7 +75,7 @@ def release_memory() -> None:
         trim(0)
 
 
-TEI_ROUTES = frozenset({"/embed", "/rerank", "/info"})
+TEI_ROUTES = frozenset({"/", "/embed", "/rerank", "/info"})
 # OpenAI's error types by status, which the openai client shows with the message.
 _OPENAI_TYPES = {401: "authentication_error", 404: "not_found_error", 503: "server_error"}
 

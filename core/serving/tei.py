@@ -1,8 +1,9 @@
 """text-embeddings-inference's routes, so the clients written for TEI work unchanged:
-``POST /embed`` (``{"inputs", "normalize", "truncate"}`` → a list of vectors), ``POST /rerank``
-(``{"query", "texts", "raw_scores", "return_text", "truncate"}`` → ``[{"index", "score"}]``
-best first) and ``GET /info``. TEI serves one model; these routes use the first embedder and
-the first reranker. Errors carry TEI's ``error`` and ``error_type`` besides ``detail``.
+``POST /embed`` and TEI's root ``POST /`` (``{"inputs", "normalize", "truncate"}`` → a list of
+vectors), ``POST /rerank`` (``{"query", "texts", "raw_scores", "return_text", "truncate"}`` →
+``[{"index", "score"}]`` best first) and ``GET /info``. TEI serves one model; these routes use
+the first embedder and the first reranker. Errors carry TEI's ``error`` and ``error_type``
+besides ``detail``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ __all__ = ["add_tei_routes"]
 
 
 def add_tei_routes(app: Any, registry: Registry, limits: ServerLimits, respond: Callable) -> None:
-    """Add ``/embed``, ``/rerank`` and ``/info`` to ``app`` (``respond`` is create_app's)."""
+    """Add ``/embed`` (also at ``/``), ``/rerank`` and ``/info`` to ``app`` (``respond`` is
+    create_app's)."""
 
+    # TEI answers POST / as /embed when it serves an embedding model (huggingface_hub's
+    # InferenceClient(base_url).feature_extraction posts there).
+    @app.post("/", openapi_extra=openapi_body(TeiEmbedRequest))
     @app.post("/embed", openapi_extra=openapi_body(TeiEmbedRequest))
     async def embed(request: Request) -> Any:
         body = await read_body(request, TeiEmbedRequest)
