@@ -24,6 +24,7 @@ from jinarag.langchain._loading import (
     load_options,
     secret_value,
 )
+from jinarag.langchain.conventions import embeddings_data
 from jinarag.retrieval.ingest.late import DEFAULT_CHUNK_TOKENS, LATE_CHUNK_BY, late_chunk_many
 from jinarag.retrieval.layout import CHUNK_KEYS, chunk_metadata
 from jinarag.retrieval.write.records import content_id
@@ -37,7 +38,11 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     an `Embedder` you already have, or give `base_url` (and `api_key`) to use the model of a
     `jinarag serve` server (`jinarag.inference.remote.RemoteEmbedder`). The loading options
     are fields named as in `jinarag.LoadOptions` (`device`, `dtype`, `max_length`, ...); an
-    unknown keyword is an `InputError`, and so is one given with `base_url`. Documents go
+    unknown keyword is an `InputError`, and so is one given with `base_url`. The names
+    `HuggingFaceEmbeddings` users write are accepted too: `model_name` for `model`,
+    `encode_kwargs={"normalize_embeddings": ..., "batch_size": ...}`, `show_progress`
+    (`jinarag.langchain.conventions`); with `base_url`, `api_key` defaults to
+    `$JINARAG_API_KEY`, read when the object is made. Documents go
     through the document side and queries through the query side, which differ for models
     with a query prefix (a server sends queries as they are). The async methods run the sync
     path in a worker thread (LangChain's default).
@@ -70,10 +75,14 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     base_url: str | None = None
     """The root URL of a `jinarag serve` server whose model to use instead of loading one."""
     api_key: SecretStr | None = None
-    """The server's API key; None: `$JINARAG_API_KEY` when set."""
+    """The server's API key; None: `$JINARAG_API_KEY`, read when the object is made."""
     batch_size: int = 32
+    """Texts per forward pass (also accepted as `encode_kwargs={"batch_size": ...}`)."""
     normalize: bool = True
-    """L2-normalise the vectors (cosine, dot product and Euclidean ranks then agree)."""
+    """L2-normalise the vectors (cosine, dot product and Euclidean ranks then agree); also
+    accepted as `encode_kwargs={"normalize_embeddings": ...}`."""
+    show_progress: bool = False
+    """Show a progress bar while `embed_documents` runs."""
     task: str | None = None
     """The task adapter of documents (jina-embeddings-v3); None: `retrieval.passage`."""
     query_task: str | None = None
@@ -83,9 +92,14 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     _fields: TaskFields = PrivateAttr(default_factory=TaskFields)
 
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
+        # LangChain's names (model_name, encode_kwargs) and the key from the environment.
+        data = embeddings_data({"model": model, **data} if model is not None else data)
+        model = data.pop("model", None)
         check_fields("JinaEmbeddings", type(self), data)
         check_source("embedder", (Embedder, RemoteEmbedder), model, data)
-        data = check_values(data, batch_size=positive_int, normalize=check_bool)
+        data = check_values(
+            data, batch_size=positive_int, normalize=check_bool, show_progress=check_bool
+        )
         fields = TaskFields.checked(*(data.get(name) for name in TASK_FIELDS))
         super().__init__(model=model, **data)
         # Loaded here, not in a pydantic validator, so our errors reach the caller unwrapped.
@@ -103,7 +117,11 @@ class JinaEmbeddings(LoadingFields, Embeddings):
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (document side) as lists of floats, one per text."""
         vectors = self.embedder.embed_documents(
-            texts, batch_size=self.batch_size, normalize=self.normalize, **self._fields.documents()
+            texts,
+            batch_size=self.batch_size,
+            normalize=self.normalize,
+            show_progress=self.show_progress,
+            **self._fields.documents(),
         )
         return vectors.tolist()
 

@@ -24,6 +24,7 @@ from jinarag.langchain._loading import (
     load_options,
     secret_value,
 )
+from jinarag.langchain.conventions import with_env_key
 from jinarag.validation import check_number, check_pairs, positive_int
 
 
@@ -58,7 +59,7 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
     base_url: str | None = None
     """The root URL of a `jinarag serve` server whose reranker to use instead of loading one."""
     api_key: SecretStr | None = None
-    """The server's API key; None: `$JINARAG_API_KEY` when set."""
+    """The server's API key; None: `$JINARAG_API_KEY`, read when the object is made."""
     top_n: int | None = 3
     """How many documents `compress_documents` keeps (a positive integer); None keeps them
     all."""
@@ -68,6 +69,7 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
     batch_size: int = 32
 
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
+        data = with_env_key(data)  # LangChain's convention: the key from the environment
         check_fields("JinaReranker", type(self), data)
         check_source("reranker", (Reranker, RemoteReranker), model, data)
         data = check_values(

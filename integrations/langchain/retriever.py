@@ -15,6 +15,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict
 
 from jinarag.langchain._loading import document_list
+from jinarag.langchain.conventions import call_where, search_options
 from jinarag.retrieval.search.plan import MODES, plan_search
 from jinarag.retrieval.write.records import content_id
 from jinarag.validation import (
@@ -34,7 +35,9 @@ class JinaHybridRetriever(BaseRetriever):
     Each document carries the hit's id as `Document.id` and, in its metadata, the stored
     metadata plus the scores (`score`, `score_space`, `dense_rank`, `dense_score`, `bm25_rank`,
     `bm25_score`, `rerank_score` where present). `k`, `mode`, `fusion`, `weights` and `where`
-    can also be given per call: `retriever.invoke(query, k=3)`. The fields are checked when
+    can also be given per call: `retriever.invoke(query, k=3)`. `VectorStoreRetriever`'s
+    names work too: `search_kwargs={"k": 3, "filter": {...}}` when it is made (mapped onto
+    the fields), and `filter` (our `where`) per call. The fields are checked when
     the retriever is made (a bad one is an `InputError`), `weights` as for `mode="hybrid"`,
     the mode they serve. `add_documents` stores LangChain Documents in the index, whole or
     split by late chunking.
@@ -66,7 +69,8 @@ class JinaHybridRetriever(BaseRetriever):
     def __init__(self, index: Any, **data: Any) -> None:
         # Checked here, so a bad value is our InputError when the retriever is made (not
         # pydantic's ValidationError, nor an error at the first search).
-        check_keywords("JinaHybridRetriever", data, type(self).model_fields)
+        data = search_options("JinaHybridRetriever", data)  # VectorStoreRetriever's names
+        check_keywords("JinaHybridRetriever", data, (*type(self).model_fields, "search_kwargs"))
         # Imported here: chromadb is slow to import, and an index has imported it already.
         from jinarag.retrieval.index import checked_index
 
@@ -131,7 +135,9 @@ class JinaHybridRetriever(BaseRetriever):
         fusion: str | None = None,
         weights: Sequence[float] | None = None,
         where: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,
     ) -> list[Document]:
+        where = call_where(where, filter)
         options = {
             "k": self.k,
             "mode": self.mode,
