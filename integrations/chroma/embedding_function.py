@@ -39,6 +39,9 @@ _CONFIG_KEYS = (*_LOAD_KEYS, "batch_size", "normalize", *TASK_FIELDS)
 # What fixes the vector space: changing it on a collection would mix spaces.
 _SPACE_KEYS = ("model_name", "revision", "query_prefix", "document_prefix", "task", "dimensions")
 _OWNER = "JinaEmbeddingFunction"
+# Chroma's own `SentenceTransformerEmbeddingFunction` calls `normalize` this; accepted as an
+# alias, as an argument and in a config, and stored as `normalize`.
+_ALIASES = {"normalize_embeddings": "normalize"}
 # The keys of the config that are this function's own parameters (not loading options).
 _OWN_KEYS = (
     "model_name",
@@ -79,7 +82,9 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
     stores its ``base_url`` but never its ``api_key``: a rebuilt one reads
     ``$JINARAG_API_KEY``. jina-embeddings-v3's ``task`` (documents), ``query_task`` (query
     texts) and ``dimensions`` (Matryoshka) are checked against the model and stored in the
-    config; ``task`` and ``dimensions`` fix the collection's vector space.
+    config; ``task`` and ``dimensions`` fix the collection's vector space. ``normalize`` is
+    also accepted as ``normalize_embeddings`` (the name of Chroma's
+    ``SentenceTransformerEmbeddingFunction``), as an argument and in a config.
 
     Example:
         >>> import chromadb
@@ -102,7 +107,7 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         query_prefix: str = "",
         document_prefix: str = "",
         batch_size: int = 32,
-        normalize: bool = True,
+        normalize: bool | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
         task: str | None = None,
@@ -121,7 +126,9 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
             query_prefix: Text put before each query.
             document_prefix: Text put before each document.
             batch_size: Texts per forward pass.
-            normalize: L2-normalise the vectors (what the cosine space expects).
+            normalize: L2-normalise the vectors (what the cosine space expects); None: True.
+                Also accepted as ``normalize_embeddings``, the name of Chroma's
+                ``SentenceTransformerEmbeddingFunction``.
             base_url: The root URL of a ``jinarag serve`` server whose model to use; the
                 config stores it.
             api_key: The server's API key, kept out of the config; None:
@@ -136,7 +143,8 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
         from jinarag.inference.embedder import Embedder
         from jinarag.inference.resolve import load_or_use
 
-        check_keywords(_OWNER, options, (*_CONFIG_KEYS, "embedder"))
+        check_keywords(_OWNER, options, (*_CONFIG_KEYS, *_ALIASES, "embedder"))
+        normalize = _normalize(normalize, options.pop("normalize_embeddings", None))
         _check_values(
             model_name=model_name,
             query_prefix=query_prefix,
@@ -245,14 +253,14 @@ class JinaEmbeddingFunction(EmbeddingFunction[Documents]):
                 f"jinarag embedding function config has model_name={config.get('model_name')!r}; "
                 "it must be a model alias, Hub id or local path (or base_url a server's URL)."
             )
-        unknown = sorted(set(config) - set(_CONFIG_KEYS))
+        unknown = sorted(set(config) - {*_CONFIG_KEYS, *_ALIASES})
         if unknown:
             raise InputError(
                 f"jinarag embedding function config has unknown keys {unknown}; "
                 f"known keys: {list(_CONFIG_KEYS)}."
             )
         # This function's own values here; the loading options are checked by LoadOptions.
-        _check_values(**{key: config[key] for key in _OWN_KEYS if key in config})
+        _check_values(**{key: config[key] for key in (*_OWN_KEYS, *_ALIASES) if key in config})
 
     def validate_config_update(
         self, old_config: dict[str, Any], new_config: dict[str, Any]
@@ -281,6 +289,21 @@ def _check_values(**values: Any) -> None:
             check_text(values[name], name)
     if "batch_size" in values:
         positive_int("batch_size", values["batch_size"])
-    if "normalize" in values:
-        check_bool("normalize", values["normalize"])
+    for name in ("normalize", "normalize_embeddings"):
+        if values.get(name) is not None:
+            check_bool(name, values[name])
     TaskFields.checked(*(values.get(name) for name in TASK_FIELDS))
+
+
+def _normalize(normalize: Any, normalize_embeddings: Any) -> bool:
+    """``normalize``, given under our name or Chroma's (``normalize_embeddings``); True when
+    neither is given, an InputError when both are and they differ."""
+    if normalize_embeddings is None:
+        return check_bool("normalize", normalize) if normalize is not None else True
+    normalize_embeddings = check_bool("normalize_embeddings", normalize_embeddings)
+    if normalize is not None and normalize != normalize_embeddings:
+        raise InputError(
+            f"{_OWNER} got normalize={normalize!r} and normalize_embeddings="
+            f"{normalize_embeddings!r}: they are the same setting; pass one of them"
+        )
+    return normalize_embeddings
