@@ -2,12 +2,13 @@
 
 Chroma's embedded store is not safe for two writers: each process keeps its own copy of the
 vector index in memory and writes it back over the other's, so records vanish from dense
-search while every count still looks right. :class:`StoreLock` serialises writers with an
-advisory lock (``fcntl.flock``) on ``jinarag.lock`` inside the store folder. The operating
-system releases it when the holder exits or is killed, so a crashed writer never leaves a
-stale lock behind. The holder writes its PID into the file, for the messages of those waiting.
+search while every count still looks right. :class:`StoreLock` serialises writers with
+``filelock``'s operating-system lock on ``jinarag.lock`` inside the store folder (``flock`` on
+POSIX, ``msvcrt.locking`` on Windows). The operating system releases it when the holder exits
+or is killed, so a crashed writer never leaves a stale lock behind. The holder writes its PID
+into ``jinarag.lock.holder``, for the messages of those waiting.
 
-Readers do not take it. Without fcntl (Windows) there is no lock: run one writer at a time.
+Readers do not take it.
 
 Example:
     >>> with StoreLock(Path("./store"), timeout=600):
@@ -21,23 +22,20 @@ import logging
 import math
 import os
 import socket
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
+from filelock import FileLock, Timeout
+
 from jinarag.errors import InputError, StoreBusyError, StoreError
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-
-__all__ = ["LOCK_FILE", "StoreLock", "check_timeout"]
+__all__ = ["HOLDER_FILE", "LOCK_FILE", "StoreLock", "check_timeout"]
 
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = "jinarag.lock"
+HOLDER_FILE = "jinarag.lock.holder"  # who holds the lock (the lock file itself stays empty)
 _POLL = 0.05  # seconds between tries while another process holds the lock
 
 
@@ -69,7 +67,7 @@ class StoreLock:
         self.folder = folder
         self.path = folder / LOCK_FILE
         self.timeout = timeout
-        self._fd: int | None = None
+        self._lock: FileLock | None = None
 
     def __enter__(self) -> StoreLock:
         self.acquire()
@@ -85,69 +83,66 @@ class StoreLock:
 
     def acquire(self) -> None:
         """Take the lock, waiting up to :attr:`timeout` seconds (saying so once in the log)."""
-        if fcntl is None:
-            return
-        fd = self._open()
-        started = time.monotonic()
-        said = False
-        while True:
+        lock = self._make()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            logger.warning(
+                "waiting for the write lock on %s, held by %s (up to %g s)",
+                self.folder,
+                self.holder(),
+                self.timeout,
+            )
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - started
-                if waited >= self.timeout:
-                    holder = self.holder()
-                    os.close(fd)
-                    raise StoreBusyError(
-                        f"another process ({holder}) is writing to the store {self.folder} and "
-                        f"held its write lock ({self.path}) for all of the {self.timeout:g} s "
-                        "this call waited. Wait for it to finish and repeat the call, or pass "
-                        "a larger lock_timeout= to HybridIndex; the lock is released as soon "
-                        "as that process ends."
-                    ) from None
-                if not said:
-                    logger.warning(
-                        "waiting for the write lock on %s, held by %s (up to %g s)",
-                        self.folder,
-                        self.holder(),
-                        self.timeout,
-                    )
-                    said = True
-                time.sleep(min(_POLL, max(self.timeout - waited, 0.0)))
-        self._fd = fd
-        # Who holds it, for the messages of those who wait (the lock itself is the flock).
+                lock.acquire(timeout=self.timeout, poll_interval=_POLL)
+            except Timeout:
+                raise StoreBusyError(
+                    f"another process ({self.holder()}) is writing to the store {self.folder} "
+                    f"and held its write lock ({self.path}) for all of the {self.timeout:g} s "
+                    "this call waited. Wait for it to finish and repeat the call, or pass a "
+                    "larger lock_timeout= to HybridIndex; the lock is released as soon as that "
+                    "process ends."
+                ) from None
+        except OSError as exc:
+            raise self._unwritable(exc) from exc
+        self._lock = lock
+        # Who holds it, for the messages of those who wait (the lock itself is the OS lock).
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.pwrite(
-                fd, f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n".encode(), 0
+            (self.folder / HOLDER_FILE).write_text(
+                f"pid {os.getpid()} on {socket.gethostname()} since {stamp}\n", encoding="utf-8"
             )
 
     def release(self) -> None:
-        """Give the lock back (closing the file releases it too)."""
-        if self._fd is None:
+        """Give the lock back."""
+        if self._lock is None:
             return
-        fd, self._fd = self._fd, None
+        lock, self._lock = self._lock, None
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-        os.close(fd)  # closing releases the flock
+            (self.folder / HOLDER_FILE).write_text("", encoding="utf-8")
+        lock.release(force=True)
 
     def holder(self) -> str:
         """Who holds the lock, as its holder wrote it (``"PID 123 on host since ..."``)."""
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace").strip()
+            text = (self.folder / HOLDER_FILE).read_text(encoding="utf-8", errors="replace")
         except OSError:
             text = ""
+        text = text.strip()
         return text.replace("pid", "PID", 1) if text else "PID unknown"
 
-    def _open(self) -> int:
+    def _make(self) -> FileLock:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise StoreError(
-                f"cannot make the write lock {self.path} ({exc.strerror or exc}): the store "
-                f"folder {self.folder} must be a writable folder. Fix its permissions, or "
-                "open a writable copy of the store."
-            ) from exc
+            raise self._unwritable(exc) from exc
+        # One lock object per acquisition: two StoreLocks of one process exclude each other
+        # as two processes do (filelock would otherwise share one re-entrant lock per path).
+        return FileLock(self.path, is_singleton=False, thread_local=False)
+
+    def _unwritable(self, exc: OSError) -> StoreError:
+        return StoreError(
+            f"cannot make the write lock {self.path} ({exc.strerror or exc}): the store "
+            f"folder {self.folder} must be a writable folder. Fix its permissions, or "
+            "open a writable copy of the store."
+        )
