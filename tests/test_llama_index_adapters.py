@@ -170,8 +170,9 @@ def test_rerank_orders_and_scores_like_the_reranker(scored_nodes, minilm_reranke
     assert _dump(scored_nodes) == before  # inputs untouched
 
 
-def test_rerank_keeps_everything_without_top_n(scored_nodes, minilm_reranker):
-    out = JinaRerank(reranker=minilm_reranker).postprocess_nodes(scored_nodes, query_str=QUERY)
+def test_rerank_keeps_everything_with_top_n_none(scored_nodes, minilm_reranker):
+    rerank = JinaRerank(reranker=minilm_reranker, top_n=None)
+    out = rerank.postprocess_nodes(scored_nodes, query_str=QUERY)
     assert sorted(n.node.node_id for n in out) == sorted(n.node.node_id for n in scored_nodes)
     assert [n.score for n in out] == sorted((n.score for n in out), reverse=True)
 

@@ -39,7 +39,7 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
     """
 
     model: str = Field(description="Reranker name or path.")
-    top_n: int | None = Field(default=None, description="Nodes to keep; None keeps them all.")
+    top_n: int | None = Field(default=2, description="Nodes to keep; None keeps them all.")
     batch_size: int = Field(default=32, description="Query-document pairs per forward pass.")
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.NONE, description="Which metadata goes into the scored text."
@@ -52,7 +52,7 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
         model: str | None = None,
         *,
         reranker: Reranker | RemoteReranker | None = None,
-        top_n: int | None = None,
+        top_n: int | None = 2,
         batch_size: int = 32,
         metadata_mode: MetadataMode = MetadataMode.NONE,
         base_url: str | None = None,
@@ -65,7 +65,9 @@ class JinaRerank(LoadingFields, BaseNodePostprocessor):
         Args:
             model: Alias (``"turbo"``, ``"tiny"``, ``"base"``), Hub id or local directory.
             reranker: A loaded ``jinarag.Reranker``, instead of ``model``.
-            top_n: How many nodes to return; ``None`` returns all of them, reordered.
+            top_n: How many nodes to return (2, the default of LlamaIndex's own rerankers,
+                ``SentenceTransformerRerank`` and ``JinaRerank``); ``None`` returns all of
+                them, reordered.
             batch_size: Query-document pairs per forward pass.
             metadata_mode: Metadata included in the text that is scored (none by default,
                 so retrieval scores in the metadata do not leak into the model input).

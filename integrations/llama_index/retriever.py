@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, QueryType, TextNode
+from llama_index.core.vector_stores.types import MetadataFilters
 
 from jinarag.errors import InputError
+from jinarag.llama_index.filters import combined, to_where
 from jinarag.retrieval.search.plan import plan_search
 from jinarag.validation import check_instance, positive_int
 
@@ -43,6 +45,7 @@ class JinaHybridRetriever(BaseRetriever):
         fusion: str | None = None,
         weights: Sequence[float] | None = None,
         where: dict[str, Any] | None = None,
+        filters: MetadataFilters | None = None,
         **kwargs: Any,
     ) -> None:
         """Search ``index`` with these options on every ``retrieve``.
@@ -55,6 +58,11 @@ class JinaHybridRetriever(BaseRetriever):
             fusion: ``"rrf"``, ``"relative"`` or ``"dbsf"`` (hybrid mode); None: the index's.
             weights: ``(dense, bm25)`` fusion weights (hybrid mode); None: the index's.
             where: A Chroma metadata filter applied to both sources.
+            filters: LlamaIndex's ``MetadataFilters``, applied to both sources as well
+                (translated to a Chroma ``where`` by ``jinarag.llama_index.filters``; with
+                ``where`` too, both apply). An operator Chroma cannot express (``any``,
+                ``all``, ``text_match``, ``contains``, ``is_empty``) or the ``not`` condition
+                is an ``InputError``.
             **kwargs: ``BaseRetriever`` options (``callback_manager``, ``verbose``).
         """
         # Checked here, so a bad value is an InputError when the retriever is made.
@@ -71,13 +79,16 @@ class JinaHybridRetriever(BaseRetriever):
             )
         top_k = similarity_top_k if similarity_top_k is not None else k
         top_k = top_k if top_k is not None else 10
-        plan_search(index.defaults, "", top_k, mode, fusion, weights, where)  # the index's checks
+        search_where = combined(where, to_where(filters))
+        plan_search(index.defaults, "", top_k, mode, fusion, weights, search_where)  # its checks
         self.index = index
         self.similarity_top_k = top_k
         self.mode = mode
         self.fusion = fusion
         self.weights = weights
         self.where = where
+        self.filters = filters
+        self._search_where = search_where
         super().__init__(**kwargs)
 
     def retrieve(self, str_or_query_bundle: QueryType) -> list[NodeWithScore]:
@@ -95,7 +106,7 @@ class JinaHybridRetriever(BaseRetriever):
             mode=self.mode,
             fusion=self.fusion,
             weights=self.weights,
-            where=self.where,
+            where=self._search_where,
         )
         return [_to_node(hit) for hit in hits]
 
