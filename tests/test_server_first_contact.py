@@ -5,11 +5,16 @@ names, TEI's root route, the remote models riding out a busy or draining server,
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
+import httpx
 import numpy as np
 import pytest
+from serving_helpers import Server
+
+from jinarag.serving.app import create_app
 
 TEXTS = ["shock waves on a cone", "heat transfer in a slab", "flutter of a swept wing"]
 QUERY = "wing flutter at transonic speed"
@@ -18,6 +23,162 @@ ATOL = 1e-5
 
 def assert_close(got, expected) -> None:
     np.testing.assert_allclose(np.asarray(got, dtype=np.float32), expected, rtol=0, atol=ATOL)
+
+
+def call(app, path: str, payload: dict) -> httpx.Response:
+    """One POST to the in-process app."""
+
+    async def go() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://jinarag") as client:
+            return await client.post(path, json=payload)
+
+    return asyncio.run(go())
+
+
+# ---------------------------------------------------------------------------------------------
+# Model names: the clients' defaults
+
+
+def test_a_hub_id_given_as_name_answers_with_its_last_part_too(minilm_embedder, minilm_reranker):
+    app = create_app(
+        {"jinaai/jina-embeddings-v3": minilm_embedder},
+        {"jina-reranker-v1-base-en": minilm_reranker},
+    )
+    for name in ("jinaai/jina-embeddings-v3", "jina-embeddings-v3"):
+        answer = call(app, "/v1/embeddings", {"model": name, "input": TEXTS})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model"] == name
+    answer = call(
+        app, "/v1/rerank", {"model": "jina-reranker-v1-base-en", "query": QUERY, "documents": TEXTS}
+    )
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "line"),
+    [
+        ("/v1/embeddings", "jina-embeddings-v3", "jinarag serve --model v3"),
+        ("/v1/embeddings", "jinaai/jina-embeddings-v2-base-en", "jinarag serve --model base"),
+        ("/v1/embeddings", "jina-embeddings-v2-base-code", "jinarag serve --model base-code"),
+        ("/v1/rerank", "jina-reranker-v1-base-en", "jinarag serve --reranker base"),
+        (
+            "/v1/rerank",
+            "jina-reranker-v2-base-multilingual",
+            "jinarag serve --reranker reranker-v2",
+        ),
+    ],
+)
+def test_a_jina_model_not_loaded_is_a_404_giving_the_serve_line(
+    minilm_embedder, minilm_reranker, path, model, line
+):
+    app = create_app({"minilm": minilm_embedder}, {"minilm-reranker": minilm_reranker})
+    payload = (
+        {"model": model, "input": TEXTS}
+        if path == "/v1/embeddings"
+        else {"model": model, "query": QUERY, "documents": TEXTS}
+    )
+    answer = call(app, path, payload)
+    assert answer.status_code == 404, answer.text
+    detail = answer.json()["detail"]
+    assert f"model {model!r} is not loaded" in detail
+    assert "'minilm" in detail  # the served ones
+    assert f"`{line}`" in detail
+
+
+def test_any_other_unknown_model_is_a_404_naming_the_option(minilm_embedder):
+    app = create_app({"minilm": minilm_embedder}, None)
+    detail = call(app, "/v1/embeddings", {"model": "jina-clip-v2", "input": TEXTS}).json()
+    assert "'minilm'" in detail["detail"] and "--model NAME" in detail["detail"]
+    assert "jinarag serve" not in detail["detail"]
+
+
+@pytest.fixture(scope="module")
+def defaults_server(minilm_dir, minilm_reranker_dir, tmp_path_factory):
+    """`jinarag serve` answering the hosted-API clients' default names: MiniLM under
+    jina-embeddings-v3's Hub id, the MiniLM cross-encoder as jina-reranker-v1-base-en."""
+    server = Server(
+        [
+            "--model",
+            f"jinaai/jina-embeddings-v3={minilm_dir}",
+            "--reranker",
+            f"jina-reranker-v1-base-en={minilm_reranker_dir}",
+        ],
+        tmp_path_factory.mktemp("serve-defaults") / "log",
+    )
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+def test_haystack_jina_components_on_their_default_models(
+    defaults_server, minilm_embedder, minilm_reranker
+):
+    from haystack import Document
+    from haystack.utils import Secret
+    from haystack_integrations.components.embedders.jina import (
+        JinaDocumentEmbedder,
+        JinaTextEmbedder,
+    )
+    from haystack_integrations.components.rankers.jina import JinaRanker
+
+    key = Secret.from_token("unused")
+    embeddings_url = f"{defaults_server.url}/v1/embeddings"
+    text = JinaTextEmbedder(api_key=key, base_url=embeddings_url).run(QUERY)
+    assert text["meta"]["model"] == "jina-embeddings-v3"
+    assert_close([text["embedding"]], minilm_embedder.embed([QUERY]))
+    documents = JinaDocumentEmbedder(api_key=key, base_url=embeddings_url, progress_bar=False)
+    embedded = documents.run([Document(content=t) for t in TEXTS])["documents"]
+    assert_close([doc.embedding for doc in embedded], minilm_embedder.embed(TEXTS))
+
+    ranker = JinaRanker(api_key=key, base_url=f"{defaults_server.url}/v1/rerank")
+    ranked = ranker.run(query=QUERY, documents=[Document(content=t) for t in TEXTS])
+    assert ranked["meta"]["model"] == "jina-reranker-v1-base-en"
+    expected = minilm_reranker.rank(QUERY, TEXTS)
+    assert [doc.content for doc in ranked["documents"]] == [TEXTS[e.index] for e in expected]
+    assert [doc.score for doc in ranked["documents"]] == pytest.approx(
+        [e.score for e in expected], abs=ATOL
+    )
+
+
+@pytest.mark.slow
+def test_llama_index_jina_clients_on_their_default_models(
+    defaults_server, minilm_embedder, minilm_reranker
+):
+    from llama_index.core.schema import NodeWithScore, TextNode
+    from llama_index.embeddings.jinaai import JinaEmbedding
+    from llama_index.postprocessor.jinaai_rerank import JinaRerank
+
+    rerank = JinaRerank(base_url=f"{defaults_server.url}/v1", api_key="unused", top_n=3)
+    assert rerank.model == "jina-reranker-v1-base-en"
+    nodes = [NodeWithScore(node=TextNode(text=t)) for t in TEXTS]
+    ranked = rerank.postprocess_nodes(nodes, query_str=QUERY)
+    expected = minilm_reranker.rank(QUERY, TEXTS)
+    assert [n.node.get_content() for n in ranked] == [TEXTS[e.index] for e in expected]
+
+    # JinaEmbedding's constructor takes no URL: its request helper is pointed at the server,
+    # its default model name left as it is.
+    embedding = JinaEmbedding(api_key="unused")
+    assert embedding.model == "jina-embeddings-v3"
+    embedding._api.api_url = f"{defaults_server.url}/v1/embeddings"
+    assert_close(embedding.get_text_embedding_batch(TEXTS), minilm_embedder.embed(TEXTS))
+
+    # langchain-community JinaEmbeddings' default is not served here: the client shows the line
+    # that would serve it.
+    embedding = JinaEmbedding(api_key="unused", model="jina-embeddings-v2-base-en")
+    embedding._api.api_url = f"{defaults_server.url}/v1/embeddings"
+    with pytest.raises(RuntimeError, match="`jinarag serve --model base`"):
+        embedding.get_text_embedding(QUERY)
+
+
+@pytest.mark.slow
+def test_the_remote_models_find_a_model_by_any_of_its_names(defaults_server, minilm_embedder):
+    from jinarag.inference.remote import RemoteEmbedder
+
+    for name in ("jina-embeddings-v3", "jinaai/jina-embeddings-v3"):
+        remote = RemoteEmbedder(defaults_server.url, model=name)
+        assert remote.dim == 384
+        assert_close(remote.embed(TEXTS), minilm_embedder.embed(TEXTS))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -142,7 +142,7 @@ class RemoteModel:
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise self._malformed("/v1/models", "no list of models in 'data'")
         served = [e for e in entries if e.get("kind") == self.kind]
-        found = [e for e in served if self.model is None or e.get("id") == self.model]
+        found = [e for e in served if self.model is None or self.model in _names(e)]
         if not found:
             names = [e.get("id") for e in served]
             if self.model is None:
@@ -366,6 +366,12 @@ class RemoteReranker(RerankingSides, RemoteModel):
         ):
             raise self._malformed("/v1/rerank", f"no {len(documents)} indexed scores")
         return np.array(scores, dtype=np.float32)
+
+
+def _names(entry: dict[str, Any]) -> list[Any]:
+    """The names a ``/v1/models`` entry answers to: its id and its aliases."""
+    aliases = entry.get("aliases")
+    return [entry.get("id"), *(aliases if isinstance(aliases, list) else ())]
 
 
 def connect(

@@ -1,10 +1,14 @@
 """The models a server answers with, and the names a request may call them by.
 
 A model answers to the name it was started with (an alias such as ``small``, or ``NAME`` of
-``--model NAME=PATH``), its Hub id (``jinaai/jina-embeddings-v2-small-en``), the Hub id's last
-part (``jina-embeddings-v2-small-en``, the name Jina's API uses) and, for a local checkpoint,
-its folder's name. Never by a path: a response's ``model`` is the name the request used, so
-no answer shows the server's disks.
+``--model NAME=PATH``), its Hub id (``jinaai/jina-embeddings-v2-small-en``), the last part of
+either Hub id (``jina-embeddings-v2-small-en``, the name Jina's API uses and its clients send)
+and, for a local checkpoint, its folder's name. Never by a path: a response's ``model`` is the
+name the request used, so no answer shows the server's disks.
+
+A request naming a Jina model that is not loaded but that jinarag can serve (its alias, Hub id
+or the id's last part: a hosted-API client's default, such as ``jina-embeddings-v3``) is
+refused with the one-line ``jinarag serve`` that would serve it.
 """
 
 from __future__ import annotations
@@ -16,8 +20,16 @@ from typing import Any, Literal
 
 from jinarag.errors import InputError
 from jinarag.inference.protocols import EngineModel, PairScorer, TokenEmbedder, missing_members
+from jinarag.models.checkpoint import EMBEDDER_ALIASES, RERANKER_ALIASES
 
-__all__ = ["ModelNotServedError", "Registry", "ServedModel", "display_name", "kind_of"]
+__all__ = [
+    "ModelNotServedError",
+    "Registry",
+    "ServedModel",
+    "display_name",
+    "kind_of",
+    "serve_option",
+]
 
 Kind = Literal["embedder", "reranker"]
 
@@ -35,7 +47,29 @@ def display_name(model: EngineModel) -> str:
 
 
 def _is_path(name: str) -> bool:
-    return os.sep in name or name.startswith(".") or Path(name).expanduser().is_dir()
+    """A local path rather than a name: absolute, relative (``.``, ``~``), with more than one
+    ``/`` (or a Windows separator), or an existing file or folder. A Hub id is a name."""
+    return (
+        Path(name).is_absolute()
+        or name.startswith((".", "~"))
+        or name.count("/") > 1
+        or (os.sep != "/" and os.sep in name)
+        or Path(name).expanduser().exists()
+    )
+
+
+def _last_part(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def serve_option(kind: Kind, requested: str) -> str | None:
+    """``--model v3`` when ``requested`` is a Jina model of ``kind`` that jinarag can serve (by
+    its alias, Hub id or the id's last part), else None."""
+    aliases = EMBEDDER_ALIASES if kind == "embedder" else RERANKER_ALIASES
+    for alias, hub_id in sorted(aliases.items(), key=lambda item: len(item[0])):
+        if requested in (alias, hub_id, _last_part(hub_id)):
+            return f"{'--model' if kind == 'embedder' else '--reranker'} {alias}"
+    return None
 
 
 def kind_of(model: object) -> Kind | None:
@@ -73,12 +107,12 @@ class ServedModel:
 
     @classmethod
     def named(cls, model: TokenEmbedder | PairScorer, given: str | None = None) -> ServedModel:
-        """``model`` with its names: ``given`` (unless it is a path), the display name and,
-        for a Hub id, its last part."""
+        """``model`` with its names: ``given`` (unless it is a path), the display name, and
+        the last part of each that is a Hub id."""
         entry = cls(model)  # its kind first: a model that is neither fails here, by name
         shown = display_name(model)
-        candidates = [given] if given is not None and not _is_path(given) else []
-        candidates += [shown, shown.rsplit("/", 1)[-1]]
+        candidates = [given, _last_part(given)] if given is not None and not _is_path(given) else []
+        candidates += [shown, _last_part(shown)]
         entry.names = tuple(dict.fromkeys(candidates))
         return entry
 
@@ -162,8 +196,14 @@ class Registry:
         loaded = ", ".join(repr(c.names[0]) for c in candidates)
         article = "an" if kind == "embedder" else "a"
         what = f"is a {entry.kind}, not {article} {kind}" if entry else "is not loaded"
+        known = serve_option(kind, requested) if entry is None else None
+        start = (
+            f"; to serve it, start the server with `jinarag serve {known}` (beside your other "
+            "--model and --reranker options)"
+            if known is not None
+            else f"; start the server with {option} NAME to serve another"
+        )
         raise ModelNotServedError(
             f"model {requested!r} {what}; this server's {kind}s: {loaded} (send one of "
-            f"these, or leave model out for {candidates[0].names[0]!r}; start the server with "
-            f"{option} NAME to serve another)"
+            f"these, or leave model out for {candidates[0].names[0]!r}){start}"
         )
