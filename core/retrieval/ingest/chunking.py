@@ -8,6 +8,10 @@ tokens cut at word starts, or one per sentence; no overlap, the model reads the 
 document). :func:`document_records` makes a document's records in the one layout
 (:mod:`jinarag.retrieval.layout`) for either.
 
+Sentences are found by pysbd's rule-based segmenter (abbreviations such as "Dr.", "e.g.",
+"U.S." or "et al." and decimal numbers do not end a sentence); a blank line always ends one,
+and a single line break is read as a space (hard-wrapped text keeps its sentences whole).
+
 Example:
     >>> import re
     >>> def words(text):  # a stand-in tokenizer: one token per word
@@ -18,7 +22,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,8 +54,10 @@ __all__ = [
 
 LATE_CHUNK_BY = ("tokens", "sentences")
 DEFAULT_CHUNK_TOKENS = 256  # late chunking's default chunk size
-# A sentence ends at . ! or ? followed by whitespace (or a line break ends a line).
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n\s*")  # ends a paragraph, and so a sentence
+# pysbd reads a line break as a sentence end; a paragraph's line breaks become spaces.
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+_WINDOW = 2000  # characters pysbd reads at once: its time grows with the square of its input
 
 TokenOffsets = Callable[[str], Sequence[tuple[int, int]]]
 """``text -> [(start, end), ...]``: the character span of each token, special tokens left out."""
@@ -186,6 +194,58 @@ def _stripped(text: str, start: int, end: int) -> tuple[int, int] | None:
     return (start + left, start + right) if right > left else None
 
 
+@functools.lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    try:
+        with warnings.catch_warnings():  # pysbd 0.3.4's source has invalid escape sequences
+            warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+            import pysbd
+    except ImportError as exc:
+        raise ImportError(
+            "splitting by sentences needs pysbd, a dependency of jinarag: pip install "
+            "'pysbd>=0.3.4' (or reinstall jinarag)"
+        ) from exc
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def _sentence_ends(text: str, start: int, end: int) -> list[int]:
+    """Where pysbd ends the sentences of ``text[start:end]`` (one paragraph), in order; a long
+    paragraph is read in windows, each keeping the ends its last two sentences leave clear."""
+    segmenter = _segmenter()
+    ends: list[int] = []
+    size = _WINDOW
+    while start < end:
+        stop = min(start + size, end)
+        piece = text[start:stop].translate(_LINE_BREAKS)  # same length: offsets carry over
+        found, at = [], 0
+        for sentence in segmenter.segment(piece):
+            sentence = sentence.strip()
+            where = piece.find(sentence, at) if sentence else -1
+            if where >= 0:  # a sentence pysbd altered stays in the next chunk, never lost
+                at = where + len(sentence)
+                found.append(start + at)
+        if stop == end:
+            return ends + found
+        if len(found) > 2:  # the last two may be cut short, or misread, at the window's edge
+            ends.extend(found[:-2])
+            start, size = found[-3], _WINDOW
+        elif size < 16 * _WINDOW:  # few, long sentences: read a larger window
+            size *= 2
+        else:  # no sentence end in sight: read on without a cut
+            start, size = stop, _WINDOW
+    return ends
+
+
+def _sentence_cuts(text: str) -> list[int]:
+    cuts: list[int] = []
+    start = 0
+    for blank in [*_BLANK_LINE.finditer(text), None]:
+        end = blank.start() if blank is not None else len(text)
+        cuts.extend(_sentence_ends(text, start, end))
+        start = blank.end() if blank is not None else len(text)
+    return cuts
+
+
 def split_text(
     text: str,
     token_offsets: TokenOffsets | None,
@@ -194,12 +254,13 @@ def split_text(
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
 ) -> list[tuple[int, int]]:
     """Late chunking's character spans of consecutive chunks covering ``text``: about
-    ``chunk_tokens`` tokens each, cut at word starts (``by="tokens"``), or one per sentence.
+    ``chunk_tokens`` tokens each, cut at word starts (``by="tokens"``), or one per sentence
+    (pysbd's segmenter; see the module docstring).
     Each is stripped; only whitespace lies between one chunk's end and the next one's start."""
     check_choice("by", by, LATE_CHUNK_BY)
     chunk_tokens = positive_int("chunk_tokens", chunk_tokens)
     if by == "sentences":
-        cuts = [match.end() for match in _SENTENCE_END.finditer(text)]
+        cuts = _sentence_cuts(text)
     else:
         assert token_offsets is not None, "splitting by tokens needs the tokenizer"
         offsets = token_offsets(text)

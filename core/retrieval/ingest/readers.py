@@ -4,9 +4,12 @@ Supported inputs (a folder is searched recursively for them, in sorted order):
 
 * ``.txt``, ``.md``, ``.markdown``: one document per file; its id is the file's name
   (``source``, by default the path as given).
-* ``.html``, ``.htm``, ``.xhtml``: one document per file, its text extracted by the standard
-  library's HTML parser (:class:`html.parser.HTMLParser`): the ``<title>`` goes in front like a
-  BEIR title, scripts, styles and templates are left out, block elements end lines.
+* ``.html``, ``.htm``, ``.xhtml``: one document per file, its main content extracted by
+  trafilatura (navigation, headers, footers, sidebars and cookie banners left out; the
+  article's headings, lists and tables kept, one line per block), the page's title in front
+  like a BEIR title. A page where trafilatura finds no main content is read whole by the
+  standard library's HTML parser (:class:`html.parser.HTMLParser`; scripts, styles and
+  templates left out, block elements end lines), and a log line says so.
 * ``.jsonl``: one JSON object per line with a ``"text"`` string; the id comes from ``"_id"`` or
   ``"id"`` (else ``path:line``); a ``"title"`` is put in front of the text
   (:func:`document_text`, the BEIR convention and the one title rule of the project). Other
@@ -16,6 +19,7 @@ Supported inputs (a folder is searched recursively for them, in sorted order):
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +39,8 @@ __all__ = [
     "read_documents",
     "read_file",
 ]
+
+logger = logging.getLogger(__name__)
 
 SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".xhtml", ".jsonl")
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")
@@ -127,13 +133,8 @@ class _HTMLText(HTMLParser):
             self.parts.append(data)
 
 
-def html_text(markup: str) -> str:
-    """The text of an HTML page: its title in front, then its visible text, one line per block.
-
-    Example:
-        >>> html_text("<title>Wings</title><p>Lift <b>grows</b>.</p><script>x()</script>")
-        'Wings\nLift grows.'
-    """
+def _whole_text(markup: str) -> str:
+    """The whole visible text of a page, its ``<title>`` in front, one line per block."""
     parser = _HTMLText()
     parser.feed(markup)
     parser.close()
@@ -141,6 +142,45 @@ def html_text(markup: str) -> str:
     body = "\n".join(line for line in lines if line)
     title = " ".join("".join(parser.title).split())
     return f"{title}\n{body}" if title and body else title or body
+
+
+def _main_content(markup: str) -> tuple[str | None, str]:
+    try:
+        import trafilatura
+    except ImportError as exc:
+        raise ImportError(
+            "reading HTML needs trafilatura, a dependency of jinarag: pip install "
+            "'trafilatura>=2.0' (or reinstall jinarag)"
+        ) from exc
+    found = trafilatura.bare_extraction(
+        markup,
+        favor_precision=True,  # no rescue by a whole-page dump: that is the fallback below
+        include_comments=False,
+        include_tables=True,
+        with_metadata=True,
+    )
+    if found is None:
+        return None, ""
+    return found.title, found.text or ""
+
+
+def html_text(markup: str, where: str = "an HTML page") -> str:
+    """The main content of an HTML page (trafilatura), its title in front, one line per block;
+    the whole visible text when trafilatura finds no main content (logged, naming ``where``).
+
+    Example:
+        >>> html_text("<title>Wings</title><p>Lift <b>grows</b>.</p><script>x()</script>")
+        'Wings\nLift grows.'
+    """
+    title, text = _main_content(markup)
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    body = "\n".join(line for line in lines if line)
+    if not body:
+        logger.info("found no main content in %s; reading its whole text", where)
+        return _whole_text(markup)
+    title = " ".join(title.split()) if title else ""
+    first_line = body.split("\n", 1)[0]
+    return body if not title or first_line == title else f"{title}\n{body}"
 
 
 def read_file(path: str | os.PathLike[str], source: str | None = None) -> Iterator[Document]:
@@ -159,7 +199,7 @@ def read_file(path: str | os.PathLike[str], source: str | None = None) -> Iterat
     source = source if source is not None else str(path)
     suffix = path.suffix.lower()
     if suffix in HTML_SUFFIXES:
-        text = html_text(path.read_text(encoding="utf-8", errors="strict"))
+        text = html_text(path.read_text(encoding="utf-8", errors="strict"), source)
         yield Document(source, text, {"source": source})
         return
     if suffix != ".jsonl":
