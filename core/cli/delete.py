@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             "name what to delete: jinarag delete ID... (record or document ids) and/or "
             "--source PATH (a source as jinarag list shows it, or a file or folder)"
         )
-    index = open_index(args, must_exist=True)
+    index, _ = open_index(args, must_exist=True, embeds=False)
     sources = catalog(index.store)
     ids, missing_ids = _by_id(index, list(dict.fromkeys(args.ids)))
     keys, missing_paths = _by_source(sources, list(dict.fromkeys(args.source)))

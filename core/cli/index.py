@@ -14,7 +14,9 @@ skipped without embedding anything; changed ones are replaced; with ``--sync`` f
 the folders given are removed from Chroma and BM25 together. The run ends with one summary line
 (``--json``: the same as JSON). See :meth:`jinarag.HybridIndex.add_files`.
 
-Use the same ``--model`` for ``index`` and ``search``: the collection refuses another embedder.
+The collection records its embedder (name, dimension, and the SHA-256 of its weights): later
+runs, ``search``, ``list``, ``stats`` and ``delete`` use it without ``--model``, and refuse
+another one (:mod:`jinarag.cli.recorded`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import json
 
 from jinarag.cli.common import add_store_options, count, open_index
+from jinarag.cli.recorded import record_weights
 from jinarag.errors import InputError
 
 __all__ = ["add_parser", "run"]
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             "--overlap out"
         )
     scan(args.paths, args.root, hashing=False)
-    index = open_index(args, must_exist=False)
+    index, recorded = open_index(args, must_exist=False)
     if args.ray is not None:
         from jinarag.retrieval.ingest.ray_executor import RayExecutor
 
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
         executor=executor,
         show_progress=not args.quiet,
     )
+    record_weights(index, recorded)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -127,7 +127,7 @@ def _print_records(rows: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    index = open_index(args, must_exist=True)
+    index, _ = open_index(args, must_exist=True, embeds=False)
     if args.records:
         records = record_rows(index)
         if args.json:

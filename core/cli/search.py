@@ -93,7 +93,7 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     where = _where(args.where)
     weights = _weights(args.weights)
-    index = open_index(args, must_exist=True)
+    index, _ = open_index(args, must_exist=True)
     reranker = None
     if args.rerank is not None:  # --rerank alone (const "") asks for the default reranker
         name = args.rerank if args.rerank != "" else None

@@ -110,7 +110,7 @@ def _human(total: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    index = open_index(args, must_exist=True)
+    index, _ = open_index(args, must_exist=True, embeds=False)
     figures = stats(index, args.chroma_url)
     if args.json:
         print_json(figures)

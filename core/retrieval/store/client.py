@@ -37,6 +37,7 @@ from jinarag.retrieval.store.redaction import redact_url
 __all__ = [
     "META_DIM",
     "META_EMBEDDER",
+    "META_WEIGHTS",
     "Claimant",
     "Seen",
     "chroma_settings",
@@ -44,6 +45,7 @@ __all__ = [
     "connect",
     "drop_system",
     "memory_client",
+    "recorded_on_server",
     "seen",
     "server_client",
 ]
@@ -51,7 +53,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 META_EMBEDDER = "jinarag:embedder"  # collection metadata: the embedder's name ...
-META_DIM = "jinarag:dim"  # ... and its dimension
+META_DIM = "jinarag:dim"  # ... its dimension ...
+META_WEIGHTS = "jinarag:weights"  # ... and the SHA-256 of its weights file, when known
 
 
 @dataclass
@@ -194,6 +197,17 @@ def claim(store: Claimant, collection: Any, meta: dict[str, Any]) -> bool:
             store.embedder,
         )
     return True
+
+
+def recorded_on_server(url: str, name: str) -> dict[str, Any]:
+    """The ``jinarag:*`` metadata of collection ``name`` on the Chroma server at ``url``
+    (embedder, dimension, weights hash), read without opening an index; empty when the server
+    cannot be reached or holds no such collection (opening the index then says why)."""
+    try:
+        meta = server_client(url).get_collection(name).metadata or {}
+    except Exception:  # reported, with its fix, by the index that opens the store next
+        return {}
+    return {key: value for key, value in meta.items() if str(key).startswith("jinarag:")}
 
 
 def drop_system(client: Any) -> None:

@@ -29,6 +29,7 @@ from jinarag.retrieval.layout import HASH_KEY, visible
 from jinarag.retrieval.store.client import (
     META_DIM,
     META_EMBEDDER,
+    META_WEIGHTS,
     claim,
     connect,
     drop_system,
@@ -189,6 +190,12 @@ class ChromaStore:
         )
         if self._seen is not None:  # our own write: this process's copy stays current
             self._seen.generations[self.name] = generation
+
+    def record_weights(self, digest: str) -> None:
+        """Record the SHA-256 of the embedder's weights file (``jinarag:weights``), keeping the
+        rest of the collection's metadata: a later ``--model`` is then checked by its weights,
+        whatever name or path it is given by."""
+        self._set_metadata(self.collection, {**self._fresh_metadata(), META_WEIGHTS: digest})
 
     # -- records ------------------------------------------------------------------------------
 

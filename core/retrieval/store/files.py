@@ -42,6 +42,7 @@ __all__ = [
     "collection_names",
     "rebuild_hint",
     "recorded_embedder",
+    "recorded_metadata",
     "snapshot_path",
     "vector_folder",
 ]
@@ -274,13 +275,26 @@ def collection_names(path: Path) -> set[str]:
 def recorded_embedder(path: Path, collection: str) -> str | None:
     """The embedder name the collection records (``jinarag:embedder``), read without opening
     Chroma; None when there is none or it cannot be read."""
+    name = recorded_metadata(path, collection).get("jinarag:embedder")
+    return str(name) if name is not None else None
+
+
+def recorded_metadata(path: Path, collection: str) -> dict[str, str | int | float]:
+    """The collection's own metadata (the ``jinarag:*`` keys: embedder name, dimension, weights
+    hash, write generation), read without opening Chroma; empty when the store, the collection
+    or the keys are not there, or sqlite cannot read them."""
     rows = _read(
         path / SQLITE_FILE,
-        "SELECT m.str_value FROM collection_metadata m JOIN collections c "
-        "ON m.collection_id = c.id WHERE c.name = ? AND m.key = 'jinarag:embedder'",
+        "SELECT m.key, m.str_value, m.int_value, m.float_value FROM collection_metadata m "
+        "JOIN collections c ON m.collection_id = c.id WHERE c.name = ? AND m.key LIKE 'jinarag:%'",
         collection,
     )
-    return str(rows[0][0]) if rows and rows[0][0] is not None else None
+    out: dict[str, str | int | float] = {}
+    for key, *values in rows or []:
+        value = next((v for v in values if v is not None), None)
+        if value is not None:
+            out[str(key)] = value
+    return out
 
 
 def _hnsw_problem(folder: Path, flushed: int, dim: int | None) -> str | None:
