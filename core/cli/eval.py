@@ -9,18 +9,21 @@ Examples::
     jinarag eval tests/data/cacm --format json --output cacm.json
     jinarag eval tests/data/cranfield tests/data/cacm --chart quality.svg   # a bar chart too
 
-Progress (a line per dataset and configuration) goes to stderr, terminal or not; the result
-goes to stdout, or to ``--output``.
+Progress (a line per dataset and configuration, and a bar while the corpus is indexed, hidden
+by ``--quiet``) goes to stderr, terminal or not; texts cut at the models' token limits are
+said once per dataset, not per query; the result goes to stdout, or to ``--output``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,8 +42,9 @@ from jinarag.errors import InputError, TruncationWarning
 from jinarag.evaluation import QUERY_SETS  # light: the index and models load in run()
 
 if TYPE_CHECKING:
-    from jinarag.evaluation import Dataset
+    from jinarag.evaluation import Dataset, Row
     from jinarag.inference.embedder import Embedder
+    from jinarag.inference.reranker import Reranker
     from jinarag.retrieval.index import HybridIndex
 
 __all__ = ["FORMATS", "add_parser", "run"]
@@ -88,6 +92,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE.svg",
         help="also draw nDCG@10 and Recall@100 per method (p50 latency beside) as an SVG chart",
     )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar while the corpus is indexed"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -95,22 +102,54 @@ def _progress(text: str) -> None:
     print(f"eval: {text}", file=sys.stderr, flush=True)
 
 
-def _open(dataset: Dataset, embedder: Embedder, store: Path | None) -> HybridIndex:
+@contextlib.contextmanager
+def _truncations(said: Callable[[int], str]) -> Iterator[None]:
+    """Count the TruncationWarnings raised inside (one per embedding or reranking call) and say
+    them in one note at the end, ``said(count)``; other warnings are shown as usual."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TruncationWarning)
+        yield
+    count = 0
+    for w in caught:
+        if issubclass(w.category, TruncationWarning):
+            count += 1
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+    if count:
+        note(said(count))
+
+
+def _open(dataset: Dataset, embedder: Embedder, store: Path | None, quiet: bool) -> HybridIndex:
     from jinarag.evaluation import build_index
 
     _progress(f"{dataset.name}: indexing {len(dataset.corpus)} documents")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", TruncationWarning)
-        index = build_index(dataset, embedder, store, show_progress=sys.stderr.isatty())
-    if any(issubclass(w.category, TruncationWarning) for w in caught):  # cut at max_length
-        note(f"{dataset.name}: documents longer than {embedder.max_length} tokens were truncated")
-    return index
+    cut = f"{dataset.name}: documents longer than {embedder.max_length} tokens were truncated"
+    with _truncations(lambda _: cut):
+        return build_index(dataset, embedder, store, show_progress=not quiet)
+
+
+def _evaluate(
+    index: HybridIndex, dataset: Dataset, qids: list[str], reranker: Reranker | None
+) -> list[Row]:
+    from jinarag.evaluation import evaluate
+
+    def progress(label: str) -> None:
+        _progress(f"{dataset.name}: {label}")
+
+    def cut(count: int) -> str:
+        limit = reranker.max_length if reranker is not None else "its"
+        return (
+            f"{dataset.name}: the reranker truncated query-document pairs longer than {limit} "
+            f"tokens for {count} of {len(qids)} queries (it reads the start of each document)"
+        )
+
+    with _truncations(cut):
+        return evaluate(index, dataset, query_ids=qids, reranker=reranker, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:
     from jinarag.evaluation import (
         CANDIDATES_GRID,
-        evaluate,
         format_sweep,
         format_table,
         load_beir,
@@ -148,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             qids = qids[: args.limit]
         store = args.store / dataset.name if several and args.store is not None else args.store
         started = time.perf_counter()
-        index = _open(dataset, embedder, store)
+        index = _open(dataset, embedder, store, args.quiet)
         header = (
             f"{dataset.name}: {len(dataset.corpus)} documents indexed in "
             f"{time.perf_counter() - started:.0f}s, {len(qids)} {which} queries; embedder "
@@ -165,10 +204,7 @@ def run(args: argparse.Namespace) -> int:
             )
             continue
 
-        def progress(label: str, name: str = dataset.name) -> None:
-            _progress(f"{name}: {label}")
-
-        rows = evaluate(index, dataset, query_ids=qids, reranker=reranker, progress=progress)
+        rows = _evaluate(index, dataset, qids, reranker)
         result[dataset.name] = {
             "summary": header,
             "queries": which,

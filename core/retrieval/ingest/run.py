@@ -164,7 +164,8 @@ def add_files(
         written: dict[str, set[str]] = {item.source.id: set() for item in work}
         rewritten: dict[str, set[str]] = {item.source.id: set() for item in work}  # doc ids
         seen: dict[str, dict[str, int]] = {item.source.id: {} for item in work}
-        bar = tqdm(desc="indexing", unit="chunk", disable=not show_progress)
+        # No bar for no work: every source unchanged (or only removals) writes no chunk.
+        bar = tqdm(desc="indexing", unit="chunk", disable=not show_progress or not work)
         try:
             for batch in executor.batches(writer.embedder, work, chunking):
                 if batch.total is not None and bar.total != batch.total:
