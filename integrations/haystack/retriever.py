@@ -18,6 +18,7 @@ from jinarag.haystack._common import (
     model_name,
     options_init_parameters,
 )
+from jinarag.haystack.filters import to_where
 from jinarag.inference.defaults import DEFAULT_EMBEDDER
 from jinarag.inference.resolve import resolve
 from jinarag.retrieval.search.plan import MODES, plan_search, search_defaults
@@ -42,8 +43,11 @@ class JinaHybridRetriever:
 
     Each Document carries `id`, `content`, `score` (fused, cosine or BM25 by `mode`) and `meta`:
     the stored metadata plus `score`, `score_space` and each source's rank and score.
-    `filters` is a Chroma `where` filter (e.g. `{"year": {"$gte": 1960}}`) applied to both
-    sources; a `filters` given to `run` replaces the one given here.
+    `filters` is a Haystack filter (`{"field": "meta.year", "operator": ">=", "value": 1960}`,
+    `{"operator": "AND", "conditions": [...]}`), translated to a Chroma `where` by
+    `jinarag.haystack.filters` (a dict without Haystack's `operator` key is taken as a Chroma
+    `where` already), applied to both sources; a `filters` given to `run` replaces the one
+    given here.
 
     The embedder's loading options are keyword arguments named as in `jinarag.LoadOptions`
     (`dtype`, `max_length`, `revision`, `local_files_only`, `max_batch_tokens`, `quantize`,
@@ -128,7 +132,7 @@ class JinaHybridRetriever:
             mode: `"hybrid"`, `"dense"` or `"bm25"`.
             fusion: `"rrf"`, `"relative"` or `"dbsf"` (hybrid mode; None: the index's).
             weights: `(dense, bm25)` fusion weights (hybrid mode; None: the index's).
-            filters: A Chroma `where` filter.
+            filters: A Haystack filter (or a Chroma `where`).
             query_embedding: The query's vector from a text embedder with the index's model
                 (e.g. `JinaTextEmbedder.embedding`); the dense side uses it instead of
                 embedding `query`. BM25 still reads `query`.
@@ -141,7 +145,7 @@ class JinaHybridRetriever:
             "mode": mode if mode is not None else self.mode,
             "fusion": fusion if fusion is not None else self.fusion,
             "weights": weights if weights is not None else self.weights,
-            "where": filters if filters is not None else self.filters,
+            "where": to_where(filters if filters is not None else self.filters),
         }
         _check_search(query, *options.values(), hybrid=False)  # before the model is loaded
         self.warm_up()
@@ -201,7 +205,6 @@ def _check_search(
     for the runs that ask for mode="hybrid"."""
     positive_int("top_k", top_k)
     check_choice("mode", mode, MODES)
-    if filters is not None:
-        check_instance("filters", filters, dict, "pass a Chroma where filter, e.g. {'year': 1960}")
+    where = to_where(filters)  # Haystack's filter syntax, checked and translated
     mode = "hybrid" if hybrid else mode
-    plan_search(search_defaults(None), query, top_k, mode, fusion, weights, filters)
+    plan_search(search_defaults(None), query, top_k, mode, fusion, weights, where)
