@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
+import time
 
 import httpx
 import numpy as np
 import pytest
-from serving_helpers import Server
+from serving_helpers import Server, free_port
 
 from jinarag.serving.app import create_app
 
@@ -222,3 +224,143 @@ def test_serve_without_the_server_extra_is_one_line_naming_it(module):
     assert lines[0].startswith("jinarag: error: jinarag serve needs the server extra")
     assert f"{module} is not installed" in lines[0]
     assert "pip install 'jinarag[server]'" in lines[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The remote models and a busy or draining server
+
+
+@pytest.fixture
+def live(minilm_embedder):
+    """The app of `jinarag serve` under uvicorn on a free port of 127.0.0.1, in a thread, so a
+    test can put it in the state it answers 503 and Retry-After in (shutting down) and out."""
+    import uvicorn
+
+    app = create_app({"minilm": minilm_embedder}, None)
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{config.port}"
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start in 60 s"
+        time.sleep(0.05)
+    yield app, url
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def requests_to(url: str, route: str) -> dict[str, float]:
+    """The server's count of answers on ``route``, by status."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "jinarag_requests_total" and sample.labels["route"] == route:
+                counts[sample.labels["status"]] = sample.value
+    return counts
+
+
+@pytest.mark.slow
+def test_a_remote_model_waits_out_a_draining_server(live, minilm_embedder):
+    from jinarag.inference.remote import RemoteEmbedder
+
+    app, url = live
+    app.state.shutting_down.set()  # every request: 503 with Retry-After: 1
+    timer = threading.Timer(1.5, app.state.shutting_down.clear)
+    timer.start()
+    started = time.monotonic()
+    try:
+        vectors = RemoteEmbedder(url, model="minilm", timeout=30).embed(TEXTS)
+    finally:
+        timer.cancel()
+    assert 1.5 <= time.monotonic() - started < 10
+    assert_close(vectors, minilm_embedder.embed(TEXTS))
+    counts = requests_to(url, "/v1/embeddings")
+    assert counts["503"] == 2 and counts["200"] == 1, counts  # tried at 0 s, 1 s and 2 s
+
+
+@pytest.mark.slow
+def test_a_remote_model_gives_up_after_its_retries_or_its_timeout(live):
+    from jinarag.errors import RemoteError
+    from jinarag.inference.remote import RemoteEmbedder
+
+    app, url = live
+    app.state.shutting_down.set()
+    started = time.monotonic()
+    with pytest.raises(RemoteError) as info:
+        RemoteEmbedder(url, model="minilm", retries=2, timeout=30).embed(TEXTS)
+    assert 2 <= time.monotonic() - started < 10  # Retry-After: 1, twice
+    assert "answered HTTP 503" in str(info.value) and "after 3 tries" in str(info.value)
+    assert "shutting down" in str(info.value) and "retries=" in str(info.value)
+
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match=r"after 1 try \(waiting 1 s more would pass timeout"):
+        RemoteEmbedder(url, model="minilm", timeout=0.5).embed(TEXTS)
+    assert time.monotonic() - started < 1
+    app.state.shutting_down.clear()
+    assert requests_to(url, "/v1/embeddings") == {"503": 4}
+
+
+@pytest.mark.slow
+def test_a_refusal_is_never_tried_again(live):
+    from jinarag.errors import InputError
+    from jinarag.inference.remote import RemoteEmbedder, RemoteReranker
+
+    _, url = live
+    with pytest.raises(InputError, match="answered HTTP 400"):
+        RemoteEmbedder(url, model="minilm").embed(["x" * 5000], truncate=False)
+    with pytest.raises(InputError, match="answered HTTP 404"):
+        RemoteReranker(url)._relevance(QUERY, TEXTS, True)  # no reranker is loaded
+    assert requests_to(url, "/v1/embeddings") == {"400": 1}
+    assert requests_to(url, "/v1/rerank") == {"404": 1}
+
+
+@pytest.mark.slow
+def test_a_dropped_connection_is_tried_again_then_named(monkeypatch):
+    """A listener that closes every connection without answering: as many tries as allowed,
+    then a RemoteError saying so."""
+    import socket
+
+    from jinarag.errors import RemoteError
+    from jinarag.inference import remote_wire
+    from jinarag.inference.remote import RemoteEmbedder
+
+    monkeypatch.setattr(remote_wire, "FIRST_BACKOFF", 0.05)
+    accepted = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def drop() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(connection.recv(65536))
+            connection.close()
+
+    threading.Thread(target=drop, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    try:
+        with pytest.raises(RemoteError, match="dropped the connection before answering, after 3"):
+            RemoteEmbedder(url, model="m", retries=2, timeout=10).embed(TEXTS)
+    finally:
+        listener.close()
+    assert len(accepted) == 3 and all(b"POST /v1/embeddings" in r for r in accepted)
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    from email.utils import formatdate
+
+    from jinarag.inference.remote_wire import retry_after
+
+    now = 1_700_000_000.0
+    assert retry_after("1") == 1.0
+    assert retry_after(" 120 ") == 120.0
+    assert retry_after(formatdate(now + 30, usegmt=True), now=now) == 30.0
+    assert retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0  # already past
+    assert retry_after(None) is None
+    assert retry_after("soon") is None
+    assert retry_after("-1") is None

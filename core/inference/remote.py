@@ -21,8 +21,12 @@ What differs from a local model:
   late chunking (the server reads long documents with its own overlap).
 
 A request the server refuses (HTTP 4xx) is an :class:`~jinarag.errors.InputError` carrying the
-server's ``detail``; a server that cannot be reached, does not answer within ``timeout``, or
-fails (5xx) is a :class:`~jinarag.errors.RemoteError` naming the URL and the fix. A URL is
+server's ``detail``, and is never sent again. A 503 (the server's queue is full, or it is
+shutting down; both say ``Retry-After``) and a connection dropped mid-request are tried again,
+``retries`` times at most, after the ``Retry-After`` the server asked for, while the waits end
+within ``timeout`` (:class:`~jinarag.inference.remote_wire.Wire`). A server that cannot be
+reached, does not answer within ``timeout``, fails (5xx) or is still busy after the retries is
+a :class:`~jinarag.errors.RemoteError` naming the URL, the tries and the fix. A URL is
 always shown without its user info, query values or fragment, and the API key never
 (:mod:`jinarag.redaction`).
 
@@ -44,10 +48,9 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
-import httpx
 import numpy as np
 
-from jinarag.errors import InputError, RemoteError
+from jinarag.errors import InputError
 from jinarag.inference.api import (
     EmbedCall,
     EmbeddingSides,
@@ -55,17 +58,22 @@ from jinarag.inference.api import (
     RerankingSides,
     ScoreCall,
 )
-from jinarag.inference.remote_wire import by_index, check_stop, server_root
-from jinarag.redaction import redact, redact_url
+from jinarag.inference.remote_wire import (
+    API_KEY_ENV,
+    DEFAULT_RETRIES,
+    Wire,
+    by_index,
+    check_stop,
+    server_root,
+)
+from jinarag.redaction import redact_url
 from jinarag.validation import check_bool, positive_int
 
 __all__ = ["API_KEY_ENV", "RemoteEmbedder", "RemoteModel", "RemoteReranker", "connect"]
 
-API_KEY_ENV = "JINARAG_API_KEY"
 # A default server takes 262144 tokens per request: 32 texts of 8192 tokens.
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_TIMEOUT = 60.0
-_START = "start one with `jinarag serve --model NAME`, or check base_url"
 
 
 class RemoteModel:
@@ -82,6 +90,7 @@ class RemoteModel:
         api_key: str | None = None,
         timeout: float | None = DEFAULT_TIMEOUT,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
         """A client of the server at ``base_url``; nothing is sent before the first call.
 
@@ -91,11 +100,13 @@ class RemoteModel:
             model: The model name sent with each request (and looked for in ``/v1/models``);
                 None: the one the server serves.
             api_key: Sent as ``Authorization: Bearer KEY``; None: ``$JINARAG_API_KEY`` if set.
-            timeout: Seconds to wait for each request; None waits as long as it takes.
+            timeout: Seconds to wait for each request, and within which the waits before
+                retries end; None waits as long as it takes.
             batch_size: Texts (or documents to rerank) per request at most.
+            retries: Tries after the first for a request answered 503 (the server is busy
+                or shutting down) or whose connection was dropped; 0: none.
         """
         self.base_url = server_root(base_url)
-        self.shown_url = redact_url(self.base_url)  # what messages and repr show
         if model is not None and not isinstance(model, str):
             raise InputError(f"model={model!r} must be the model's name (a string) or None")
         if timeout is not None and (
@@ -111,24 +122,18 @@ class RemoteModel:
         if key and not (key.isascii() and key.isprintable() and len(key.split()) == 1):
             given = "api_key" if api_key is not None else f"${API_KEY_ENV}"
             raise InputError(f"{given} (not shown) must be printable ASCII without spaces")
-        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = self._client()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        retries = positive_int("retries", retries, allow_zero=True)
+        self._wire = Wire(self.base_url, headers, self.timeout, retries)
 
-    def _client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=self.timeout, headers=self._headers)
-
-    # A copy (pickle, deepcopy) opens its own connections.
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_http": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._http = self._client()
+    @property
+    def shown_url(self) -> str:
+        """The server's URL as messages and repr show it (no user info, query or fragment)."""
+        return self._wire.shown_url
 
     def close(self) -> None:
         """Close the connections to the server (a later call opens new ones)."""
-        self._http.close()
-        self._http = self._client()
+        self._wire.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.shown_url!r}, model={self.model!r})"
@@ -167,49 +172,10 @@ class RemoteModel:
         return int(self.info["max_length"])
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One request; the answer's JSON, or the error that says what went wrong."""
-        url = f"{self.shown_url}{path}"
-        try:
-            response = self._http.request(method, path, json=body)
-        except httpx.TimeoutException as exc:
-            raise RemoteError(
-                f"the jinarag server at {url} did not answer within timeout={self.timeout} s; "
-                "pass a larger timeout or a smaller batch_size, or check that the server is "
-                "running"
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise RemoteError(
-                f"cannot reach a jinarag server at {url} "
-                + redact(f"({type(exc).__name__}: {exc}); {_START}", self.base_url)
-            ) from exc
-        if response.status_code >= 400:
-            raise self._refusal(url, response)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise self._malformed(path, "an answer that is not JSON") from exc
+        return self._wire.call(method, path, body)
 
-    def _refusal(self, url: str, response: httpx.Response) -> Exception:
-        status = response.status_code
-        try:
-            detail = response.json()["detail"]
-        except (ValueError, KeyError, TypeError):
-            detail = response.text[:300] or response.reason_phrase
-        said = f"the jinarag server at {url} answered HTTP {status}: {detail}"
-        if status == 401:
-            return InputError(f"{said}; pass api_key=, or set {API_KEY_ENV}")
-        if status == 413:
-            return InputError(f"{said}; or send fewer texts per request (batch_size=)")
-        if status < 500:
-            return InputError(said)
-        wait = response.headers.get("Retry-After")
-        retry = f"retry after {wait} s" if wait is not None else "retry later"
-        return RemoteError(f"{said}; {retry}, or see the server's log")
-
-    def _malformed(self, path: str, what: str) -> RemoteError:
-        return RemoteError(
-            f"{self.shown_url}{path} sent {what}; is base_url a jinarag server? {_START}"
-        )
+    def _malformed(self, path: str, what: str) -> Exception:
+        return self._wire.malformed(path, what)
 
     def _body(self, **fields: Any) -> dict[str, Any]:
         return {**fields, "model": self.model} if self.model is not None else fields
