@@ -45,3 +45,19 @@ def test_a_chart_option_that_cannot_work_is_refused_before_any_model_loads(
     err = capsys.readouterr().err
     assert message in err
     assert not (tmp_path / "quality.png").exists()
+
+
+def test_each_panel_has_a_labelled_score_axis_with_ticks():
+    root = ET.fromstring(svg_chart({"cranfield": _rows(), "cacm": _rows()[:1]}))
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    for tick in ("0.0", "0.2", "0.4", "0.6", "0.8", "1.0"):
+        assert texts.count(tick) == 2  # one scale per dataset panel
+    assert texts.count("score (0 to 1)") == 2
+    lines = list(root.iter(f"{SVG}line"))
+    # Per panel: a grid line and a tick mark at each of 6 values, the score and method axes.
+    assert len(lines) == 2 * (6 * 2 + 2)
+    bars = {r.find(f"{SVG}title").text: r for r in root.iter(f"{SVG}rect") if len(r)}
+    full = bars["dense <&> Recall@100 1.0000"]
+    end = float(full.get("x")) + float(full.get("width"))
+    ticks = {float(line.get("x1")) for line in lines if line.get("x1") == line.get("x2")}
+    assert float(full.get("x")) in ticks and end in ticks  # bars start at 0 and reach 1.0
