@@ -289,9 +289,7 @@ def _check_values(**values: Any) -> None:
             check_text(values[name], name)
     if "batch_size" in values:
         positive_int("batch_size", values["batch_size"])
-    for name in ("normalize", "normalize_embeddings"):
-        if values.get(name) is not None:
-            check_bool(name, values[name])
+    _normalize(values.get("normalize"), values.get("normalize_embeddings"))
     TaskFields.checked(*(values.get(name) for name in TASK_FIELDS))
 
 
