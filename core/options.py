@@ -22,7 +22,14 @@ from jinarag.validation import check_keywords, positive_int
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ATTENTION_NAMES", "BACKEND_NAMES", "DTYPE_NAMES", "QUANTIZE_NAMES", "LoadOptions"]
+__all__ = [
+    "ATTENTION_NAMES",
+    "BACKEND_NAMES",
+    "DTYPE_NAMES",
+    "INIT_OPTIONS",
+    "QUANTIZE_NAMES",
+    "LoadOptions",
+]
 
 # Accepted dtype spellings -> the torch attribute they name.
 DTYPE_NAMES: dict[str, str] = {
@@ -42,6 +49,13 @@ BACKEND_NAMES = ("torch", "openvino")
 BACKEND_EXTRAS = {"openvino": "pip install 'jinarag[openvino]'"}
 # The torch dtypes a model can compute in (float64 too, for exactness checks on CPU).
 TORCH_DTYPES = ("float32", "float16", "bfloat16", "float64")
+# The keywords each model class takes beside the loading options (Embedder.init_options,
+# Reranker.init_options): known here, so a remote model is resolved without importing the
+# local classes (and torch).
+INIT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "embedder": ("query_prefix", "document_prefix"),
+    "reranker": (),
+}
 # The shortest max_length that leaves room for [CLS], [SEP] and some text.
 MIN_MAX_LENGTH = 4
 

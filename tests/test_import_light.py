@@ -76,3 +76,25 @@ def test_cli_version_imports_no_model_store_or_server():
     loaded = {name.split(".")[0] for name in json.loads(modules)}
     assert "jinarag" in loaded
     assert sorted(loaded & {"torch", "chromadb", "fastapi", *HEAVY}) == []
+
+
+# A LangChain app on a jinarag server needs no model here: neither torch nor Chroma.
+REMOTE_PROBE = """
+import json, sys
+from jinarag.langchain import JinaEmbeddings, JinaReranker
+JinaEmbeddings(base_url="http://127.0.0.1:9"), JinaReranker(base_url="http://127.0.0.1:9")
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_langchain_adapters_on_a_server_import_no_torch():
+    out = subprocess.run(
+        [sys.executable, "-c", REMOTE_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    loaded = {name.split(".")[0] for name in json.loads(out.stdout.strip().splitlines()[-1])}
+    assert "langchain_core" in loaded and "httpx" in loaded
+    assert sorted(loaded & {"torch", "chromadb", "transformers"}) == []

@@ -16,6 +16,7 @@ from jinarag.inference.overflow import plan_windows
 from jinarag.inference.pretrained import PretrainedModel
 from jinarag.models.checkpoint import Kind
 from jinarag.models.tokenization import Encoded
+from jinarag.options import INIT_OPTIONS
 from jinarag.validation import (
     check_bool,
     check_instance,
@@ -46,7 +47,7 @@ class Embedder(EmbeddingSides, PretrainedModel):
     """
 
     kind: ClassVar[Kind] = "embedder"
-    init_options: ClassVar[tuple[str, ...]] = ("query_prefix", "document_prefix")
+    init_options: ClassVar[tuple[str, ...]] = INIT_OPTIONS["embedder"]
 
     def __init__(self, *args, query_prefix: str = "", document_prefix: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)

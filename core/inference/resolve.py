@@ -19,7 +19,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import InputError
-from jinarag.options import LoadOptions
+from jinarag.options import INIT_OPTIONS, LoadOptions
 from jinarag.validation import check_choice
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from jinarag.inference.remote import RemoteModel
     from jinarag.models.checkpoint import Kind
 
-__all__ = ["KINDS", "load_or_use", "model_class", "resolve"]
+__all__ = ["KINDS", "load_or_use", "model_class", "model_classes", "resolve"]
 
 KINDS = ("embedder", "reranker")
 
@@ -42,6 +42,15 @@ def model_class(kind: Kind) -> type[PretrainedModel]:
     from jinarag.inference.reranker import Reranker
 
     return Reranker
+
+
+def model_classes(kind: Kind) -> tuple[type, type]:
+    """The local and the remote class of ``kind`` (what an adapter's ``embedder=`` or
+    ``reranker=`` may be), imported when asked."""
+    from jinarag.inference.remote import RemoteEmbedder, RemoteReranker
+
+    remote = RemoteEmbedder if kind == "embedder" else RemoteReranker
+    return model_class(kind), remote
 
 
 def resolve(
@@ -67,18 +76,18 @@ def resolve(
     (None: ``$JINARAG_API_KEY``).
     """
     owner = owner if owner is not None else f"resolve({kind!r})"
-    cls = model_class(kind)
-    options = cls.loading_options(owner, options, kwargs)
+    options = _loading_options(kind, owner, options, kwargs)
     if base_url is not None:
         given = {name_arg: name_or_path}
-        return _remote(kind, cls, owner, base_url, api_key, options, kwargs, given)
+        return _remote(kind, owner, base_url, api_key, options, kwargs, given)
     _no_key(owner, api_key)
+    cls = model_class(kind)
     if name_or_path is None:
         raise InputError(
             f"{owner} got neither {name_arg}= nor base_url=: pass {name_arg}= (an alias, a Hub "
             "id or a local directory), or base_url= (a jinarag server)."
         )
-    init = {key: kwargs[key] for key in cls.init_options if key in kwargs}
+    init = {key: kwargs[key] for key in INIT_OPTIONS[kind] if key in kwargs}
     return cls.from_pretrained(name_or_path, options, **init)
 
 
@@ -103,11 +112,10 @@ def load_or_use(
     ``loaded`` is used, so a misspelt one is never silently ignored; with ``base_url``, a
     name, a loaded model or a loading option that differs from its default is an InputError.
     """
-    cls = model_class(kind)
-    options = cls.loading_options(owner, options, kwargs)
+    options = _loading_options(kind, owner, options, kwargs)
     if base_url is not None:
         given = {name_arg: name, kind: loaded}
-        return _remote(kind, cls, owner, base_url, api_key, options, kwargs, given)
+        return _remote(kind, owner, base_url, api_key, options, kwargs, given)
     _no_key(owner, api_key)
     if name is not None and loaded is not None:
         raise InputError(
@@ -119,10 +127,10 @@ def load_or_use(
     if name is None:
         raise InputError(
             f"{owner} got neither {name_arg}= nor {kind}=: pass {name_arg}= (an alias, a Hub id "
-            f"or a local directory), {kind}=jinarag.{cls.__name__}.from_pretrained(...), or "
+            f"or a local directory), {kind}=jinarag.{kind.title()}.from_pretrained(...), or "
             "base_url= (a jinarag server)."
         )
-    init = {key: kwargs[key] for key in cls.init_options if key in kwargs}
+    init = {key: kwargs[key] for key in INIT_OPTIONS[kind] if key in kwargs}
     return resolve(kind, name, options=options, owner=owner, name_arg=name_arg, **init)
 
 
@@ -134,9 +142,17 @@ def _no_key(owner: str, api_key: str | None) -> None:
         )
 
 
+def _loading_options(
+    kind: Kind, owner: str, options: LoadOptions | None, kwargs: dict[str, Any]
+) -> LoadOptions:
+    """``options`` with the loading keywords of ``kwargs`` applied; an unknown keyword (not an
+    option, not one of the class's :data:`INIT_OPTIONS`) is an InputError naming ``owner``."""
+    also = INIT_OPTIONS[check_choice("kind", kind, KINDS)]
+    return LoadOptions.from_kwargs(kwargs, owner=owner, base=options, also_accepted=also)
+
+
 def _remote(
     kind: Kind,
-    cls: type[PretrainedModel],
     owner: str,
     base_url: str,
     api_key: str | None,
@@ -152,7 +168,7 @@ def _remote(
     local = {
         **given,
         **{key: getattr(options, key) for key in LoadOptions.names()},
-        **{key: kwargs[key] for key in cls.init_options if kwargs.get(key)},
+        **{key: kwargs[key] for key in INIT_OPTIONS[kind] if kwargs.get(key)},
     }
     local = {
         key: value

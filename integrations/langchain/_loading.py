@@ -29,7 +29,7 @@ def check_fields(owner: str, model: type[BaseModel], given: Iterable[str], *own:
     check_keywords(owner, given, (*own, *model.model_fields))
 
 
-def check_source(kind: str, kinds: tuple[type, ...], model: Any, data: Mapping[str, Any]) -> None:
+def check_source(kind: str, model: Any, data: Mapping[str, Any]) -> None:
     """InputError (not pydantic's ValidationError) for a `model`, loaded `kind`
     (`embedder=`, `reranker=`), `base_url` or `api_key` of the wrong type."""
     if model is not None:
@@ -37,6 +37,10 @@ def check_source(kind: str, kinds: tuple[type, ...], model: Any, data: Mapping[s
             "model", model, (str, os.PathLike), "pass an alias, a Hub id or a local directory"
         )
     if data.get(kind) is not None:
+        # The classes (and torch) are imported only for a loaded model, which imported them.
+        from jinarag.inference.resolve import model_classes
+
+        kinds = model_classes(kind)
         check_instance(
             kind,
             data[kind],

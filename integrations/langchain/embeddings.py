@@ -11,8 +11,6 @@ from langchain_core.embeddings import Embeddings
 from pydantic import ConfigDict, PrivateAttr, SecretStr
 
 from jinarag.errors import InputError
-from jinarag.inference.embedder import Embedder
-from jinarag.inference.remote import RemoteEmbedder
 from jinarag.inference.resolve import load_or_use
 from jinarag.inference.task_fields import TASK_FIELDS, TaskFields
 from jinarag.langchain._loading import (
@@ -70,7 +68,7 @@ class JinaEmbeddings(LoadingFields, Embeddings):
 
     model: str | Path | None = None
     """Alias (`"small"`, `"base"`, ...), Hub id or local directory (or give `embedder`)."""
-    embedder: Embedder | RemoteEmbedder | None = None
+    embedder: Any = None  # an Embedder or RemoteEmbedder: typed loosely, so no torch to import
     """An already loaded embedder to use instead of loading `model`."""
     base_url: str | None = None
     """The root URL of a `jinarag serve` server whose model to use instead of loading one."""
@@ -96,7 +94,7 @@ class JinaEmbeddings(LoadingFields, Embeddings):
         data = embeddings_data({"model": model, **data} if model is not None else data)
         model = data.pop("model", None)
         check_fields("JinaEmbeddings", type(self), data)
-        check_source("embedder", (Embedder, RemoteEmbedder), model, data)
+        check_source("embedder", model, data)
         data = check_values(
             data, batch_size=positive_int, normalize=check_bool, show_progress=check_bool
         )

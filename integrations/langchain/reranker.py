@@ -12,8 +12,6 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, SecretStr
 
-from jinarag.inference.remote import RemoteReranker
-from jinarag.inference.reranker import Reranker
 from jinarag.inference.resolve import load_or_use
 from jinarag.langchain._loading import (
     LoadingFields,
@@ -54,7 +52,7 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
 
     model: str | Path | None = None
     """Alias (`"turbo"`, `"tiny"`, `"base"`), Hub id or local directory; or give `reranker`."""
-    reranker: Reranker | RemoteReranker | None = None
+    reranker: Any = None  # a Reranker or RemoteReranker: typed loosely, so no torch to import
     """An already loaded reranker to use instead of loading `model`."""
     base_url: str | None = None
     """The root URL of a `jinarag serve` server whose reranker to use instead of loading one."""
@@ -71,7 +69,7 @@ class JinaReranker(LoadingFields, BaseDocumentCompressor, BaseCrossEncoder):
     def __init__(self, model: str | Path | None = None, **data: Any) -> None:
         data = with_env_key(data)  # LangChain's convention: the key from the environment
         check_fields("JinaReranker", type(self), data)
-        check_source("reranker", (Reranker, RemoteReranker), model, data)
+        check_source("reranker", model, data)
         data = check_values(
             data,
             top_n=partial(positive_int, allow_none=True),
