@@ -11,9 +11,11 @@ written):
   model downloaded earlier.
 - Files: each page runs in a fresh temporary directory holding a copy of cookbooks/, the
   first 20 Cranfield documents (and 2 queries judged on them) as tests/data/cranfield, so
-  that `jinarag eval` and the cookbooks fit the test budget, and the user's own files that the
-  commands name (notes.md, corpus.jsonl, and a docs/ folder of two short pages of this
-  repository's docs, for the same reason). Nothing is written into the repository.
+  that `jinarag eval` and the cookbooks fit the test budget, and a docs/ folder of two short
+  pages of this repository's docs, for the same reason. Files that are not in a checkout
+  (notes.md, corpus.jsonl) are made only for the pages in USER_FILE_PAGES, which show the
+  user's own files; every other page must run verbatim from a checkout. Nothing is written
+  into the repository.
 - Ports and absolute paths: a documented port (``--port 8080``, ``127.0.0.1:8000``) is replaced by
   a free one, and an absolute path (``/srv/chroma``) is moved under the temporary directory.
 
@@ -58,6 +60,9 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"  # the fake snapshot's revis
 # The user's docs/ folder that `jinarag index docs/ ...` reads: two short pages of ours (all of
 # docs/ took each page that indexes it half a minute of embedding, and grows with the docs).
 USER_DOCS = ("late-chunking.md", "chroma.md")
+# Pages whose commands name the user's own files (notes.md, corpus.jsonl), made for them only:
+# the README and the other pages use files of the repository, and run as a checkout holds it.
+USER_FILE_PAGES = frozenset({"ingestion.md"})
 
 # Command prefixes the docs show that are not run here, and why.
 NOT_RUN = {
@@ -232,8 +237,9 @@ def cranfield_subset(target: Path, n_docs: int = 20, n_queries: int = 2) -> None
     (target / "qrels" / "test.tsv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
 
 
-def workdir(tmp_path: Path) -> Path:
-    """A fresh working directory with what the commands read."""
+def workdir(tmp_path: Path, user_files: bool = False) -> Path:
+    """A fresh working directory with what the commands read (``user_files``: and the user's
+    own notes.md and corpus.jsonl)."""
     work = tmp_path / "work"
     work.mkdir()
     (work / "docs").mkdir()
@@ -243,7 +249,9 @@ def workdir(tmp_path: Path) -> Path:
         REPO / "cookbooks", work / "cookbooks", ignore=shutil.ignore_patterns("__pycache__")
     )
     cranfield_subset(work / "tests" / "data" / "cranfield")
-    # The user's own files that the index commands name.
+    if not user_files:
+        return work
+    # The user's own files that the index commands of USER_FILE_PAGES name.
     (work / "notes.md").write_text(
         "# Notes\n\nA propeller slipstream raises the lift of the wing behind it; the gain grows "
         "with the ratio of slipstream to free-stream velocity.\n",
@@ -484,7 +492,7 @@ def test_page_runs(page, page_runs):
 
 def run_page(page: Path, hub_cache: Path, tmp_path: Path) -> list[tuple[str, str]]:
     """Run the page's blocks in a fresh working directory under tmp_path; what was done where."""
-    work = workdir(tmp_path)
+    work = workdir(tmp_path, user_files=page.name in USER_FILE_PAGES)
     seeded = {p.name for p in work.iterdir()}
     before = {p.name for p in REPO.iterdir()}
     env = user_env(hub_cache, VENV_BIN)
