@@ -605,7 +605,8 @@ def test_install_commands_use_a_checkout_or_a_wheel():
         for arg in args[1:]:
             if skip:
                 skip = False
-            elif arg in ("-w", "--wheel-dir", "-r", "--requirement", "-c", "--constraint"):
+            elif arg in ("-w", "--wheel-dir", "-r", "--requirement", "-c", "--constraint",
+                         "-i", "--index-url", "--extra-index-url"):  # fmt: skip
                 skip = True
             elif not arg.startswith("-"):
                 targets.append(arg)

@@ -190,5 +190,7 @@ def test_evaluate_reports_every_method(cranfield_index, cranfield, lists):
         assert row.ndcg10 == pytest.approx(_mean(ndcg_at_k, lists, cranfield, qids, how, 10))
         assert row.recall100 == pytest.approx(_mean(recall_at_k, lists, cranfield, qids, how, 100))
     table = format_table(rows)
-    assert table.splitlines()[0] == "| method | nDCG@10 | Recall@100 | p50 latency (ms) |"
+    assert table.splitlines()[0] == (
+        "| method | nDCG@10 | Recall@100 | MAP | MRR | P@10 | p50 latency (ms) |"
+    )
     assert f"| bm25 | {by_label['bm25'].ndcg10:.4f} |" in table

@@ -315,3 +315,14 @@ def test_import_without_llama_index_names_the_extra():
     )
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'jinarag[llama-index]'" in proc.stdout
+
+
+def test_llama_index_default_splitter_splits_long_text_in_this_environment():
+    """LlamaIndex's default SentenceSplitter reads nltk's bundled stopwords, which nltk refuses
+    when the file has several hard links (an environment installed with uv's default link
+    mode): ./dev installs with copies, so a text longer than one chunk splits."""
+    from llama_index.core.node_parser import SentenceSplitter
+
+    text = " ".join(f"Sentence {i} is about the lift of a wing in a slip." for i in range(300))
+    chunks = SentenceSplitter(chunk_size=256, chunk_overlap=20).split_text(text)
+    assert len(chunks) > 5 and all(chunk.strip() for chunk in chunks)

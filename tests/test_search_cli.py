@@ -119,7 +119,7 @@ def _rows(out: str) -> dict[str, list[float]]:
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and re.fullmatch(r"[\d.]+", cells[1]):
+        if len(cells) == 7 and re.fullmatch(r"[\d.]+", cells[1]):
             rows[cells[0]] = [float(c) for c in cells[1:]]
     return rows
 
@@ -137,7 +137,8 @@ def test_eval_prints_the_table(cranfield_dir, cranfield_index, minilm_dir, capsy
     dataset = load_beir(cranfield_dir)
     expected = evaluate(cranfield_index, dataset, query_ids=select_queries(dataset, "even")[:8])
     for row in expected:
-        assert rows[row.label][:2] == [round(row.ndcg10, 4), round(row.recall100, 4)]
+        metrics = (row.ndcg10, row.recall100, row.map, row.mrr, row.p10)
+        assert rows[row.label][:5] == [round(m, 4) for m in metrics]
 
 
 @pytest.mark.slow

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import InputError
 from jinarag.evaluation.beir import Dataset
-from jinarag.evaluation.metrics import ndcg_at_k, recall_at_k
+from jinarag.evaluation.metrics import METRICS, query_metrics
 from jinarag.validation import check_bool, check_callable, check_instance, describe, ordered_list
 
 if TYPE_CHECKING:  # the index needs chromadb and the models torch: imported when used
@@ -85,6 +85,9 @@ class Row:
     recall100: float
     p50_ms: float
     queries: int
+    map: float = 0.0  # mean average precision over the first 100 results
+    mrr: float = 0.0  # mean reciprocal rank of the first relevant result (first 100)
+    p10: float = 0.0  # mean precision of the first 10 results
 
 
 def default_configs(rerank: bool = False) -> list[Config]:
@@ -139,7 +142,8 @@ def evaluate(
             progress(config.label)
         if config.rerank and reranker is None:
             raise InputError(f"config {config.label!r} reranks, but no reranker was given")
-        ndcgs, recalls, times = [], [], []
+        scores: dict[str, list[float]] = {name: [] for name in METRICS}
+        times = []
         for q in qids:
             started = time.perf_counter()
             hits = index.search(
@@ -153,16 +157,20 @@ def evaluate(
                 rerank=reranker if config.rerank else False,
             )
             times.append(time.perf_counter() - started)
-            ranking = [h.id for h in hits]
-            ndcgs.append(ndcg_at_k(ranking, dataset.qrels[q], 10))
-            recalls.append(recall_at_k(ranking, dataset.qrels[q], 100))
+            found = query_metrics([h.id for h in hits], dataset.qrels[q])
+            for name, value in found.items():
+                scores[name].append(value)
+        mean = {name: statistics.fmean(values) for name, values in scores.items()}
         rows.append(
             Row(
                 config.label,
-                statistics.fmean(ndcgs),
-                statistics.fmean(recalls),
+                mean["ndcg10"],
+                mean["recall100"],
                 statistics.median(times) * 1000,
                 len(qids),
+                map=mean["map"],
+                mrr=mean["mrr"],
+                p10=mean["p10"],
             )
         )
     return rows
@@ -193,10 +201,14 @@ def format_table(rows: Sequence[Row]) -> str:
     """A Markdown table of the rows."""
     rows = rows_list(rows)
     lines = [
-        "| method | nDCG@10 | Recall@100 | p50 latency (ms) |",
-        "|---|---:|---:|---:|",
+        "| method | nDCG@10 | Recall@100 | MAP | MRR | P@10 | p50 latency (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {r.label} | {r.ndcg10:.4f} | {r.recall100:.4f} | {r.p50_ms:.1f} |" for r in rows]
+    lines += [
+        f"| {r.label} | {r.ndcg10:.4f} | {r.recall100:.4f} | {r.map:.4f} | {r.mrr:.4f} | "
+        f"{r.p10:.4f} | {r.p50_ms:.1f} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
