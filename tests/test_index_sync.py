@@ -207,7 +207,12 @@ def test_cli_json_summary_and_sync(tiny, tmp_path, minilm_dir, capsys):
         "added 0, updated 0, unchanged 3, removed 1, skipped 1 (unsupported type .pdf: 1); "
         f"0 chunks written, 1 removed; the index holds 4 records ({lines[0].split('(')[-1]}"
     ]
-    assert "indexing" in captured.err  # the progress bar is on stderr
+    assert "indexing" not in captured.err  # nothing to embed: no progress bar
+    (tiny / "c.md").write_text("# C\n\nA new page about flutter.\n")
+    assert main([*argv, "--sync"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("added 1, updated 0, unchanged 3, removed 0")
+    assert "indexing" in captured.err  # work to do: the progress bar, on stderr
 
 
 def test_cli_refuses_bad_options_before_loading(tiny, tmp_path, capsys):
