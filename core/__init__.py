@@ -12,6 +12,7 @@ loads neither torch nor chromadb until a model or an index is asked for.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 from jinarag.errors import (
@@ -32,6 +33,11 @@ from jinarag.errors import (
     TruncationWarning,
 )
 from jinarag.options import LoadOptions
+
+# Local first: Chroma's anonymized telemetry is off in a process that uses jinarag, unless the
+# user set ANONYMIZED_TELEMETRY. It is the variable, not a Settings value, so that the user's own
+# Chroma clients on Chroma's defaults share one instance with the index's (docs/chroma.md).
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 if TYPE_CHECKING:
     from jinarag import evaluation

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import os
 import uuid
 import weakref
 from collections.abc import Callable
@@ -224,8 +223,7 @@ def drop_system(client: Any) -> None:
 
 def _local(make: Any, where: str) -> tuple[Any, Settings]:
     """An embedded Chroma client (and its settings) with telemetry off. Chroma allows one set
-    of settings per store and process, so ours are Chroma's defaults, with telemetry turned off
-    the way Chroma reads it by default (``ANONYMIZED_TELEMETRY``, unless the user set it): the
+    of settings per store and process, so ours are Chroma's defaults (:func:`chroma_settings`): the
     user's own ``chromadb.EphemeralClient()`` or ``PersistentClient(path)`` in the same process,
     before or after an index, then shares the instance instead of failing. A client the user
     made with other settings first is shared as it is."""
@@ -246,10 +244,9 @@ def _local(make: Any, where: str) -> tuple[Any, Settings]:
 
 
 def chroma_settings() -> Settings:
-    """Chroma's default settings, telemetry off unless ``ANONYMIZED_TELEMETRY`` says on: the
-    variable is set (when unset) rather than the setting passed, so that clients the user makes
-    with Chroma's defaults have settings equal to ours."""
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    """Chroma's default settings: telemetry is off through ``ANONYMIZED_TELEMETRY``, which
+    ``import jinarag`` sets when unset, rather than a setting passed here, so that clients the
+    user makes with Chroma's defaults have settings equal to ours."""
     return Settings()
 
 
