@@ -7,8 +7,10 @@ written):
 - Models: a temporary Hugging Face hub cache (``HF_HUB_CACHE``) in the real layout
   (``models--owner--name/refs/main``, ``snapshots/<commit>/``) holds, under every Jina repo id an
   alias stands for, the all-MiniLM-L6-v2 weights (embedders) or the MiniLM cross-encoder
-  (rerankers). With ``HF_HUB_OFFLINE=1`` jinarag's loader finds them there, as it would find a
-  model downloaded earlier.
+  (rerankers); under jina-embeddings-v3 and jina-reranker-v2 random checkpoints of their own
+  architecture (hidden 256 for v3, so its documented dimensions exist). With
+  ``HF_HUB_OFFLINE=1`` jinarag's loader finds them there, as it would find a model downloaded
+  earlier.
 - Files: each page runs in a fresh temporary directory holding a copy of cookbooks/, the
   first 20 Cranfield documents (and 2 queries judged on them) as tests/data/cranfield, so
   that `jinarag eval` and the cookbooks fit the test budget, and a docs/ folder of two short
@@ -183,15 +185,26 @@ def prose(page: Path) -> str:
 
 @pytest.fixture(scope="session")
 def hub_cache(minilm_dir, minilm_reranker_dir, tmp_path_factory) -> Path:
-    """A Hugging Face hub cache whose Jina snapshots hold MiniLM files (symlinks)."""
+    """A Hugging Face hub cache whose Jina snapshots hold MiniLM files (symlinks); the
+    XLM-RoBERTa models (jina-embeddings-v3, jina-reranker-v2) hold random checkpoints of their
+    own architecture and layout (tests/tiny_xlmr_checkpoints.py), so their tasks, dimensions and
+    adapters work as documented."""
+    from tiny_xlmr_checkpoints import build_reranker_v2, build_v3
+
     from jinarag.models.checkpoint import EMBEDDER_ALIASES, RERANKER_ALIASES
 
+    own = tmp_path_factory.mktemp("xlmr")
+    family = {
+        EMBEDDER_ALIASES["v3"]: build_v3(own / "v3", hidden=256, heads=4, layers=2),
+        RERANKER_ALIASES["reranker-v2"]: build_reranker_v2(own / "reranker-v2"),
+    }
     hub = tmp_path_factory.mktemp("hf") / "hub"
-    for aliases, source in (
+    for aliases, minilm in (
         (EMBEDDER_ALIASES, minilm_dir),
         (RERANKER_ALIASES, minilm_reranker_dir),
     ):
         for repo_id in sorted(set(aliases.values())):
+            source = family.get(repo_id, minilm)
             repo = hub / f"models--{repo_id.replace('/', '--')}"
             snapshot = repo / "snapshots" / COMMIT
             snapshot.mkdir(parents=True)
