@@ -61,8 +61,8 @@ def hf_v3(directory: Path, task: int | None, attention: str = "eager") -> Any:
         rope_parameters={"rope_type": "default", "rope_theta": config["rotary_emb_base"]},
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
+        attn_implementation=attention,
     )
-    hf_config._attn_implementation = attention
     model = JinaEmbeddingsV3Model(hf_config, add_pooling_layer=False)
     ours = {
         "embeddings.word_embeddings.weight": _merged(
@@ -114,8 +114,8 @@ def hf_reranker(directory: Path) -> Any:
         num_labels=1,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
+        attn_implementation="eager",
     )
-    hf_config._attn_implementation = "eager"
     model = XLMRobertaForSequenceClassification(hf_config)
     r = "roberta."
     ours = {k: v for k, v in state.items() if k.startswith("classifier.")}

@@ -22,10 +22,15 @@ from jinarag.errors import CheckpointError
 __all__ = [
     "ACTIVATION_NAMES",
     "MODEL_TYPES",
+    "REQUIRED_SIZES",
+    "RESTORE",
     "EncoderConfig",
+    "check_mapping",
+    "positive_int",
     "read_config",
     "read_json",
     "read_json_object",
+    "required_sizes",
 ]
 
 # The activations of the original BERT FFN that the encoder implements (jinarag.models.encoder).
@@ -77,11 +82,7 @@ class EncoderConfig:
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "config.json") -> EncoderConfig:
         """Read a Hugging Face BERT / JinaBERT config; a value the model cannot run with (a wrong
         type, a size below 1, an unsupported option) raises CheckpointError naming the field."""
-        if not isinstance(raw, Mapping):
-            raise CheckpointError(
-                f"{source} holds {json.dumps(raw, default=repr)[:60]}, not a JSON object: the "
-                "file is corrupt or not a model config. Copy or download the checkpoint again."
-            )
+        check_mapping(raw, source)
         model_type = raw.get("model_type")
         if model_type is not None and model_type not in MODEL_TYPES:
             raise CheckpointError(
@@ -91,26 +92,18 @@ class EncoderConfig:
                 "(jina-embeddings-v3, jina-reranker-v2). Load this model with the library it "
                 "was made for, or point jinarag at one of those."
             )
-        required = (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-        )
-        missing = [key for key in required if key not in raw]
-        if missing:
-            raise CheckpointError(
-                f"{source} lacks {', '.join(missing)}: it is not a BERT-family config. "
-                "Point jinarag at a jina-embeddings-v2, jina-reranker-v1 or BERT checkpoint."
-            )
         # Every size the modules are built with: a bad one would surface as a torch error later.
-        sizes = {key: _positive_int(raw, key, source) for key in required}
+        sizes = required_sizes(
+            raw,
+            source,
+            "it is not a BERT-family config. Point jinarag at a jina-embeddings-v2, "
+            "jina-reranker-v1 or BERT checkpoint.",
+        )
         hidden, heads = sizes["hidden_size"], sizes["num_attention_heads"]
         if hidden % heads:
             raise CheckpointError(
                 f"{source}: hidden_size {hidden} is not divisible by num_attention_heads "
-                f"{heads}; the config is corrupt. {_RESTORE}"
+                f"{heads}; the config is corrupt. {RESTORE}"
             )
         position_type = raw.get("position_embedding_type", "absolute")
         if position_type not in ("alibi", "absolute"):
@@ -143,7 +136,7 @@ class EncoderConfig:
         ):
             raise CheckpointError(
                 f"{source}: layer_norm_eps={layer_norm_eps!r} must be a positive finite number "
-                f"(BERT and Jina use 1e-12). {_RESTORE}"
+                f"(BERT and Jina use 1e-12). {RESTORE}"
             )
         pad_token_id = raw["pad_token_id"] if raw.get("pad_token_id") is not None else 0
         if (
@@ -153,20 +146,20 @@ class EncoderConfig:
         ):
             raise CheckpointError(
                 f"{source}: pad_token_id={pad_token_id!r} must be an integer from 0 to "
-                f"vocab_size - 1 = {sizes['vocab_size'] - 1}. {_RESTORE}"
+                f"vocab_size - 1 = {sizes['vocab_size'] - 1}. {RESTORE}"
             )
         id2label = raw.get("id2label")
         if id2label is not None and not isinstance(id2label, Mapping):
             raise CheckpointError(
                 f"{source}: id2label={id2label!r:.60} must be an object mapping label ids to "
-                f"names. {_RESTORE}"
+                f"names. {RESTORE}"
             )
         # The code model is only recognisable by where its remote code lives.
         provenance = " ".join([str(raw.get("_name_or_path", "")), str(raw.get("auto_map", ""))])
         return cls(
             **sizes,
-            type_vocab_size=_positive_int(raw, "type_vocab_size", source, default=2),
-            max_position_embeddings=_positive_int(
+            type_vocab_size=positive_int(raw, "type_vocab_size", source, default=2),
+            max_position_embeddings=positive_int(
                 raw, "max_position_embeddings", source, default=512
             ),
             layer_norm_eps=float(layer_norm_eps),
@@ -175,24 +168,62 @@ class EncoderConfig:
             feed_forward_type=feed_forward_type,
             hidden_act=hidden_act,
             qk_post_norm=_QK_POST_NORM_MARKER in provenance,
-            num_labels=_positive_int(
+            num_labels=positive_int(
                 raw, "num_labels", source, default=len(id2label) if id2label else 1
             ),
             raw=dict(raw),
         )
 
 
-_RESTORE = "Restore config.json from the original checkpoint (copy or download it again)."
+RESTORE = "Restore config.json from the original checkpoint (copy or download it again)."
 
 
-def _positive_int(raw: Mapping[str, Any], key: str, source: str, *, default: int = 1) -> int:
-    """``raw[key]`` (``default`` when absent) as an int >= 1, else CheckpointError naming it."""
+def positive_int(
+    raw: Mapping[str, Any],
+    key: str,
+    source: str,
+    *,
+    default: int = 1,
+    null_is_default: bool = False,
+) -> int:
+    """``raw[key]`` (``default`` when absent, or null with ``null_is_default``) as an int >= 1,
+    else CheckpointError naming it."""
     value = raw.get(key, default)
+    if value is None and null_is_default:
+        value = default
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise CheckpointError(
-            f"{source}: {key}={value!r:.60} must be a positive integer. {_RESTORE}"
+            f"{source}: {key}={value!r:.60} must be a positive integer. {RESTORE}"
         )
     return int(value)
+
+
+def check_mapping(raw: Any, source: str) -> None:
+    """CheckpointError when a config file does not hold a JSON object."""
+    if not isinstance(raw, Mapping):
+        raise CheckpointError(
+            f"{source} holds {json.dumps(raw, default=repr)[:60]}, not a JSON object: the "
+            "file is corrupt or not a model config. Copy or download the checkpoint again."
+        )
+
+
+# The sizes every encoder config must state.
+REQUIRED_SIZES = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+)
+
+
+def required_sizes(raw: Mapping[str, Any], source: str, not_this: str) -> dict[str, int]:
+    """:data:`REQUIRED_SIZES` of ``raw``, each a positive integer; a missing one is a
+    CheckpointError ending in ``not_this`` (what the file is not, and what to do)."""
+    missing = [key for key in REQUIRED_SIZES if key not in raw]
+    if missing:
+        raise CheckpointError(f"{source} lacks {', '.join(missing)}: {not_this}")
+    return {key: positive_int(raw, key, source) for key in REQUIRED_SIZES}
 
 
 def read_json(path: Path) -> Any:

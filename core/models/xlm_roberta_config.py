@@ -15,7 +15,6 @@ naming the file, the field and the value.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections.abc import Mapping
@@ -24,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from jinarag.errors import CheckpointError
-from jinarag.models.config import read_json
+from jinarag.models.config import (
+    RESTORE,
+    check_mapping,
+    positive_int,
+    read_json,
+    required_sizes,
+)
 
 __all__ = [
     "XLMRobertaConfig",
@@ -38,7 +43,6 @@ MODEL_TYPES = ("xlm-roberta",)
 POSITION_TYPES = ("rotary", "absolute")
 # The feed-forward activations of the reference (exact GELU, or its tanh form).
 HIDDEN_ACTS = ("gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh")
-_RESTORE = "Restore config.json from the original checkpoint (copy or download it again)."
 
 
 def is_xlm_roberta(raw: Any) -> bool:
@@ -107,29 +111,13 @@ class XLMRobertaConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, source: str = "config.json") -> XLMRobertaConfig:
-        if not isinstance(raw, Mapping):
-            raise CheckpointError(
-                f"{source} holds {json.dumps(raw, default=repr)[:60]}, not a JSON object: the "
-                "file is corrupt or not a model config. Copy or download the checkpoint again."
-            )
-        required = (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-        )
-        missing = [key for key in required if key not in raw]
-        if missing:
-            raise CheckpointError(
-                f"{source} lacks {', '.join(missing)}: it is not an XLM-RoBERTa config. {_RESTORE}"
-            )
-        sizes = {key: _positive_int(raw, key, source) for key in required}
+        check_mapping(raw, source)
+        sizes = required_sizes(raw, source, f"it is not an XLM-RoBERTa config. {RESTORE}")
         hidden, heads = sizes["hidden_size"], sizes["num_attention_heads"]
         if hidden % heads or (hidden // heads) % 2:
             raise CheckpointError(
                 f"{source}: hidden_size {hidden} over num_attention_heads {heads} must give an "
-                f"even head size (rotary positions rotate pairs). {_RESTORE}"
+                f"even head size (rotary positions rotate pairs). {RESTORE}"
             )
         position_type = raw.get("position_embedding_type", "absolute")
         if position_type not in POSITION_TYPES:
@@ -147,13 +135,13 @@ class XLMRobertaConfig:
         if isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad < sizes["vocab_size"]:
             raise CheckpointError(
                 f"{source}: pad_token_id={pad!r:.60} must be an integer from 0 to vocab_size - 1. "
-                f"{_RESTORE}"
+                f"{RESTORE}"
             )
         table = _positive_int(raw, "max_position_embeddings", source, default=514)
         if table <= pad + 1:
             raise CheckpointError(
                 f"{source}: max_position_embeddings={table} leaves no position after the "
-                f"{pad + 1} XLM-R reserves (pad_token_id + 1). {_RESTORE}"
+                f"{pad + 1} XLM-R reserves (pad_token_id + 1). {RESTORE}"
             )
         tasks = _tasks(raw, source)
         return cls(
@@ -177,14 +165,8 @@ class XLMRobertaConfig:
 
 
 def _positive_int(raw: Mapping[str, Any], key: str, source: str, *, default: int = 1) -> int:
-    value = raw.get(key, default)
-    if value is None:
-        value = default
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise CheckpointError(
-            f"{source}: {key}={value!r:.60} must be a positive integer. {_RESTORE}"
-        )
-    return int(value)
+    # Jina's configs write null for an option they leave at its default.
+    return positive_int(raw, key, source, default=default, null_is_default=True)
 
 
 def _positive_float(raw: Mapping[str, Any], key: str, source: str, default: float) -> float:
@@ -198,7 +180,7 @@ def _positive_float(raw: Mapping[str, Any], key: str, source: str, default: floa
         or value <= 0
     ):
         raise CheckpointError(
-            f"{source}: {key}={value!r:.60} must be a positive finite number. {_RESTORE}"
+            f"{source}: {key}={value!r:.60} must be a positive finite number. {RESTORE}"
         )
     return float(value)
 
@@ -208,7 +190,7 @@ def _num_labels(raw: Mapping[str, Any], source: str) -> int:
     if id2label is not None and not isinstance(id2label, Mapping):
         raise CheckpointError(
             f"{source}: id2label={id2label!r:.60} must be an object mapping label ids to names. "
-            f"{_RESTORE}"
+            f"{RESTORE}"
         )
     return _positive_int(raw, "num_labels", source, default=len(id2label) if id2label else 1)
 
@@ -225,7 +207,7 @@ def _tasks(raw: Mapping[str, Any], source: str) -> tuple[str, ...]:
     ):
         raise CheckpointError(
             f"{source}: lora_adaptations={tasks!r:.80} must be a list of distinct task names "
-            f"(one per adapter, in adapter order). {_RESTORE}"
+            f"(one per adapter, in adapter order). {RESTORE}"
         )
     return tuple(tasks)
 
@@ -238,13 +220,13 @@ def _instructions(raw: Mapping[str, Any], tasks: tuple[str, ...], source: str) -
     if not isinstance(given, Mapping) or not all(isinstance(v, str) for v in given.values()):
         raise CheckpointError(
             f"{source}: task_instructions={given!r:.80} must map task names to text prefixes. "
-            f"{_RESTORE}"
+            f"{RESTORE}"
         )
     unknown = [key for key in given if key not in tasks]
     if unknown:
         raise CheckpointError(
             f"{source}: task_instructions names {', '.join(map(repr, unknown))}, which "
-            f"lora_adaptations ({', '.join(tasks) or 'none'}) does not list. {_RESTORE}"
+            f"lora_adaptations ({', '.join(tasks) or 'none'}) does not list. {RESTORE}"
         )
     return {task: given.get(task, "") for task in tasks}
 
@@ -258,7 +240,7 @@ def _matryoshka(raw: Mapping[str, Any], hidden: int, source: str) -> tuple[int, 
     ):
         raise CheckpointError(
             f"{source}: matryoshka_dimensions={dims!r:.80} must be a list of integers from 1 "
-            f"to hidden_size={hidden}. {_RESTORE}"
+            f"to hidden_size={hidden}. {RESTORE}"
         )
     return tuple(sorted(set(dims)))
 
